@@ -38,10 +38,10 @@ from .quadrature import Nodes, gauss_legendre, uniform_grid
 from .targets import Target
 
 WEIGHTINGS = ("output", "uniform")
-#: Default Gauss-Legendre nodes per axis (2D: 16 for <= 3 coefficients, 24 for more; measured to
-#: reproduce a 160x160 solve to ~1e-3 relative in the coefficients and ~1e-6 in the fit error).
-DEFAULT_NODES = {"1d": 64, "2d": 16}
-DEFAULT_NODES_2D_LARGE = 24
+#: Default Gauss-Legendre nodes per axis, measured to reproduce a 160x160 (2D) or 600-node (1D) solve
+#: to <= 1e-3 relative in the coefficients and ~1e-5 in the fit error with the clamped default target
+#: (an unclamped Wiener target needs only 8-16; the gain clamp's rounded corner is what costs nodes).
+DEFAULT_NODES = {"1d": 96, "2d": 24}
 _COS_TERMS = 20
 
 
@@ -131,7 +131,7 @@ class LaplacianFit:
     basis : Basis
     domain : {'2d', '1d'}
     nodes : int or Nodes or None
-        Gauss-Legendre nodes per axis (default 16 or 24 in 2D, 64 in 1D), or explicit nodes (e.g.
+        Gauss-Legendre nodes per axis (default 24 per axis in 2D, 96 in 1D), or explicit nodes (e.g.
         :func:`gpu_deconv.quadrature.uniform_grid` for the seed's dense reference procedure).
     weighting : {'output', 'uniform'}
     ridge : float or None
@@ -154,7 +154,7 @@ class LaplacianFit:
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         if nodes is None:
-            nodes = DEFAULT_NODES_2D_LARGE if domain == "2d" and basis.size > 3 else DEFAULT_NODES[domain]
+            nodes = DEFAULT_NODES[domain]
         if not isinstance(nodes, Nodes):
             nodes = gauss_legendre(domain, int(nodes))
         if nodes.kind != domain:
