@@ -109,7 +109,8 @@ class UnsharpResult:
 
 
 def unsharp_mask(
-    blur: BlurModel, target: Target, radius: float, amount: float | None = None, domain: str = "2d"
+    blur: BlurModel, target: Target, radius: float, amount: float | None = None, domain: str = "2d",
+    roundoff_var: float = 0.0,
 ) -> UnsharpResult:
     """Unsharp mask ``x + amount (x - G_radius x)``; ``amount=None`` fits it to the target by least
     squares with the output-error weighting (the best a one-band filter can do).
@@ -123,7 +124,7 @@ def unsharp_mask(
     """
     if amount is not None:
         return UnsharpResult(float(radius), float(amount))
-    fit = LaplacianFit(GaussianLaplacian((float(radius),)), domain).solve(blur, target)
+    fit = LaplacianFit(GaussianLaplacian((float(radius),)), domain).solve(blur, target, roundoff_var)
     return UnsharpResult(float(radius), float(fit.coefficients[0]), fit)
 
 

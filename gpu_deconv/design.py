@@ -19,7 +19,7 @@ from .baselines import default_fir_taps, design_fir, polyblur_stages, unsharp_ma
 from .basis import Basis
 from .blur import BlurModel, make_blur
 from .comb import Comb
-from .fit import LaplacianFit
+from .fit import ROUNDOFF_VAR, LaplacianFit
 from .gaussian_laplacian import GaussianLaplacian
 from .noise import noise_from_stats, quantization_variance
 from .params import DeconvParams
@@ -33,7 +33,7 @@ from .targets import Target
 AUTO_COMB_MAX_SIGMA = 0.55
 #: Noise floor (linear std) always assumed: float32 input through fp16 intermediates still carries
 #: round-off of ~2^-11 relative, and a zero-noise target (1/B) is unbounded for wide blurs.
-NOISE_FLOOR = 2e-4
+NOISE_FLOOR = 5e-5
 
 
 def auto_method(sigma: float, noise: float = 0.0) -> tuple[str, dict[str, Any]]:
@@ -158,14 +158,14 @@ class FilterDesigner:
         if method in ("comb", "laplacian"):
             basis: Basis = Comb(opts.get("comb_levels", p.comb_levels)) if method == "comb" else GaussianLaplacian()
             basis.check_sigma(sigma_eff)
-            result = self.solver(basis).solve(blur, target)
+            result = self.solver(basis).solve(blur, target, ROUNDOFF_VAR[p.precision])
             stage = result.stage(p.strength)
         elif method == "fir":
             result = design_fir(blur, target, p.fir_taps or default_fir_taps(sigma_eff))
             stage = result.stage(p.strength)
         elif method == "unsharp":
             radius = p.unsharp_radius if p.unsharp_radius is not None else min(max(sigma_eff, 0.3), 3.5)
-            result = unsharp_mask(blur, target, radius, p.unsharp_amount, self.domain)
+            result = unsharp_mask(blur, target, radius, p.unsharp_amount, self.domain, ROUNDOFF_VAR[p.precision])
             stage = result.stage(p.strength)
         else:  # pragma: no cover - DeconvParams validates the method
             raise ValueError(f"unknown method {method!r}")

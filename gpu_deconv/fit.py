@@ -20,6 +20,15 @@ and ``q`` the quadrature weights. Weightings:
 
 The 2-coefficient case uses the closed-form 2x2 inverse.
 
+Precision-aware regularisation: the GPU stores the blurred levels ``H_k`` in fp16 or fp32 textures and
+mixes them with weights ``d_k`` (:meth:`gpu_deconv.basis.Basis.mixture_weights`). The five Gaussians
+are nearly collinear, so an unregularised 2D fit at low noise returns ``sum |d_k|`` in the thousands:
+exact in float64, but each texture's rounding error is then amplified a thousandfold (measured: fp16
+intermediates turn a +8 dB restoration into -8 dB). :meth:`LaplacianFit.solve` therefore adds the
+expected output variance caused by rounding, ``sum_k d_k^2 ||g_k||^2 delta^2`` (``delta^2`` the
+rounding variance of one stored value, :data:`ROUNDOFF_VAR`), to the objective: a ridge in the
+mixture weights with a physical scale, not a tuning knob.
+
 Reference: the seed post (weighted least squares of a Laplacian basis onto a Wiener target).
 """
 
@@ -43,6 +52,11 @@ WEIGHTINGS = ("output", "uniform")
 #: (an unclamped Wiener target needs only 8-16; the gain clamp's rounded corner is what costs nodes).
 DEFAULT_NODES = {"1d": 96, "2d": 24}
 _COS_TERMS = 20
+#: Effective rounding variance of one intermediate texel (linear units^2) per storage precision. fp16
+#: has a 10-bit mantissa and llvmpipe rounds toward zero (error variance ulp^2/3); typical linear-light
+#: values 0.05-0.3 have ulps 2^-15..2^-12, so 3e-9 sits mid-range; for fp32 1e-10 is far above its
+#: round-off and only trims the near-singular directions (measured: never costs more than 0.1 dB).
+ROUNDOFF_VAR = {16: 3e-9, 32: 1e-10}
 
 
 @dataclass(eq=False)
@@ -168,6 +182,10 @@ class LaplacianFit:
         self._cos = 2.0 * np.cos(np.multiply.outer(nodes.axis, np.arange(1, _COS_TERMS + 1)))
         self._k = basis.size
         self._shape: dict[float, np.ndarray] = {}
+        # d_k (k >= 1) = (D c)_k: rounding penalty sum_k ||g_k||^2 d_k^2 = c^T (D^T N D) c
+        dmat = np.eye(self._k, k=1) - np.eye(self._k)
+        norms = np.array([float(np.sum(np.square(t))) for t in basis.lowpass_taps])
+        self._roundoff = dmat.T @ (norms[:, None] * dmat)
         if weighting == "uniform":
             g = (self._phi_t * nodes.q) @ self._phi
             g[np.diag_indices_from(g)] += self.ridge * np.trace(g) / self._k
@@ -183,8 +201,17 @@ class LaplacianFit:
             b1 = blur.response(self.nodes.axis)
         return b1 if self.domain == "1d" else np.outer(b1, b1).ravel()
 
-    def solve(self, blur: BlurModel, target: Target) -> FitResult:
-        """Fit the coefficients for one frame's blur and target."""
+    def solve(self, blur: BlurModel, target: Target, roundoff_var: float = 0.0) -> FitResult:
+        """Fit the coefficients for one frame's blur and target.
+
+        Parameters
+        ----------
+        blur : BlurModel
+        target : Target
+        roundoff_var : float
+            Rounding variance of the intermediate textures (see :data:`ROUNDOFF_VAR`); 0 fits the
+            response alone.
+        """
         nodes = self.nodes
         b = self.blur_at_nodes(blur)
         shape = self._shape.get(target.omega0)
@@ -195,10 +222,12 @@ class LaplacianFit:
             w = np.ones_like(t)
         qw = nodes.q * w
         rhs = self._phi_t @ (qw * (t - 1.0))
-        if self.weighting == "uniform":
+        if self.weighting == "uniform" and not roundoff_var:
             c = cho_solve(self._chol, rhs)
         else:
             g = (self._phi_t * qw) @ self._phi
+            if roundoff_var:
+                g += roundoff_var * self._roundoff
             lam = self.ridge * (g.trace() / self._k) if self.ridge else 0.0
             if self._k == 2:
                 (a, bb), (_, d) = g.tolist()
