@@ -28,9 +28,11 @@ from .spectrum import DEFAULT_LEVEL, estimate_level
 from .stats import BandStats
 from .targets import Target
 
-#: Blur sigma (px) below which ``auto`` uses the 2-level comb: measured, the comb is within ~0.15 dB of
-#: the 5-Gaussian basis for sigma <= 0.5 and 0.5-0.9 dB behind it for sigma 0.7-1.0.
-AUTO_COMB_MAX_SIGMA = 0.55
+#: Blur sigma (px) up to which ``auto`` uses the 2-level comb. Measured (benchmarks/quality.py, GL engine,
+#: 7 photographs): at sigma 0.5 the 5-Gaussian basis already beats the comb by 0.1-0.8 dB at noise
+#: 0.003-0.03 (and by 6 dB without noise), and by 0.5-0.9 dB at sigma 0.8; the comb's 2-3x lower cost
+#: is only worth it below that.
+AUTO_COMB_MAX_SIGMA = 0.4
 #: Noise floor (linear std) always assumed: float32 input through fp16 intermediates still carries
 #: round-off of ~2^-11 relative, and a zero-noise target (1/B) is unbounded for wide blurs.
 NOISE_FLOOR = 5e-5
@@ -39,7 +41,7 @@ NOISE_FLOOR = 5e-5
 def auto_method(sigma: float, noise: float = 0.0) -> tuple[str, dict[str, Any]]:
     """Method chosen by ``method='auto'``: the cheapest one that follows the target for this blur.
 
-    Returns ``(method, options)``: ``('comb', {'comb_levels': 2})`` for sigma <= 0.55 px, else
+    Returns ``(method, options)``: ``('comb', {'comb_levels': 2})`` for sigma <= 0.4 px, else
     ``('laplacian', {})``. Noise does not change the choice today: with the noise-aware target both
     bases degrade gracefully, and the comb's advantage is speed, which matters at any noise.
     """

@@ -263,7 +263,7 @@ def test_demo_runs_headless_and_restores(tmp_path, capsys):
 
 
 def test_fit_json_and_info(capsys):
-    code, out, _ = run(capsys, "fit", "--sigma", "0.5", "--noise", "0.01", "--json")
+    code, out, _ = run(capsys, "fit", "--sigma", "0.35", "--noise", "0.01", "--json")
     info = json.loads(out)
     assert code == 0 and info["method"] == "comb" and len(info["coefficients"]) == 2
     code, out, _ = run(capsys, "info")

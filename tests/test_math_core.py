@@ -242,7 +242,7 @@ def test_fir_and_unsharp_baselines():
 
 
 def test_auto_method_and_needs_stats():
-    assert auto_method(0.4)[0] == "comb"
+    assert auto_method(0.3)[0] == "comb"
     assert auto_method(1.0)[0] == "laplacian"
     assert FilterDesigner.needs_stats(DeconvParams(noise=0.01))  # level estimated from the frame
     assert not FilterDesigner.needs_stats(DeconvParams(noise=0.01, level=1e-3))
