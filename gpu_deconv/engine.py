@@ -164,8 +164,12 @@ class Deconvolver:
         self.params = params
         self._design_key = None
 
-    def set_blur(self, sigma: float, noise: float | str = "auto", method: str = "auto", **other: Any) -> Design:
+    def set_blur(self, sigma: float, noise: float | str | None = None, method: str | None = None,
+                 *, bits: int | None = None, **other: Any) -> Design:
         """Change the blur (and any other :class:`DeconvParams` field) and re-solve the filter now.
+
+        ``noise`` and ``method`` left as None keep their current values. ``bits`` is the integer depth
+        of the frames to come (adds their quantization noise), as in :meth:`process` and :meth:`apply`.
 
         CPU only (no shader compile, no texture reallocation). The returned design uses the last
         measured statistics; before any frame, a filter that needs statistics is designed with the
@@ -180,13 +184,21 @@ class Deconvolver:
         unknown = sorted(set(other) - known)
         if unknown:
             raise ValueError(f"unknown parameter(s): {', '.join(unknown)}")
-        self.set_params(self.params.replace(sigma=sigma, noise=noise, method=method, **other))
+        changes = dict(other, sigma=sigma)
+        if noise is not None:
+            changes["noise"] = noise
+        if method is not None:
+            changes["method"] = method
+        self.set_params(self.params.replace(**changes))
         stats = self.last_stats
         params = self.params
+        needs = self.designer.needs_stats(params)
         if stats is None and params.noise_is_auto:
             params = params.replace(noise=0.0)
-        d = self.designer.design(params, stats if self.designer.needs_stats(params) else None, None)
+        d = self.designer.design(params, stats if needs else None, bits)
         self.design = d
+        if not needs:  # the next frame reuses this solve instead of repeating it
+            self._design_key = (self.params, bits)
         return d
 
     def _design_for(self, stats: BandStats | None, bits: int | None) -> Design:
@@ -442,7 +454,7 @@ class Deconvolver:
             acc.add(cells, x0 // BLOCK, y0 // BLOCK)
             self.timings["stats"] += (time.perf_counter() - t0) * 1e3
 
-        acc = StatsAccumulator(w, h) if needs_stats else None
+        acc = StatsAccumulator(w, h, channels=layout.colour) if needs_stats else None
         stats: BandStats | None = None
         nxt = self._next
         if needs_stats and self.stats_latency == 1 and nxt is not None and nxt[0] == (w, h):
@@ -508,6 +520,7 @@ class Deconvolver:
         viewport: tuple[int, int, int, int] | None = None,
         src_is_srgb: bool = False,
         encode_srgb: bool = False,
+        bits: int | None = None,
         plan: Plan | None = None,
     ) -> None:
         """Deconvolve a texture into the caller's framebuffer (or texture); GL state is left as found.
@@ -526,6 +539,9 @@ class Deconvolver:
             is *not* that: pass False for it).
         encode_srgb : bool
             Encode the output to sRGB in the shader (GL_FRAMEBUFFER_SRGB is disabled meanwhile).
+        bits : int, optional
+            Integer bit depth the texture's content came from (8 for an RGBA8 video frame): its
+            quantization noise joins the noise model, exactly as :meth:`process` does for uint8 input.
         plan : Plan, optional
             Run this plan instead of designing one.
 
@@ -552,13 +568,13 @@ class Deconvolver:
             self.timer.begin()
             try:
                 if not needs and plan is None:
-                    plan = self._resolve(None, None, None)
+                    plan = self._resolve(None, None, bits)
                 if plan is not None and not plan.stages:
                     ex.copy(region, target, layout, decode=src_is_srgb, encode=encode_srgb, guard=guard)
                     return
                 base = ex.decode(region, layout) if src_is_srgb else region
                 stats = self._stats_for_frame(base, layout) if needs else None
-                plan = self._resolve(plan, stats, None)
+                plan = self._resolve(plan, stats, bits)
                 if plan.stages:
                     ex.run_stages(plan, base, target, layout, precision=self.params.precision,
                                   encode_srgb=encode_srgb, guard=guard)

@@ -223,3 +223,71 @@ def test_bench_engine_smoke(gl_ctx):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "GL renderer" in res.stdout and "laplacian" in res.stdout and "passthrough" in res.stdout
+
+
+def test_draw_buffers_and_pixel_store_survive_apply_and_process(engine, gl_ctx):
+    """A caller's own draw-buffer selection and pixel-store parameters (row lengths, skips) are restored,
+    and they do not corrupt our uploads, statistics read-back or results while they are set."""
+    import ctypes
+
+    from gpu_deconv.gl.state import GL_DRAW_BUFFER0, PIXEL_STORE
+
+    ctx = gl_ctx
+    raw = RawGL(ctx)
+    if not raw.available:
+        pytest.skip("no raw GL loader to read state with")
+    a, b = ctx.texture((32, 24), 4, dtype="f4"), ctx.texture((32, 24), 4, dtype="f4")
+    fbo = ctx.framebuffer([a, b])
+    fbo.use()
+    bufs = (ctypes.c_uint * 2)(0, 0x8CE1)  # GL_NONE, GL_COLOR_ATTACHMENT1
+    raw.glDrawBuffers(2, bufs)
+    img = np.random.default_rng(3).random((24, 32, 4), dtype=np.float32)
+    engine.set_params(DeconvParams(sigma=1.0, noise="auto", precision=32))
+    clean = engine.process(img, space="linear")
+    src = ctx.texture((32, 24), 4, img.tobytes(), dtype="f4")
+    out = ctx.texture((32, 24), 4, dtype="f4")
+    fbo.use()
+    raw.glDrawBuffers(2, bufs)
+    for i, (name, _) in enumerate(PIXEL_STORE[:10]):
+        raw.glPixelStorei(name, 3 + i)
+    store = [raw.get_int(name)[0] for name, _ in PIXEL_STORE]
+    engine.apply(src, out)
+    assert [raw.get_int(GL_DRAW_BUFFER0 + i)[0] for i in range(2)] == [0, 0x8CE1]
+    assert [raw.get_int(name)[0] for name, _ in PIXEL_STORE] == store
+    np.testing.assert_array_equal(engine.process(img, space="linear"), clean)
+    assert [raw.get_int(name)[0] for name, _ in PIXEL_STORE] == store
+    for name, neutral in PIXEL_STORE:
+        raw.glPixelStorei(name, neutral)
+    got = np.frombuffer(out.read(), dtype=np.float32).reshape(24, 32, 4)
+    np.testing.assert_array_equal(got, clean)
+    assert ctx.error == "GL_NO_ERROR"
+    ctx.detect_framebuffer(0).use()
+    for o in (fbo, a, b, src, out):
+        o.release()
+
+
+def test_apply_with_bits_designs_like_process_and_set_blur_solves_once(engine, gl_ctx):
+    ctx = gl_ctx
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (20, 28, 4), dtype=np.uint8)
+    engine.set_params(DeconvParams(sigma=0.8, noise=0.004, level=2e-3, precision=32))
+    want = engine.process(img, bits=8)
+    var = engine.design.noise_var
+    assert var == pytest.approx(0.004**2 + (1 / 255) ** 2 / 12)
+    src = ctx.texture((28, 20), 4, img.tobytes())
+    dst = ctx.texture((28, 20), 4)
+    calls = []
+    real = engine.designer.design
+    engine.designer.design = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        engine.set_blur(0.8, bits=8)  # noise and method are kept; one solve here ...
+        engine.apply(src, dst, src_is_srgb=True, encode_srgb=True, bits=8)  # ... and none here
+    finally:
+        del engine.designer.design
+    assert len(calls) == 1 and engine.params.noise == 0.004
+    assert engine.design.noise_var == pytest.approx(var)
+    got = np.frombuffer(dst.read(), dtype=np.uint8).reshape(20, 28, 4)
+    assert np.abs(got.astype(int) - want).max() <= 1
+    ctx.detect_framebuffer(0).use()
+    src.release()
+    dst.release()

@@ -129,6 +129,7 @@ def run_exported_glsl(ctx, source: str, plan: Plan, image: np.ndarray) -> np.nda
         out = np.frombuffer(data, dtype=np.float32).reshape(h, w, c)
         return out[:, :, 0] if gray else out
     finally:
+        ctx.detect_framebuffer(0).use()  # never release the framebuffer moderngl believes is bound
         for obj in reversed(made):
             obj.release()
 

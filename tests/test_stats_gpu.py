@@ -78,3 +78,18 @@ def test_stats_latency_one_steers_the_next_frame(gl_ctx):
         dec.process(noisy)  # now with the noisy frame's
         assert dec.design.noise_std > 5 * n0
         _assert_close(dec.last_stats, band_statistics(noisy))
+
+
+def test_gpu_stats_carry_the_channel_count(gl_ctx):
+    """The noise estimator's degrees of freedom depend on the channel count: gray must not read as RGB."""
+    from gpu_deconv.engine import Deconvolver
+    from gpu_deconv.noise import noise_from_stats
+
+    rng = np.random.default_rng(11)
+    for shape, channels in (((96, 128), 1), ((96, 128, 3), 3), ((96, 128, 4), 3)):
+        x = (0.5 + rng.normal(0, 0.01, shape)).astype(np.float32)
+        with Deconvolver(ctx=gl_ctx, params=DeconvParams(sigma=1.0, noise="auto")) as d:
+            d.process(x)
+            st = d.last_stats
+        assert st.channels == channels
+        assert noise_from_stats(st) == pytest.approx(noise_from_stats(band_statistics(x)), rel=1e-4)

@@ -13,8 +13,9 @@ on exit - including moderngl's own notion of the bound framebuffer, which it re-
 Saved and restored: draw/read framebuffer bindings, viewport, scissor box, program, vertex array,
 active texture unit, the 2D texture and sampler bound on every unit the passes use, the enables
 (blend, depth, stencil, scissor, cull, framebuffer sRGB, rasterizer discard, logic op, dither,
-alpha-to-coverage), colour write mask, polygon mode, pixel pack/unpack buffers and alignments, and the
-draw buffers of a caller framebuffer we render into. Not touched (so not saved): blend/depth/stencil
+alpha-to-coverage), colour write mask, polygon mode, pixel pack/unpack buffers, alignments, row lengths,
+skips and byte swapping (zeroed for the passes), and the draw buffers of a caller framebuffer we render
+into (restored after moderngl's re-bind, which would otherwise rewrite them). Not touched (so not saved): blend/depth/stencil
 functions and masks other than the colour mask - they only matter while the matching test is enabled,
 and the passes run with every test disabled.
 
@@ -67,6 +68,16 @@ GL_PIXEL_PACK_BUFFER_BINDING = 0x88ED
 GL_PIXEL_UNPACK_BUFFER_BINDING = 0x88EF
 GL_PACK_ALIGNMENT = 0x0D05
 GL_UNPACK_ALIGNMENT = 0x0CF5
+#: Pixel-store parameters other than the alignments (which moderngl sets on every read/write): a caller's
+#: non-zero row length or skips would make our uploads and read-backs address the wrong bytes, so they
+#: are zeroed for the passes and restored afterwards. (name, neutral value)
+PIXEL_STORE = (
+    (0x0D02, 0), (0x0D03, 0), (0x0D04, 0),  # GL_PACK_ROW_LENGTH, _SKIP_ROWS, _SKIP_PIXELS
+    (0x0CF2, 0), (0x0CF3, 0), (0x0CF4, 0),  # GL_UNPACK_ROW_LENGTH, _SKIP_ROWS, _SKIP_PIXELS
+    (0x806C, 0), (0x806B, 0),  # GL_PACK_IMAGE_HEIGHT, GL_PACK_SKIP_IMAGES
+    (0x806E, 0), (0x806D, 0),  # GL_UNPACK_IMAGE_HEIGHT, GL_UNPACK_SKIP_IMAGES
+    (0x0D00, 0), (0x0CF0, 0),  # GL_PACK_SWAP_BYTES, GL_UNPACK_SWAP_BYTES
+)
 GL_DRAW_BUFFER0 = 0x8825
 GL_MAX_DRAW_BUFFERS = 0x8824
 
@@ -112,6 +123,9 @@ class GLStateGuard:
             return self
         s["draw_fb"] = raw.get_int(GL_DRAW_FRAMEBUFFER_BINDING)[0]
         s["read_fb"] = raw.get_int(GL_READ_FRAMEBUFFER_BINDING)[0]
+        if s["draw_fb"]:  # the caller's own draw-buffer selection (moderngl's re-bind on exit rewrites it)
+            n = min(8, raw.get_int(GL_MAX_DRAW_BUFFERS)[0])
+            self._draw_buffers.append((s["draw_fb"], [raw.get_int(GL_DRAW_BUFFER0 + i)[0] for i in range(n)]))
         s["viewport"] = raw.get_int(GL_VIEWPORT, 4)
         s["scissor"] = raw.get_int(GL_SCISSOR_BOX, 4)
         s["program"] = raw.get_int(GL_CURRENT_PROGRAM)[0]
@@ -129,7 +143,10 @@ class GLStateGuard:
         s["unpack_buf"] = raw.get_int(GL_PIXEL_UNPACK_BUFFER_BINDING)[0]
         s["pack_align"] = raw.get_int(GL_PACK_ALIGNMENT)[0]
         s["unpack_align"] = raw.get_int(GL_UNPACK_ALIGNMENT)[0]
+        s["pixel_store"] = [(name, raw.get_int(name)[0]) for name, _ in PIXEL_STORE]
         # neutral state for the passes
+        for name, neutral in PIXEL_STORE:
+            raw.glPixelStorei(name, neutral)
         for cap, _ in s["caps"]:
             raw.glDisable(cap)
         raw.glColorMask(1, 1, 1, 1)
@@ -187,6 +204,8 @@ class GLStateGuard:
             return
         import ctypes
 
+        # moderngl's re-bind (use()) rewrites the bound framebuffer's draw buffers, so it goes first
+        self._restore_moderngl_binding(s["draw_fb"])
         for glo, bufs in self._draw_buffers:
             raw.glBindFramebuffer(GL_DRAW_FRAMEBUFFER, glo)
             n = len(bufs)
@@ -194,7 +213,6 @@ class GLStateGuard:
                 n -= 1
             arr = (ctypes.c_uint * n)(*bufs[:n])
             raw.glDrawBuffers(n, arr)
-        self._restore_moderngl_binding(s["draw_fb"])
         raw.glBindFramebuffer(GL_DRAW_FRAMEBUFFER, s["draw_fb"])
         raw.glBindFramebuffer(GL_READ_FRAMEBUFFER, s["read_fb"])
         raw.glViewport(*s["viewport"])
@@ -218,4 +236,6 @@ class GLStateGuard:
         raw.glBindBuffer(GL_PIXEL_UNPACK_BUFFER, s["unpack_buf"])
         raw.glPixelStorei(GL_PACK_ALIGNMENT, s["pack_align"])
         raw.glPixelStorei(GL_UNPACK_ALIGNMENT, s["unpack_align"])
+        for name, value in s["pixel_store"]:
+            raw.glPixelStorei(name, value)
         del ctx

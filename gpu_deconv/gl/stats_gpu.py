@@ -51,17 +51,18 @@ def block_counts(width: int, height: int, block: int = BLOCK) -> np.ndarray:
     return np.outer(cy, cx)
 
 
-def stats_from_grid(grid: np.ndarray, width: int, height: int, block: int = BLOCK) -> BandStats:
-    """:class:`BandStats` from a full ``(nby, nbx, 4)`` grid of per-tile sums."""
+def stats_from_grid(grid: np.ndarray, width: int, height: int, block: int = BLOCK, channels: int = 3) -> BandStats:
+    """:class:`BandStats` from a full ``(nby, nbx, 4)`` grid of per-tile sums of ``channels`` colour channels."""
     g = np.asarray(grid, dtype=np.float64)
-    return BandStats(g[..., :3].sum(axis=(0, 1)), g[..., 3].copy(), block_counts(width, height, block), block)
+    return BandStats(g[..., :3].sum(axis=(0, 1)), g[..., 3].copy(), block_counts(width, height, block), block,
+                     channels)
 
 
 class StatsAccumulator:
     """Stitches per-tile grids (block-aligned) into the whole image's grid."""
 
-    def __init__(self, width: int, height: int, block: int = BLOCK) -> None:
-        self.width, self.height, self.block = width, height, block
+    def __init__(self, width: int, height: int, block: int = BLOCK, channels: int = 3) -> None:
+        self.width, self.height, self.block, self.channels = width, height, block, channels
         self.grid = np.zeros((-(-height // block), -(-width // block), 4), dtype=np.float64)
 
     def add(self, cells: np.ndarray, bx0: int, by0: int) -> None:
@@ -70,7 +71,7 @@ class StatsAccumulator:
         self.grid[by0:by0 + ny, bx0:bx0 + nx] = cells
 
     def result(self) -> BandStats:
-        return stats_from_grid(self.grid, self.width, self.height, self.block)
+        return stats_from_grid(self.grid, self.width, self.height, self.block, self.channels)
 
 
 @dataclass
@@ -82,12 +83,13 @@ class PendingGrid:
     width: int
     height: int
     block: int
+    channels: int = 3
 
     def result(self) -> BandStats:
         """Map the buffer (waits only if the GPU has not finished that frame yet)."""
         ny, nx = self.shape
         data = np.frombuffer(self.buffer.read(size=ny * nx * 16), dtype=np.float32).reshape(ny, nx, 4)
-        return stats_from_grid(data, self.width, self.height, self.block)
+        return stats_from_grid(data, self.width, self.height, self.block, self.channels)
 
 
 class GpuBandStats:
@@ -178,7 +180,7 @@ class GpuBandStats:
 
     def measure(self, src: Region, layout: Layout) -> BandStats:
         """Whole-region :class:`BandStats`, read back now."""
-        return stats_from_grid(self.grid(src, layout), src.width, src.height, self.block)
+        return stats_from_grid(self.grid(src, layout), src.width, src.height, self.block, layout.colour)
 
     def grid_async(self, src: Region, layout: Layout) -> PendingGrid:
         """Start the passes and a read into a pixel-pack buffer; resolve later with ``.result()``.
@@ -194,7 +196,7 @@ class GpuBandStats:
         buf = self._pbos[self._pbo_next]
         self._pbo_next ^= 1
         self.ex.pool.fbo(("s_grid",)).read_into(buf, viewport=(0, 0, nx, ny), components=4, dtype="f4")
-        return PendingGrid(buf, (ny, nx), src.width, src.height, self.block)
+        return PendingGrid(buf, (ny, nx), src.width, src.height, self.block, layout.colour)
 
     def release(self) -> None:
         for buf in self._pbos:
