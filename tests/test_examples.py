@@ -26,14 +26,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from xvfb import private_xvfb
 
 from gpu_deconv.params import DeconvParams
 from gpu_deconv.plan import MixtureStage, Plan
@@ -94,40 +93,12 @@ def _load_module(name: str, path: Path):
 @pytest.fixture(scope="module")
 def display() -> str:
     """A private Xvfb server on a free display number, stopped by its own pid."""
-    if not sys.platform.startswith("linux"):
-        _unavailable("the window examples are tested under Xvfb (Linux only)")
-    exe = shutil.which("Xvfb")
-    if exe is None:
-        _unavailable("Xvfb is not installed (apt-get install -y xvfb)")
     try:
         import glfw  # noqa: F401
     except ImportError as e:
         _unavailable(f"glfw missing: {e}")
-    r, w = os.pipe()
-    proc = subprocess.Popen([exe, "-displayfd", str(w), "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-noreset"],
-                            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(w)
-    number = b""
-    deadline = time.monotonic() + 15
-    try:
-        while not number.endswith(b"\n") and time.monotonic() < deadline:
-            chunk = os.read(r, 16)
-            if not chunk:
-                break
-            number += chunk
-    finally:
-        os.close(r)
-    if not number.strip().isdigit():
-        proc.kill()
-        proc.wait()
-        _unavailable("Xvfb did not start")
-    yield f":{number.decode().strip()}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with private_xvfb(_unavailable) as d:
+        yield d
 
 
 @pytest.fixture(scope="module")

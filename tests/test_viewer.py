@@ -17,14 +17,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from xvfb import private_xvfb
 
 from gpu_deconv.viewer.keys import SHORTCUTS, parse_inject
 from gpu_deconv.viewer.sources import as_rgba
@@ -150,39 +149,11 @@ def test_response_curves() -> None:
 @pytest.fixture(scope="session")
 def display() -> str:
     """A private Xvfb server on a free display number; stopped by its own pid."""
-    if not sys.platform.startswith("linux"):
-        _unavailable("the window tests use Xvfb (Linux only)")
-    exe = shutil.which("Xvfb")
-    if exe is None:
-        _unavailable("Xvfb is not installed (apt-get install -y xvfb)")
     missing = [m for m in ("imgui_bundle", "glfw") if importlib.util.find_spec(m) is None]
     if missing:
         _unavailable(f"viewer packages missing: {', '.join(missing)} (pip install -e '.[viewer]')")
-    r, w = os.pipe()
-    proc = subprocess.Popen([exe, "-displayfd", str(w), "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-noreset"],
-                            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(w)
-    number = b""
-    deadline = time.monotonic() + 15
-    try:
-        while not number.endswith(b"\n") and time.monotonic() < deadline:
-            chunk = os.read(r, 16)
-            if not chunk:
-                break
-            number += chunk
-    finally:
-        os.close(r)
-    if not number.strip().isdigit():
-        proc.kill()
-        proc.wait()
-        _unavailable("Xvfb did not start")
-    yield f":{number.decode().strip()}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with private_xvfb(_unavailable) as d:
+        yield d
 
 
 def _view(display: str, tmp: Path, *args: str, frames: int = 3, name: str = "shot") -> tuple:

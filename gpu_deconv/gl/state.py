@@ -15,9 +15,9 @@ active texture unit, the 2D texture and sampler bound on every unit the passes u
 (blend, depth, stencil, scissor, cull, framebuffer sRGB, rasterizer discard, logic op, dither,
 alpha-to-coverage), colour write mask, polygon mode, pixel pack/unpack buffers, alignments, row lengths,
 skips and byte swapping (zeroed for the passes), and the draw buffers of a caller framebuffer we render
-into (restored after moderngl's re-bind, which would otherwise rewrite them). Not touched (so not saved): blend/depth/stencil
-functions and masks other than the colour mask - they only matter while the matching test is enabled,
-and the passes run with every test disabled.
+into (restored after moderngl's re-bind, which would otherwise rewrite them). Not touched (so not
+saved): blend/depth/stencil functions and masks other than the colour mask - they only matter while
+the matching test is enabled, and the passes run with every test disabled.
 
 Without a raw loader (exotic backends) only moderngl's framebuffer tracking is restored.
 """

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..params import BLURS, METHODS, TARGETS, DeconvParams
+from ..params import BLURS, METHODS, TARGETS, DeconvParams, parse_noise
 
 PROG = "gpu-deconv view"
 
@@ -26,15 +26,6 @@ PARAM_FLAGS = {
     "polyblur_alpha": "polyblur_alpha", "polyblur_beta": "polyblur_beta", "space": "space",
     "precision": "precision",
 }
-
-
-def _noise(v: str) -> float | str:
-    if v == "auto":
-        return v
-    try:
-        return float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"noise must be a number or 'auto', got {v!r}") from None
 
 
 def _size(v: str) -> tuple[int, int]:
@@ -84,7 +75,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     g.add_argument("--params", metavar="FILE.json", default=None,
                    help="start from saved parameters (flags below override them); Ctrl+S saves here too")
     g.add_argument("--sigma", type=float, default=None)
-    g.add_argument("--noise", type=_noise, default=None, help="a number or 'auto'")
+    g.add_argument("--noise", type=parse_noise, default=None, help="a number or 'auto'")
     g.add_argument("--method", choices=METHODS, default=None)
     g.add_argument("--blur", choices=BLURS, default=None)
     g.add_argument("--binomial-order", type=int, default=None)
