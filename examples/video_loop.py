@@ -4,7 +4,7 @@ The loop a video player or a transcoder runs::
 
     VideoReader (ffmpeg, prefetching on a thread)
       -> uint8 RGB frame -> staging RGBA array (reused) -> src texture, RGBA8 (reused; RGB uploads are slow)
-      -> Deconvolver.apply(src, out, src_is_srgb=True, encode_srgb=True)    # sRGB codes in, sRGB codes out
+      -> Deconvolver.apply(src, out, src_is_srgb=True, encode_srgb=True, bits=8)  # sRGB codes in and out
       -> window: draw `out` to the screen | --output: read `out` back (RGBA, into a reused array) -> VideoWriter
 
 The engine runs with ``stats_latency=1``: with ``noise='auto'`` (the default here) frame n's noise and
@@ -15,10 +15,9 @@ one frame.
 Frames are uploaded top row first, so texture row 0 is the picture's *top*: the filter does not care,
 the read-back comes out in file order, and only the display pass flips y.
 
-``apply`` designs as for float input, while an 8-bit frame also carries quantisation noise; with a
-numeric ``--noise`` the :class:`EightBit` designer below adds it, so the output equals
-``Deconvolver.process`` (and ``gpu-deconv run``) of the same frames. With ``noise='auto'`` the measured
-noise already includes it.
+An 8-bit frame also carries quantisation noise: ``apply(..., bits=8)`` adds it to a numeric ``--noise``,
+so the output equals ``Deconvolver.process`` (and ``gpu-deconv run``) of the same frames. With
+``noise='auto'`` the measured noise already includes it.
 
 Usage::
 
@@ -39,7 +38,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from gpu_deconv.design import FilterDesigner  # noqa: E402
 from gpu_deconv.params import DeconvParams  # noqa: E402
 
 VERT = """#version 330 core
@@ -56,13 +54,6 @@ in vec2 v_uv;
 out vec4 o;
 void main() { o = vec4(texture(u_tex, v_uv).rgb, 1.0); }
 """
-
-
-class EightBit(FilterDesigner):
-    """Designs as for 8-bit input (adds the Delta^2/12 quantisation noise to a numeric noise level)."""
-
-    def design(self, params, stats=None, bits=None):  # noqa: D102 - FilterDesigner.design
-        return super().design(params, stats, 8 if bits is None else bits)
 
 
 def median_of(records: list[dict], key: str) -> float:
@@ -141,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             t.filter = (moderngl.LINEAR, moderngl.LINEAR)   # for the display only; apply() ignores it
 
     params = DeconvParams(sigma=args.sigma, noise=args.noise, method=args.method)
-    dec = Deconvolver(ctx, params, stats_latency=1, designer=EightBit())
+    dec = Deconvolver(ctx, params, stats_latency=1)
     writer = VideoWriter(args.output, (w, h), info.fps, overwrite=args.overwrite) if headless else None
     state = {"before": False}
     if window is not None:
@@ -167,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             staging[..., :3] = frame
             src_tex.write(staging)                    # same texture every frame
             t1 = time.perf_counter()
-            dec.apply(src_tex, out_fbo, src_is_srgb=True, encode_srgb=True)
+            dec.apply(src_tex, out_fbo, src_is_srgb=True, encode_srgb=True, bits=8)
             design = dec.design                       # this frame's filter (steered by frame n - 1)
             t2 = time.perf_counter()
             last = args.frames and n + 1 >= args.frames
