@@ -14,8 +14,10 @@ Methods: every gpu_deconv method with the noise given and with ``noise='auto'`` 
 mirror :func:`gpu_deconv.reference.apply_plan` only when no GL context can be made, with a note); the
 same targets applied exactly by a full-image FFT of the mirror-extended image; scikit-image's Wiener
 filter with its balance tuned on the ground truth (optimistic), Richardson-Lucy (10 and 30 iterations),
-an unsharp mask tuned on the ground truth (radius x amount grid, optimistic) and the seed post's 21-tap
-``firls`` FIR (flat Wiener target, min_gain 0, uniform weights); and the input itself.
+an unsharp mask tuned on the ground truth (radius x amount grid, optimistic), the seed post's 21-tap
+``firls`` FIR (flat Wiener target, min_gain 0, uniform weights), the single-pass GPU sharpeners CAS and RCAS
+of ``benchmarks/peers`` (GL on the engine's context, their NumPy references without GL) with the sharpness
+tuned on the ground truth (grid 0..1, optimistic); and the input itself.
 
 Writes the ``quality`` section of ``RESULTS.md`` and ``quality_psnr_vs_sigma.png`` /
 ``quality_crops.png`` into ``--out`` and prints PASS/MISS for the goals (see :func:`check_goals`).
@@ -46,6 +48,9 @@ from gpu_deconv.reference import apply_plan, convolve_axis
 from gpu_deconv.stats import band_statistics
 from gpu_deconv.targets import wiener_flat
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import tune as tune_sharpener  # noqa: E402
+
 IMAGES = ("moon", "coins", "page", "immunohistochemistry", "hubble_deep_field", "cell", "retina")
 SIGMAS = (0.5, 0.8, 1.2, 2.0)
 NOISES = (0.0, 0.003, 0.01, 0.03)
@@ -55,7 +60,8 @@ DEFAULT_SIZE = 512
 #: gpu_deconv methods run through the engine; each with the true noise and with noise='auto' ('/nA').
 OURS = ("auto", "comb", "laplacian", "fir", "unsharp", "polyblur")
 AUTO_SUFFIX = "/nA"
-PEERS = ("fft-target", "fft-target" + AUTO_SUFFIX, "wiener-gt*", "rl-10", "rl-30", "unsharp-gt*", "firls-21")
+PEERS = ("fft-target", "fft-target" + AUTO_SUFFIX, "wiener-gt*", "rl-10", "rl-30", "unsharp-gt*", "firls-21",
+         "cas-gt*", "rcas-gt*")
 METHODS = ("input",) + OURS + tuple(m + AUTO_SUFFIX for m in OURS) + PEERS
 #: Ground-truth-tuned peer grids.
 WIENER_BALANCES = tuple(float(b) for b in np.logspace(-4, 1, 16))
@@ -256,6 +262,15 @@ class Backend:
         else:
             self.note = "GL engine not requested; using reference.apply_plan"
         self.kind = "gl" if self.engine is not None else "reference"
+        self._sharpener = None
+
+    def sharpener(self):
+        """The CAS/RCAS peers compiled in the engine's context (None without GL: NumPy references)."""
+        if self.engine is not None and self._sharpener is None:
+            from peers import Sharpener
+
+            self._sharpener = Sharpener(self.engine.ctx)
+        return self._sharpener
 
     def run(self, image: np.ndarray, params: DeconvParams, stats, bits: int | None):
         """``(output, design)`` for one parameter set; ``design`` is the one actually applied (the engine's
@@ -268,6 +283,9 @@ class Backend:
         return np.asarray(out, dtype=np.float32).reshape(image.shape), self.engine.design
 
     def close(self) -> None:
+        if self._sharpener is not None:
+            self._sharpener.release()
+            self._sharpener = None
         if self.engine is not None and hasattr(self.engine, "release"):
             self.engine.release()
 
@@ -337,6 +355,9 @@ def run_case(backend: Backend, image: str, sigma: float, noise: float, quant: bo
     outs["unsharp-gt*"], row.info["unsharp_gt"] = out, (r, a)
     noise_var = max(noise * noise + quantization_variance(bits), NOISE_FLOOR * NOISE_FLOOR)
     outs["firls-21"] = separable(observed, seed_firls_taps(sigma, noise_var))
+    for kind in ("cas", "rcas"):
+        outs[f"{kind}-gt*"], row.info[f"{kind}_gt"] = tune_sharpener(observed, truth, kind, backend.sharpener(),
+                                                                     border=BORDER)
     for name in METHODS:
         o = outs.get(name)
         if o is None:
@@ -513,7 +534,7 @@ def write_csv(rows: list[Row], path: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------- plots
 PLOT_METHODS = ("auto", "auto" + AUTO_SUFFIX, "laplacian", "comb", "fir", "unsharp", "polyblur", "fft-target",
-                "wiener-gt*", "rl-10", "rl-30", "unsharp-gt*", "firls-21")
+                "wiener-gt*", "rl-10", "rl-30", "unsharp-gt*", "firls-21", "cas-gt*", "rcas-gt*")
 
 
 def plot_psnr_vs_sigma(rows: list[Row], path: Path) -> None:

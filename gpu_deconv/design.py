@@ -132,8 +132,11 @@ class FilterDesigner:
         if p.noise_is_auto:
             if stats is None:
                 raise ValueError("noise='auto' needs the frame's statistics; give a number or an image")
-            noise_std = noise_from_stats(stats)  # measured noise already contains the quantization
-            noise_var = noise_std * noise_std
+            noise_std = noise_from_stats(stats)  # measured noise already contains the quantization ...
+            # ... but reads it low: sRGB codes are finer than Delta in linear light for dark pixels, and
+            # quantization is structured contouring the diagonal band half-sees. Never assume less than
+            # the code step's Delta^2/12 (measured: 8-bit noise-free photos went from -4.5 dB to >= 0).
+            noise_var = max(noise_std * noise_std, quantization_variance(bits))
         else:
             noise_std = float(p.noise)
             noise_var = noise_std * noise_std + quantization_variance(bits)
