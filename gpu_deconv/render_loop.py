@@ -111,11 +111,12 @@ class RenderLoop:
         viewport: tuple[int, int, int, int] | None = None,
         src_is_srgb: bool = False,
         encode_srgb: bool = False,
+        bits: int | None = None,
     ) -> FrameInfo:
         """One frame texture -> caller's target (see :meth:`Deconvolver.apply`)."""
         t0 = time.perf_counter()
         self._poll_params()
-        self.engine.apply(src, dst, viewport=viewport, src_is_srgb=src_is_srgb, encode_srgb=encode_srgb)
+        self.engine.apply(src, dst, viewport=viewport, src_is_srgb=src_is_srgb, encode_srgb=encode_srgb, bits=bits)
         return self._record(t0)
 
     def process(self, image: np.ndarray, **kwargs: object) -> tuple[np.ndarray, FrameInfo]:
