@@ -8,7 +8,6 @@ RGBA32F/R32F intermediates, and compared with :func:`gpu_deconv.reference.apply_
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import stat
 
@@ -42,32 +41,6 @@ def _design(name: str):
     if name not in _DESIGNS:
         _DESIGNS[name] = FilterDesigner().design(CASES[name])
     return _DESIGNS[name]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# GL context: the shared session fixture `gl_ctx` from conftest.py when there is one, else our own with the
-# same rule (skip with the reason, unless GPU_DECONV_REQUIRE_GL=1, then fail).
-# ---------------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def _own_export_ctx():
-    moderngl = pytest.importorskip("moderngl")
-    try:
-        ctx = moderngl.create_context(standalone=True, backend="egl")
-    except Exception as e:  # any failure to get a context means "no GL here"
-        reason = f"no headless OpenGL context (moderngl EGL): {type(e).__name__}: {e}"
-        if os.environ.get("GPU_DECONV_REQUIRE_GL") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    yield ctx
-    ctx.release()
-
-
-@pytest.fixture
-def _export_ctx(request):
-    try:
-        return request.getfixturevalue("gl_ctx")
-    except pytest.FixtureLookupError:
-        return request.getfixturevalue("_own_export_ctx")
 
 
 def _with_define(source: str, define: str) -> str:
@@ -144,12 +117,12 @@ def _image(shape: tuple[int, int], channels: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize(("shape", "channels"), [((37, 53), 4), ((29, 31), 1), ((3, 7), 4), ((1, 2), 1)])
-def test_exported_glsl_matches_reference(_export_ctx, name, shape, channels):
+def test_exported_glsl_matches_reference(gl_ctx, name, shape, channels):
     """Every method, RGBA and gray, odd sizes and images narrower than the kernels (mirror period 2n)."""
     design = _design(name)
     source = export_glsl(design.plan, design_description(design))
     img = _image(shape, channels, seed=len(name))
-    got = run_exported_glsl(_export_ctx, source, design.plan, img)
+    got = run_exported_glsl(gl_ctx, source, design.plan, img)
     want = apply_plan(img, design.plan, precision=32)
     assert got.shape == want.shape
     err = float(np.abs(got - want).max())
@@ -158,7 +131,7 @@ def test_exported_glsl_matches_reference(_export_ctx, name, shape, channels):
         np.testing.assert_array_equal(got[:, :, 3], img[:, :, 3])
 
 
-def test_exported_glsl_handmade_multilevel_chain(_export_ctx):
+def test_exported_glsl_handmade_multilevel_chain(gl_ctx):
     """A plan no method makes today: two stages of unequal radii, the second reading the previous output."""
     g1 = np.array([0.25, 0.5, 0.25])
     g2 = np.array([1, 4, 6, 4, 1]) / 16.0
@@ -168,7 +141,7 @@ def test_exported_glsl_handmade_multilevel_chain(_export_ctx):
         MixtureStage((g3, g1), np.array([0.5, 1.0, -0.5]), "previous"),
     ))
     img = _image((17, 5), 4, seed=3)
-    got = run_exported_glsl(_export_ctx, export_glsl(plan, "handmade"), plan, img)
+    got = run_exported_glsl(gl_ctx, export_glsl(plan, "handmade"), plan, img)
     assert float(np.abs(got - apply_plan(img, plan)).max()) <= 1e-5
 
 

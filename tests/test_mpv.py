@@ -44,21 +44,11 @@ from imagegen import textured_image
 from gpu_deconv.colour import linear_to_srgb, srgb_to_linear
 from gpu_deconv.design import FilterDesigner
 from gpu_deconv.export import design_description, export_mpv
-from gpu_deconv.params import DeconvParams
 from gpu_deconv.reference import apply_plan
 
 Image = pytest.importorskip("PIL.Image")
 
-CASES = {
-    "comb2": DeconvParams(sigma=0.5, noise=0.01, method="comb", comb_levels=2),
-    "comb3": DeconvParams(sigma=0.5, noise=0.01, method="comb", comb_levels=3),
-    "laplacian": DeconvParams(sigma=1.2, noise=0.01, method="laplacian"),
-    "laplacian_wide": DeconvParams(sigma=2.0, noise=0.005, method="laplacian"),
-    "fir": DeconvParams(sigma=1.0, noise=0.01, method="fir"),
-    "unsharp": DeconvParams(sigma=1.0, noise=0.01, method="unsharp"),
-    "polyblur": DeconvParams(sigma=1.0, noise=0.01, method="polyblur"),
-    "identity": DeconvParams(sigma=1.0, noise=0.01, method="identity"),
-}
+from test_export import CASES  # noqa: E402 - the same parameter sets as the GLSL export tests
 
 MPV_FLAGS = (
     "--no-config", "--vo=gpu", "--gpu-api=opengl", "--gpu-context=x11egl", "--scale=nearest", "--cscale=nearest",
