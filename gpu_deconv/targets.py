@@ -50,10 +50,14 @@ def soft_max(t: np.ndarray, floor: float, eps: float = CLAMP_SOFTNESS) -> np.nda
     frequencies, and a softplus never reaches the floor, so huge noise would not give the identity.
     This one dips at most ``0.052 eps`` below the floor near ``v = -0.5``.
     """
-    v = np.clip((t - floor) * (1.0 / eps), -1.0, 1.0)
-    x = 0.5 * (v + 1.0)
-    smooth = floor + eps * v * (x * x * x * (x * (6.0 * x - 15.0) + 10.0))
-    return np.where(t - floor >= eps, t, smooth)
+    u = t - floor
+    out = np.maximum(t, floor)  # exact outside the rounded band
+    band = np.abs(u) < eps
+    if band.any():  # only the few nodes near the corner pay for the polynomial
+        v = u[band] * (1.0 / eps)
+        x = 0.5 * (v + 1.0)
+        out[band] = floor + eps * v * (x * x * x * (x * (6.0 * x - 15.0) + 10.0))
+    return out
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,11 @@ class Target:
             raise ValueError(f"target kind must be 'natural' or 'flat', got {self.kind!r}")
         for name in ("noise_var", "level", "omega0", "min_gain"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float, np.floating)) and math.isfinite(v) and v >= 0):
+            try:
+                ok = 0.0 <= v < math.inf and not isinstance(v, bool)
+            except TypeError:
+                ok = False
+            if not ok:
                 raise ValueError(f"target {name} must be a finite number >= 0, got {v!r}")
         if self.max_gain is not None and not (math.isfinite(self.max_gain) and self.max_gain >= 1):
             raise ValueError(f"target max_gain must be a finite number >= 1, got {self.max_gain!r}")
