@@ -24,7 +24,13 @@ def machine_line(gl_renderer: str | None = None) -> str:
 
 
 def update_section(name: str, markdown: str, path: Path = RESULTS) -> None:
-    """Replace (or append) the section ``name`` of RESULTS.md with ``markdown``."""
+    """Replace (or append) the section ``name`` of RESULTS.md with ``markdown``.
+
+    Never from inside a test run (smoke tests run the scripts on toy sizes): RESULTS.md holds real runs only.
+    """
+    if os.environ.get("PYTEST_CURRENT_TEST") and path == RESULTS:
+        print(f"(inside pytest: section {name!r} of {path.name} not rewritten)")
+        return
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
     text = path.read_text(encoding="utf-8") if path.exists() else _HEADER
     block = f"{begin}\n{markdown.rstrip()}\n{end}"

@@ -219,7 +219,7 @@ def test_bench_engine_smoke(gl_ctx):
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_engine.py"
-    res = subprocess.run([sys.executable, str(path), "--quick", "--sizes", "64x48", "--reps", "1"],
+    res = subprocess.run([sys.executable, str(path), "--quick", "--sizes", "64x48", "--reps", "1", "--no-write"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "GL renderer" in res.stdout and "laplacian" in res.stdout and "passthrough" in res.stdout
