@@ -88,6 +88,29 @@ def median(v: list[float]) -> float:
     return float(np.median(v)) if v else float("nan")
 
 
+def time_interleaved(ctx, timer, names, run_pass, reps: int) -> tuple[dict, dict]:
+    """Warm every pass up twice, then time ``reps`` interleaved rounds (every name once per round, so a
+    load spike hits all rows alike). Returns per-name lists of GPU ms (timer query) and wall ms (with
+    ``ctx.finish()``)."""
+    gpu: dict[str, list[float]] = {n: [] for n in names}
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    for n in names:  # warm-up: compile, allocate, first-draw JIT
+        run_pass(n)
+        run_pass(n)
+    ctx.finish()
+    for _ in range(reps):
+        for n in names:
+            ctx.finish()
+            t0 = time.perf_counter()
+            timer.begin()
+            run_pass(n)
+            timer.end()
+            ctx.finish()
+            wall[n].append((time.perf_counter() - t0) * 1e3)
+            gpu[n].append(timer.result_now() or float("nan"))
+    return gpu, wall
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.stdout = log  # keep a copy of the tables for RESULTS.md
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -159,23 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                 ex.run_stages(plans[name], region, target, layout, precision=args.precision, encode_srgb=False)
 
         names = ["passthrough", *METHODS, "stats"]
-        gpu: dict[str, list[float]] = {n: [] for n in names}
-        wall: dict[str, list[float]] = {n: [] for n in names}
         with dec._guard:
-            for n in names:  # warm-up: compile, allocate, first-draw JIT
-                run_pass(n)
-                run_pass(n)
-            ctx.finish()
-            for _ in range(reps):
-                for n in names:
-                    ctx.finish()
-                    t0 = time.perf_counter()
-                    timer.begin()
-                    run_pass(n)
-                    timer.end()
-                    ctx.finish()
-                    wall[n].append((time.perf_counter() - t0) * 1e3)
-                    gpu[n].append(timer.result_now() or float("nan"))
+            gpu, wall = time_interleaved(ctx, timer, names, run_pass, reps)
         cpu_np: dict[str, float] = {}
         cpu_sp: dict[str, float] = {}
         if not args.no_cpu:

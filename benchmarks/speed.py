@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_engine import METHODS, cpu_name, median, scipy_filter  # noqa: E402
+from bench_engine import METHODS, cpu_name, median, scipy_filter, time_interleaved  # noqa: E402
 from peers import KINDS, Sharpener, apply_reference  # noqa: E402
 
 from gpu_deconv.design import FilterDesigner  # noqa: E402
@@ -146,23 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             ex.run_stages(designs[name].plan, region, target, layout, precision=16, encode_srgb=False)
 
     names = ["passthrough", *METHODS, *KINDS]
-    gpu: dict[str, list[float]] = {n: [] for n in names}
-    wall: dict[str, list[float]] = {n: [] for n in names}
     with dec._guard:
-        for n in names:
-            run_pass(n)
-            run_pass(n)
-        ctx.finish()
-        for _ in range(reps):
-            for n in names:
-                ctx.finish()
-                t0 = time.perf_counter()
-                timer.begin()
-                run_pass(n)
-                timer.end()
-                ctx.finish()
-                wall[n].append((time.perf_counter() - t0) * 1e3)
-                gpu[n].append(timer.result_now() or float("nan"))
+        gpu, wall = time_interleaved(ctx, timer, names, run_pass, reps)
     # end to end, 8-bit frame, default parameters
     u8 = (rng.random((h, w, 4)) * 255).astype(np.uint8)
     e2e = Deconvolver(ctx, DeconvParams(sigma=args.sigma))
