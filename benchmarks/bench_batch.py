@@ -21,13 +21,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import machine_line, update_section  # noqa: E402
 
-from gpu_deconv.batch import BatchReport, BatchRunner, plan_jobs  # noqa: E402
-from gpu_deconv.chart import blur_and_noise, test_chart  # noqa: E402
-from gpu_deconv.demo import to_srgb8  # noqa: E402
-from gpu_deconv.engine import Deconvolver  # noqa: E402
-from gpu_deconv.imagefile import read_image, write_image  # noqa: E402
-from gpu_deconv.params import DeconvParams  # noqa: E402
-from gpu_deconv.video import VideoReader, VideoWriter, ffmpeg_exe, probe_video  # noqa: E402
+from gpu_deconv.apps.demo import to_srgb8  # noqa: E402
+from gpu_deconv.core.chart import blur_and_noise, test_chart  # noqa: E402
+from gpu_deconv.core.params import DeconvParams  # noqa: E402
+from gpu_deconv.gl.engine import Deconvolver  # noqa: E402
+from gpu_deconv.io.batch import BatchReport, BatchRunner, plan_jobs  # noqa: E402
+from gpu_deconv.io.images import read_image, write_image  # noqa: E402
+from gpu_deconv.io.video import VideoReader, VideoWriter, ffmpeg_exe, probe_video  # noqa: E402
 
 
 def make_images(folder: Path, n: int, size: tuple[int, int]) -> list[Path]:

@@ -77,7 +77,7 @@ class CreationCounter:
 
 
 def make_frame(w: int, h: int) -> np.ndarray:
-    from gpu_deconv.chart import blur_and_noise, test_chart
+    from gpu_deconv.core.chart import blur_and_noise, test_chart
 
     lin = np.clip(blur_and_noise(test_chart((h, w)), 1.2, 0.003, seed=0), 0, 1)
     enc = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
 
-    from gpu_deconv.engine import Deconvolver
     from gpu_deconv.gl.context import create_headless_context
+    from gpu_deconv.gl.engine import Deconvolver
 
     ctx = create_headless_context()  # stands in for the host's context; the engine borrows it
     renderer = f"{ctx.info['GL_RENDERER']} ({ctx.info['GL_VERSION']})"

@@ -13,7 +13,7 @@ What is timed
 * **process u8**: end to end ``Deconvolver.process`` of an 8-bit sRGB RGBA frame with the default
   parameters (noise 'auto': upload, decode, statistics + read-back, solve, laplacian passes, encode,
   download), wall clock.
-* **NumPy**: :func:`gpu_deconv.reference.apply_plan` (the exact mirror of the passes, float32).
+* **NumPy**: :func:`gpu_deconv.core.reference.apply_plan` (the exact mirror of the passes, float32).
 * **scipy**: the same separable filter with ``scipy.ndimage.correlate1d(mode='reflect')`` (float32).
 
 Rounds are interleaved (every method once per round) so a load spike hits all rows alike.
@@ -39,10 +39,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gpu_deconv.design import FilterDesigner  # noqa: E402
-from gpu_deconv.params import DeconvParams  # noqa: E402
-from gpu_deconv.plan import Plan  # noqa: E402
-from gpu_deconv.reference import apply_plan  # noqa: E402
+from gpu_deconv.core.design import FilterDesigner  # noqa: E402
+from gpu_deconv.core.params import DeconvParams  # noqa: E402
+from gpu_deconv.core.plan import Plan  # noqa: E402
+from gpu_deconv.core.reference import apply_plan  # noqa: E402
 
 METHODS = ("comb", "laplacian", "fir", "unsharp", "polyblur")
 SIZES = {"1080p": (1920, 1080), "4K": (3840, 2160)}
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu_reps = args.cpu_reps or (1 if args.quick else 3)
     sizes = (args.sizes.split(",") if args.sizes else (["1080p"] if args.quick else ["1080p", "4K"]))
 
-    from gpu_deconv.engine import Deconvolver
+    from gpu_deconv.gl.engine import Deconvolver
     from gpu_deconv.gl.executor import Layout, Region, Target
     from gpu_deconv.gl.timing import GpuTimer
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gpu_deconv.blur import Gaussian
-from gpu_deconv.comb import Comb
-from gpu_deconv.fit import LaplacianFit
-from gpu_deconv.gaussian_laplacian import GaussianLaplacian
-from gpu_deconv.quadrature import uniform_grid
-from gpu_deconv.targets import wiener_natural
+from gpu_deconv.core.blur import Gaussian
+from gpu_deconv.core.comb import Comb
+from gpu_deconv.core.fit import LaplacianFit
+from gpu_deconv.core.gaussian_laplacian import GaussianLaplacian
+from gpu_deconv.core.quadrature import uniform_grid
+from gpu_deconv.core.targets import wiener_natural
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import machine_line, update_section  # noqa: E402

@@ -1,7 +1,7 @@
 """The viewer's own cost per frame at 1080p: UI build, parameter solve, upload, engine passes, display,
 UI render and swap, in the real glfw window (under Xvfb when there is no display).
 
-Each scenario runs :class:`gpu_deconv.viewer.app.ViewerApp` in scripted mode twice on a 1920 x 1080
+Each scenario runs :class:`gpu_deconv.apps.viewer.app.ViewerApp` in scripted mode twice on a 1920 x 1080
 8-bit image in a 1920 x 1080 window (and the scenarios repeat round-robin, keeping the best round, as
 other work on a shared machine only ever adds time):
 
@@ -35,10 +35,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import machine_line, update_section  # noqa: E402
 
-from gpu_deconv.chart import blur_and_noise, test_chart  # noqa: E402
-from gpu_deconv.colour import linear_to_srgb  # noqa: E402
-from gpu_deconv.imagefile import write_image  # noqa: E402
-from gpu_deconv.params import DeconvParams  # noqa: E402
+from gpu_deconv.core.chart import blur_and_noise, test_chart  # noqa: E402
+from gpu_deconv.core.colour import linear_to_srgb  # noqa: E402
+from gpu_deconv.core.params import DeconvParams  # noqa: E402
+from gpu_deconv.io.images import write_image  # noqa: E402
 
 WARMUP = 4
 PHASES = ("UI build (ImGui + ImPlot)", "parameter solve (CPU)", "clear + upload", "simulate", "engine passes",
@@ -69,13 +69,13 @@ def start_xvfb() -> tuple[subprocess.Popen, str]:
 
 def sigma_wiggle(frames: int) -> list:
     """Inject ']' and '[' alternately: sigma 1.00 <-> 1.05 px, a new solve every frame."""
-    from gpu_deconv.viewer.keys import InjectedEvent
+    from gpu_deconv.apps.viewer.keys import InjectedEvent
 
     return [InjectedEvent(i, "key", ("RIGHT_BRACKET" if i % 2 else "LEFT_BRACKET", ())) for i in range(1, frames)]
 
 
 def run_scenario(path: str, frames: int, *, ui: bool, wiggle: bool, simulate: bool, profile: bool):
-    from gpu_deconv.viewer.app import ViewerApp, ViewerOptions
+    from gpu_deconv.apps.viewer.app import ViewerApp, ViewerOptions
 
     opts = ViewerOptions(path=path, params=DeconvParams(sigma=1.0, noise="auto"), size=(1920, 1080), frames=frames,
                          no_ui=not ui, simulate=simulate, vsync=False, profile=profile,

@@ -11,7 +11,7 @@ round -> decode, ``bits=8`` given to the design). Metrics: linear-light PSNR (pe
 excluded) and SSIM (scikit-image, data_range 1, same border excluded); outputs are not clipped.
 
 Methods: every gpu_deconv method with the noise given and with ``noise='auto'`` (GL engine; the NumPy
-mirror :func:`gpu_deconv.reference.apply_plan` only when no GL context can be made, with a note); the
+mirror :func:`gpu_deconv.core.reference.apply_plan` only when no GL context can be made, with a note); the
 same targets applied exactly by a full-image FFT of the mirror-extended image; scikit-image's Wiener
 filter with its balance tuned on the ground truth (optimistic), Richardson-Lucy (10 and 30 iterations),
 an unsharp mask tuned on the ground truth (radius x amount grid, optimistic), the seed post's 21-tap
@@ -39,14 +39,14 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import firls
 
-from gpu_deconv.blur import Gaussian
-from gpu_deconv.colour import linear_to_srgb, srgb_to_linear
-from gpu_deconv.design import NOISE_FLOOR, FilterDesigner
-from gpu_deconv.noise import quantization_variance
-from gpu_deconv.params import DeconvParams
-from gpu_deconv.reference import apply_plan, convolve_axis
-from gpu_deconv.stats import band_statistics
-from gpu_deconv.targets import wiener_flat
+from gpu_deconv.core.blur import Gaussian
+from gpu_deconv.core.colour import linear_to_srgb, srgb_to_linear
+from gpu_deconv.core.design import NOISE_FLOOR, FilterDesigner
+from gpu_deconv.core.noise import quantization_variance
+from gpu_deconv.core.params import DeconvParams
+from gpu_deconv.core.reference import apply_plan, convolve_axis
+from gpu_deconv.core.stats import band_statistics
+from gpu_deconv.core.targets import wiener_flat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import tune as tune_sharpener  # noqa: E402
@@ -252,7 +252,7 @@ class Backend:
         self.note = ""
         if prefer_gl:
             try:
-                from gpu_deconv.engine import Deconvolver
+                from gpu_deconv.gl.engine import Deconvolver
 
                 self.engine = Deconvolver()
                 self.renderer = str(self.engine.ctx.info["GL_RENDERER"])
@@ -642,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = sorted({r.info["note"] for r in rows if r.info.get("note")})
     for n in notes:
         print(f"NOTE: {n}")
-    engine_line = ("GL engine (gpu_deconv.engine.Deconvolver)" if kinds == {"gl"} else
+    engine_line = ("GL engine (gpu_deconv.gl.engine.Deconvolver)" if kinds == {"gl"} else
                    "NumPy mirror of the GPU passes (reference.apply_plan, fp16 intermediates) - "
                    + "; ".join(notes) if kinds == {"reference"} else f"mixed backends {sorted(kinds)}")
 

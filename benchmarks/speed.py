@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import METHODS, cpu_name, median, scipy_filter, time_interleaved  # noqa: E402
 from peers import KINDS, Sharpener, apply_reference  # noqa: E402
 
-from gpu_deconv.design import FilterDesigner  # noqa: E402
-from gpu_deconv.params import DeconvParams  # noqa: E402
-from gpu_deconv.reference import apply_plan  # noqa: E402
+from gpu_deconv.core.design import FilterDesigner  # noqa: E402
+from gpu_deconv.core.params import DeconvParams  # noqa: E402
+from gpu_deconv.core.reference import apply_plan  # noqa: E402
 
 
 def fft_numpy(x: np.ndarray, response) -> np.ndarray:
@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     w, h = (int(v) for v in (args.size or ("640x360" if args.quick else "1920x1080")).lower().split("x"))
     mp_ = w * h / 1e6
 
-    from gpu_deconv.engine import Deconvolver
     from gpu_deconv.gl.context import create_headless_context
+    from gpu_deconv.gl.engine import Deconvolver
     from gpu_deconv.gl.executor import Layout, Region, Target
     from gpu_deconv.gl.timing import GpuTimer
 

@@ -56,7 +56,7 @@ def main() -> int:
     try:
         for name, args in SHOTS.items():
             out = DOCS / name
-            cmd = [sys.executable, "-m", "gpu_deconv.viewer.cli", *args, "--frames", "6", "--screenshot", str(out),
+            cmd = [sys.executable, "-m", "gpu_deconv.apps.viewer.cli", *args, "--frames", "6", "--screenshot", str(out),
                    "--check-gl"]
             r = subprocess.run(cmd, env=env, cwd=ROOT)
             if r.returncode != 0:

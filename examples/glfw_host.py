@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     import glfw
     import moderngl
 
-    from gpu_deconv.engine import Deconvolver
-    from gpu_deconv.params import DeconvParams
+    from gpu_deconv.core.params import DeconvParams
+    from gpu_deconv.gl.engine import Deconvolver
 
     if not glfw.init():
         print("glfw_host: glfw.init() failed (no display?)", file=sys.stderr)
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         glfw.terminate()
 
     if shot is not None:
-        from gpu_deconv.imagefile import write_image
+        from gpu_deconv.io.images import write_image
 
         write_image(args.screenshot, shot, format="png", overwrite=True)
     n = len(frames)

@@ -37,9 +37,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from gpu_deconv.chart import blur_and_noise, test_chart  # noqa: E402
-from gpu_deconv.engine import Deconvolver  # noqa: E402
-from gpu_deconv.params import DeconvParams  # noqa: E402
+from gpu_deconv.core.chart import blur_and_noise, test_chart  # noqa: E402
+from gpu_deconv.core.params import DeconvParams  # noqa: E402
+from gpu_deconv.gl.engine import Deconvolver  # noqa: E402
 
 DEFAULT_IMAGE = (384, 256)
 
@@ -141,7 +141,7 @@ class DeblurApp(mglw.WindowConfig):
             self.wnd.close()                    # calls on_close, then moderngl-window releases the context
 
     def save_screenshot(self, path: str) -> None:
-        from gpu_deconv.imagefile import write_image
+        from gpu_deconv.io.images import write_image
 
         w2, h = 2 * self.w, self.h
         data = self.wnd.fbo.read(viewport=(0, 0, w2, h), components=4, alignment=1)

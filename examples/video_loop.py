@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from gpu_deconv.params import DeconvParams  # noqa: E402
+from gpu_deconv.core.params import DeconvParams  # noqa: E402
 
 VERT = """#version 330 core
 out vec2 v_uv;
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import moderngl
 
-    from gpu_deconv.engine import Deconvolver
-    from gpu_deconv.video import VideoReader, VideoWriter
+    from gpu_deconv.gl.engine import Deconvolver
+    from gpu_deconv.io.video import VideoReader, VideoWriter
 
     reader = VideoReader(args.input, prefetch=2)
     info = reader.info
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.last_frame and n:
             if not headless:                          # out_tex still holds the last frame
                 out_fbo.read_into(readback, components=4)
-            from gpu_deconv.imagefile import write_image
+            from gpu_deconv.io.images import write_image
 
             write_image(args.last_frame, np.ascontiguousarray(readback[..., :3]), format="png", overwrite=True)
         ok = True
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             ctx.release()                             # our own headless context
     if shot is not None:
-        from gpu_deconv.imagefile import write_image
+        from gpu_deconv.io.images import write_image
 
         write_image(args.screenshot, shot, format="png", overwrite=True)
     wall = time.perf_counter() - t_start

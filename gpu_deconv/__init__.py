@@ -11,18 +11,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .blur import Binomial, Box, Gaussian, Taps
-from .comb import Comb
-from .design import Design, FilterDesigner, auto_method
-from .fit import FitResult, LaplacianFit
-from .gaussian_laplacian import GaussianLaplacian
-from .noise import NoiseModel, estimate_noise
-from .params import DeconvParams
-from .plan import MixtureStage, Plan
-from .targets import Target, wiener_flat, wiener_natural
+from .core.blur import Binomial, Box, Gaussian, Taps
+from .core.comb import Comb
+from .core.design import Design, FilterDesigner, auto_method
+from .core.fit import FitResult, LaplacianFit
+from .core.gaussian_laplacian import GaussianLaplacian
+from .core.noise import NoiseModel, estimate_noise
+from .core.params import DeconvParams
+from .core.plan import MixtureStage, Plan
+from .core.targets import Target, wiener_flat, wiener_natural
 
 if TYPE_CHECKING:
-    from .engine import Deconvolver
+    from .gl.engine import Deconvolver
 
 __version__ = "0.1.0"
 
@@ -35,7 +35,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "Deconvolver":
-        from .engine import Deconvolver
+        from .gl.engine import Deconvolver
 
         return Deconvolver
     raise AttributeError(f"module 'gpu_deconv' has no attribute {name!r}")

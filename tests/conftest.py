@@ -65,8 +65,8 @@ def _session_context_current():
 
 @pytest.fixture(scope="session")
 def engine(gl_ctx):
-    """A :class:`gpu_deconv.engine.Deconvolver` on the shared context (borrowed, so not released by it)."""
-    from gpu_deconv.engine import Deconvolver
+    """A :class:`gpu_deconv.gl.engine.Deconvolver` on the shared context (borrowed, so not released by it)."""
+    from gpu_deconv.gl.engine import Deconvolver
 
     dec = Deconvolver(gl_ctx)
     yield dec

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpu_deconv.blur import Gaussian
-from gpu_deconv.reference import convolve_axis
+from gpu_deconv.core.blur import Gaussian
+from gpu_deconv.core.reference import convolve_axis
 
 
 def power_law_field(shape: tuple[int, int], level: float, omega0: float = 0.02, seed: int = 0) -> np.ndarray:

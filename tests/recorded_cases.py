@@ -77,12 +77,14 @@ def run_cases(make_engine, params_cls) -> dict[str, np.ndarray]:
     return out
 
 
-if __name__ == "__main__" and "--record" in sys.argv:
+if __name__ == "__main__" and "--record" in sys.argv:  # (flat-layout imports were used at the recording)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from gpu_deconv.engine import Deconvolver
+    from gpu_deconv.core.params import DeconvParams
     from gpu_deconv.gl.context import create_headless_context
-    from gpu_deconv.params import DeconvParams
+    from gpu_deconv.gl.engine import Deconvolver
 
+    if DATA.exists() and "--force" not in sys.argv:
+        sys.exit(f"{DATA} exists: it is the reference of test_recorded_outputs.py (add --force to replace it)")
     ctx = create_headless_context()
     res = run_cases(lambda **kw: Deconvolver(ctx, **kw), DeconvParams)
     np.savez_compressed(DATA, **res)

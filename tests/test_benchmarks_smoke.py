@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpu_deconv.blur import Gaussian
+from gpu_deconv.core.blur import Gaussian
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py"
 

@@ -9,8 +9,8 @@ import pytest
 from scipy.ndimage import correlate1d
 from scipy.special import erf
 
-from gpu_deconv import chart
-from gpu_deconv.colour import linear_to_srgb
+from gpu_deconv.core import chart
+from gpu_deconv.core.colour import linear_to_srgb
 
 
 @pytest.fixture(scope="module")

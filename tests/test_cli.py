@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpu_deconv.cli import main
-from gpu_deconv.imagefile import read_image, write_image
+from gpu_deconv.apps.cli import main
+from gpu_deconv.io.images import read_image, write_image
 
 pytestmark = pytest.mark.usefixtures("gl_ctx")  # the GL tests skip (or fail under CI) without a context
 
@@ -69,7 +69,7 @@ def test_jpeg_identity_is_bit_exact_on_the_decoded_pixels(tmp_path, capsys):
 
 
 def test_deblur_changes_pixels_keeps_alpha_and_depth(tmp_path, capsys):
-    from gpu_deconv.chart import blur_and_noise, test_chart
+    from gpu_deconv.core.chart import blur_and_noise, test_chart
 
     sharp = test_chart((96, 128))
     rgba = np.concatenate([blur_and_noise(sharp, 1.0, 0.0), np.full((96, 128, 1), 0.5, np.float32)], axis=2)
@@ -218,7 +218,7 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
 
 
 def test_forced_tiles_give_the_untiled_output(tmp_path, capsys):
-    from gpu_deconv.chart import test_chart
+    from gpu_deconv.core.chart import test_chart
 
     x = test_chart((150, 230))
     np.save(tmp_path / "c.npy", x)
@@ -234,7 +234,7 @@ def test_forced_tiles_give_the_untiled_output(tmp_path, capsys):
 def test_video_round_trip_keeps_frames_fps_and_audio(tmp_path, capsys):
     import subprocess
 
-    from gpu_deconv.video import ffmpeg_exe, probe_video
+    from gpu_deconv.io.video import ffmpeg_exe, probe_video
 
     src = tmp_path / "clip.mp4"
     subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=66x50:rate=24000/1001",
@@ -271,7 +271,7 @@ def test_fit_json_and_info(capsys):
 
 
 def test_no_partial_output_when_interrupted(tmp_path, monkeypatch, capsys):
-    import gpu_deconv.imagefile as imf
+    import gpu_deconv.io.images as imf
 
     src = tmp_path / "a.png"
     write_image(src, rng_image((16, 16, 3), np.uint8))

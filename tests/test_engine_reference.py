@@ -1,4 +1,4 @@
-"""GL engine vs the NumPy reference (gpu_deconv.reference.apply_plan) for every plan shape.
+"""GL engine vs the NumPy reference (gpu_deconv.core.reference.apply_plan) for every plan shape.
 
 The reference mirrors the passes operation for operation (same taps, order, boundary rule, fp16 store
 rounding), so the tolerances of the brief (fp32 <= 1e-5, fp16 <= 4e-3) are loose upper bounds: on Mesa
@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpu_deconv.colour import linear_to_srgb, srgb_to_linear
-from gpu_deconv.design import FilterDesigner
-from gpu_deconv.params import DeconvParams
-from gpu_deconv.plan import MixtureStage, Plan
-from gpu_deconv.reference import apply_plan
+from gpu_deconv.core.colour import linear_to_srgb, srgb_to_linear
+from gpu_deconv.core.design import FilterDesigner
+from gpu_deconv.core.params import DeconvParams
+from gpu_deconv.core.plan import MixtureStage, Plan
+from gpu_deconv.core.reference import apply_plan
 
 TOL = {32: 1e-5, 16: 4e-3}
 #: Max abs error seen per (plan, precision), printed by test_zz_report (run pytest -s to see it).
@@ -122,7 +122,7 @@ def test_channel_layouts(engine, channels, precision):
 
 def test_generic_programs_match_reference(gl_ctx):
     """specialize=False (uniform loops, never recompiles) is exact too, and shares no programs."""
-    from gpu_deconv.engine import Deconvolver
+    from gpu_deconv.gl.engine import Deconvolver
 
     rng = np.random.default_rng(4)
     img = rng.random((21, 18, 4), dtype=np.float32)
@@ -145,7 +145,7 @@ def test_generic_programs_match_reference(gl_ctx):
 def test_llvmpipe_is_bit_exact(gl_ctx, storage):
     """On llvmpipe the passes reproduce the reference bit for bit (fp32, and fp16 with toward-zero), with
     RGBA16F targets and with the shader-side fp16 rounding alike."""
-    from gpu_deconv.engine import Deconvolver
+    from gpu_deconv.gl.engine import Deconvolver
 
     if "llvmpipe" not in gl_ctx.info["GL_RENDERER"]:
         pytest.skip("bit-exactness is only pinned down for Mesa llvmpipe")
@@ -225,7 +225,7 @@ def test_integer_srgb_paths(engine, dtype, precision, channels):
 
 def test_designed_process_uses_gpu_stats(engine):
     """process() with noise='auto' measures the frame on the GPU and designs with those numbers."""
-    from gpu_deconv.stats import band_statistics
+    from gpu_deconv.core.stats import band_statistics
 
     rng = np.random.default_rng(10)
     img = (rng.random((40, 48, 3)) * 0.5 + 0.25).astype(np.float32)
@@ -268,8 +268,8 @@ def test_zz_report(engine):
 def test_fp16_storage_rounding(gl_ctx, storage):
     """Precision-16 stores round like the reference's emulation - natively (RGBA16F targets) and with the
     shader-side rounding used on CPU rasterisers - across normal, subnormal and overflowing values."""
-    from gpu_deconv.engine import Deconvolver
-    from gpu_deconv.reference import to_float16
+    from gpu_deconv.core.reference import to_float16
+    from gpu_deconv.gl.engine import Deconvolver
 
     with Deconvolver(gl_ctx, DeconvParams(precision=16), fp16_storage=storage) as dec:
         if storage == "emulated" and dec.executor.fp16_rounding != "toward_zero":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gpu_deconv.core.params import DeconvParams
+from gpu_deconv.core.plan import MixtureStage, Plan
 from gpu_deconv.gl.context import RawGL
 from gpu_deconv.gl.state import (
     CAPS,
@@ -19,8 +21,6 @@ from gpu_deconv.gl.state import (
     GL_VERTEX_ARRAY_BINDING,
     GL_VIEWPORT,
 )
-from gpu_deconv.params import DeconvParams
-from gpu_deconv.plan import MixtureStage, Plan
 
 moderngl = pytest.importorskip("moderngl")
 
@@ -156,7 +156,7 @@ def test_apply_rejects_mismatched_viewport(engine, gl_ctx):
 
 
 def test_borrowed_context_survives_release(gl_ctx):
-    from gpu_deconv.engine import Deconvolver
+    from gpu_deconv.gl.engine import Deconvolver
 
     assert gl_ctx.error == "GL_NO_ERROR"
     dec = Deconvolver(gl_ctx, DeconvParams(noise=0.01))
@@ -171,7 +171,7 @@ def test_borrowed_context_survives_release(gl_ctx):
 
 
 def test_own_context_is_released(gl_ctx):
-    from gpu_deconv.engine import Deconvolver
+    from gpu_deconv.gl.engine import Deconvolver
 
     with Deconvolver(params=DeconvParams(noise=0.01)) as dec:
         own = dec.ctx
@@ -186,8 +186,8 @@ def test_own_context_is_released(gl_ctx):
 
 
 def test_render_loop_polls_params_and_reports_gpu_time(gl_ctx):
-    from gpu_deconv.engine import Deconvolver
-    from gpu_deconv.render_loop import RenderLoop
+    from gpu_deconv.apps.render_loop import RenderLoop
+    from gpu_deconv.gl.engine import Deconvolver
 
     state = {"p": DeconvParams(sigma=1.0, noise="auto")}
     rng = np.random.default_rng(3)

@@ -34,8 +34,8 @@ import numpy as np
 import pytest
 from xvfb import private_xvfb
 
-from gpu_deconv.params import DeconvParams
-from gpu_deconv.plan import MixtureStage, Plan
+from gpu_deconv.core.params import DeconvParams
+from gpu_deconv.core.plan import MixtureStage, Plan
 
 REQUIRE = os.environ.get("GPU_DECONV_REQUIRE_GL", "") not in ("", "0")
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def _plan(d: dict) -> Plan:
 
 
 def _read_png(path: Path) -> np.ndarray:
-    from gpu_deconv.imagefile import read_image
+    from gpu_deconv.io.images import read_image
 
     return read_image(path).pixels
 
@@ -105,7 +105,7 @@ def display() -> str:
 def ref(gl_ctx):
     """An engine for the offscreen references (own instance: the shared one's parameters are changed
     by other tests)."""
-    from gpu_deconv.engine import Deconvolver
+    from gpu_deconv.gl.engine import Deconvolver
 
     dec = Deconvolver(gl_ctx, DeconvParams(precision=16))
     yield dec
@@ -177,12 +177,12 @@ def test_moderngl_window_app_matches_offscreen(window, request, ref, tmp_path) -
 def clip(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
     """A short blurred, noisy H.264 clip (the chart panning) and its decoded frames."""
     try:
-        from gpu_deconv.video import VideoReader, VideoWriter, ffmpeg_exe
+        from gpu_deconv.io.video import VideoReader, VideoWriter, ffmpeg_exe
 
         ffmpeg_exe()
     except Exception as e:  # noqa: BLE001 - no ffmpeg binary means no video test
         _unavailable(f"no ffmpeg: {e}")
-    from gpu_deconv.chart import blur_and_noise, test_chart
+    from gpu_deconv.core.chart import blur_and_noise, test_chart
 
     w, h, n = 160, 96, 6
     path = tmp_path_factory.mktemp("clip") / "clip.mp4"
@@ -198,14 +198,14 @@ def clip(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
 
 
 def _video_reference(gl_ctx, frames: list[np.ndarray]) -> list[np.ndarray]:
-    from gpu_deconv.engine import Deconvolver
+    from gpu_deconv.gl.engine import Deconvolver
 
     with Deconvolver(gl_ctx, DeconvParams(sigma=1.0, noise="auto"), stats_latency=1) as dec:
         return [dec.process(f) for f in frames]
 
 
 def test_video_loop_headless_encode(gl_ctx, clip, tmp_path) -> None:
-    from gpu_deconv.video import VideoReader
+    from gpu_deconv.io.video import VideoReader
 
     path, frames = clip
     out, last, stats = tmp_path / "out.mp4", tmp_path / "last.png", tmp_path / "stats.json"

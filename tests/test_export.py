@@ -2,7 +2,7 @@
 
 The GLSL target is compiled per pass exactly as its header tells an engine programmer to (``#define
 GDC_PASS n`` after line 1, ``#define GDC_VERTEX`` for the vertex shader), driven through moderngl with
-RGBA32F/R32F intermediates, and compared with :func:`gpu_deconv.reference.apply_plan` in float32.
+RGBA32F/R32F intermediates, and compared with :func:`gpu_deconv.core.reference.apply_plan` in float32.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from imagegen import textured_image
 
-from gpu_deconv.design import FilterDesigner
-from gpu_deconv.export import design_description, export_glsl, export_mpv, glsl_float, mpv_cost
-from gpu_deconv.params import DeconvParams
-from gpu_deconv.plan import MixtureStage, Plan
-from gpu_deconv.reference import apply_plan
+from gpu_deconv.apps.export import design_description, export_glsl, export_mpv, glsl_float, mpv_cost
+from gpu_deconv.core.design import FilterDesigner
+from gpu_deconv.core.params import DeconvParams
+from gpu_deconv.core.plan import MixtureStage, Plan
+from gpu_deconv.core.reference import apply_plan
 
 #: Methods and the blur each is exported for (sigma within every basis' useful range).
 CASES = {
@@ -187,7 +187,7 @@ def test_exports_carry_taps_header_and_licence(name):
 # CLI
 # ---------------------------------------------------------------------------------------------------------------
 def _cli(argv: list[str]) -> int:
-    from gpu_deconv.cli_export import add_export_parser
+    from gpu_deconv.apps.export_cli import add_export_parser
 
     ap = argparse.ArgumentParser(prog="gpu-deconv")
     sub = ap.add_subparsers(dest="command", required=True)

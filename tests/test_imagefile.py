@@ -14,8 +14,8 @@ import pytest
 import tifffile
 from PIL import Image as PILImage
 
-from gpu_deconv import imagefile
-from gpu_deconv.imagefile import (
+from gpu_deconv.io import images as imagefile
+from gpu_deconv.io.images import (
     Image,
     ImageError,
     check_not_same_file,

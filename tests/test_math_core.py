@@ -11,23 +11,23 @@ from hypothesis import strategies as st
 from imagegen import gaussian_blur, psnr, textured_image
 from scipy.special import erf
 
-from gpu_deconv.baselines import (
+from gpu_deconv.core.baselines import (
     design_fir,
     polyblur_coefficients,
     polyblur_response,
     polyblur_stages,
     unsharp_mask,
 )
-from gpu_deconv.blur import Binomial, Box, Gaussian, Taps, cos_response
-from gpu_deconv.comb import Comb
-from gpu_deconv.design import FilterDesigner, auto_method
-from gpu_deconv.fit import LaplacianFit, solve_dense_reference
-from gpu_deconv.gaussian_laplacian import GaussianLaplacian
-from gpu_deconv.params import DeconvParams
-from gpu_deconv.plan import Plan
-from gpu_deconv.reference import apply_plan
-from gpu_deconv.stats import band_statistics
-from gpu_deconv.targets import Target, wiener_flat, wiener_natural
+from gpu_deconv.core.blur import Binomial, Box, Gaussian, Taps, cos_response
+from gpu_deconv.core.comb import Comb
+from gpu_deconv.core.design import FilterDesigner, auto_method
+from gpu_deconv.core.fit import LaplacianFit, solve_dense_reference
+from gpu_deconv.core.gaussian_laplacian import GaussianLaplacian
+from gpu_deconv.core.params import DeconvParams
+from gpu_deconv.core.plan import Plan
+from gpu_deconv.core.reference import apply_plan
+from gpu_deconv.core.stats import band_statistics
+from gpu_deconv.core.targets import Target, wiener_flat, wiener_natural
 
 W = np.linspace(0, np.pi, 33)
 
@@ -102,7 +102,7 @@ def test_sigma_outside_basis_range_raises():
 
 # --- bases ---------------------------------------------------------------------------------------------------
 def test_comb_gram_matrix_is_rational():
-    from gpu_deconv.quadrature import gauss_legendre
+    from gpu_deconv.core.quadrature import gauss_legendre
 
     n = gauss_legendre("1d", 24)
     L = Comb(3).bands_1d(n.wx)

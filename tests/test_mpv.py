@@ -9,7 +9,7 @@ mpv exits 0 even when a user shader fails to compile or its file is missing (it 
 shows the video unfiltered), so every run's ``--log-file`` is read and any error-level line fails the
 test; :func:`test_log_check_catches_broken_shaders` proves that check sees such failures.
 
-Expected output: :func:`gpu_deconv.reference.apply_plan` (float32) on the sRGB-decoded 8-bit input,
+Expected output: :func:`gpu_deconv.core.reference.apply_plan` (float32) on the sRGB-decoded 8-bit input,
 re-encoded to sRGB, clipped and rounded to 8 bits - what the shader computes, up to:
 
 * ``--fbo-format=rgba32f``: float32 everywhere, so only float rounding (GPU ``pow``, fused multiply-add)
@@ -41,10 +41,10 @@ import numpy as np
 import pytest
 from imagegen import textured_image
 
-from gpu_deconv.colour import linear_to_srgb, srgb_to_linear
-from gpu_deconv.design import FilterDesigner
-from gpu_deconv.export import design_description, export_mpv
-from gpu_deconv.reference import apply_plan
+from gpu_deconv.apps.export import design_description, export_mpv
+from gpu_deconv.core.colour import linear_to_srgb, srgb_to_linear
+from gpu_deconv.core.design import FilterDesigner
+from gpu_deconv.core.reference import apply_plan
 
 Image = pytest.importorskip("PIL.Image")
 

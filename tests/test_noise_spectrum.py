@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from imagegen import gaussian_blur, power_law_field, textured_image
 
-from gpu_deconv.blur import Gaussian
-from gpu_deconv.design import FilterDesigner
-from gpu_deconv.noise import NoiseModel, estimate_noise, quantization_variance
-from gpu_deconv.params import DeconvParams
-from gpu_deconv.spectrum import estimate_level
-from gpu_deconv.stats import band_statistics
+from gpu_deconv.core.blur import Gaussian
+from gpu_deconv.core.design import FilterDesigner
+from gpu_deconv.core.noise import NoiseModel, estimate_noise, quantization_variance
+from gpu_deconv.core.params import DeconvParams
+from gpu_deconv.core.spectrum import estimate_level
+from gpu_deconv.core.stats import band_statistics
 
 
 def test_noise_model_variance():

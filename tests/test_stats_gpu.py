@@ -1,13 +1,13 @@
-"""GPU band statistics (gpu_deconv.gl.stats_gpu) vs the NumPy definition (gpu_deconv.stats.band_statistics)."""
+"""GPU band statistics (gpu_deconv.gl.stats_gpu) vs the NumPy definition (gpu_deconv.core.stats.band_statistics)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gpu_deconv.colour import decode_lut
-from gpu_deconv.params import DeconvParams
-from gpu_deconv.stats import band_statistics
+from gpu_deconv.core.colour import decode_lut
+from gpu_deconv.core.params import DeconvParams
+from gpu_deconv.core.stats import band_statistics
 
 
 def _gpu_stats(engine, image: np.ndarray):
@@ -64,7 +64,7 @@ def test_process_measures_the_linear_image(engine):
 
 def test_stats_latency_one_steers_the_next_frame(gl_ctx):
     """stats_latency=1: frame n is designed with frame n-1's statistics (frame 0 with its own)."""
-    from gpu_deconv.engine import Deconvolver
+    from gpu_deconv.gl.engine import Deconvolver
 
     rng = np.random.default_rng(6)
     quiet = (0.5 + rng.normal(0, 0.002, (40, 48, 3))).astype(np.float32)
@@ -82,8 +82,8 @@ def test_stats_latency_one_steers_the_next_frame(gl_ctx):
 
 def test_gpu_stats_carry_the_channel_count(gl_ctx):
     """The noise estimator's degrees of freedom depend on the channel count: gray must not read as RGB."""
-    from gpu_deconv.engine import Deconvolver
-    from gpu_deconv.noise import noise_from_stats
+    from gpu_deconv.core.noise import noise_from_stats
+    from gpu_deconv.gl.engine import Deconvolver
 
     rng = np.random.default_rng(11)
     for shape, channels in (((96, 128), 1), ((96, 128, 3), 3), ((96, 128, 4), 3)):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpu_deconv.params import DeconvParams
-from gpu_deconv.plan import MixtureStage, Plan
+from gpu_deconv.core.params import DeconvParams
+from gpu_deconv.core.plan import MixtureStage, Plan
 
 
 def _natural(shape, seed=0):
@@ -59,7 +59,7 @@ def test_multistage_halo_is_sum_of_radii(engine):
 
 
 def test_stats_latency_tiled_matches_untiled(gl_ctx):
-    from gpu_deconv.engine import Deconvolver
+    from gpu_deconv.gl.engine import Deconvolver
 
     img = _natural((70, 90, 3), seed=4)
     outs = []
@@ -71,7 +71,7 @@ def test_stats_latency_tiled_matches_untiled(gl_ctx):
 
 
 def test_automatic_tiling_over_budget(gl_ctx):
-    from gpu_deconv.engine import Deconvolver
+    from gpu_deconv.gl.engine import Deconvolver
 
     img = _natural((96, 128, 4), seed=5)
     with Deconvolver(gl_ctx, DeconvParams(sigma=1.0, noise="auto")) as dec:

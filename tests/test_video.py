@@ -11,7 +11,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from gpu_deconv.video import (
+from gpu_deconv.io.video import (
     VideoError,
     VideoReader,
     VideoWriter,
@@ -193,7 +193,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, source):
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # moov atom is at the end: gone
     (tmp_path / "dir.mp4").mkdir()
-    from gpu_deconv.imagefile import write_image
+    from gpu_deconv.io.images import write_image
 
     write_image(tmp_path / "still.png", np.zeros((8, 8), np.uint8))
     cases = {

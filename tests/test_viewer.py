@@ -1,6 +1,6 @@
 """The interactive viewer, in a REAL glfw window under Xvfb (software OpenGL), driven in scripted mode.
 
-Each GL test runs ``python -m gpu_deconv.viewer.cli ... --frames N --screenshot out.png --check-gl
+Each GL test runs ``python -m gpu_deconv.apps.viewer.cli ... --frames N --screenshot out.png --check-gl
 --stats stats.json`` against a private Xvfb server that a session fixture starts on a free display
 (``-displayfd``) and stops by its own pid. Without Xvfb, glfw or imgui-bundle these tests skip with the
 reason, unless ``GPU_DECONV_REQUIRE_GL=1`` (CI), which turns the skip into a failure.
@@ -9,7 +9,7 @@ Tolerance of the pixel comparison (test 1): the "after" view at zoom 1 is the en
 sRGB-encoded by the display shader and quantised by the 8-bit window framebuffer; the offscreen
 ``Deconvolver.process`` of the same 8-bit input encodes and quantises the same values in its own pass,
 so the two may differ by rounding only: at most 1 code value (measured: 0). The NumPy reference
-(:func:`gpu_deconv.reference.apply_plan`) is compared at fp32 intermediates, also within 1 code value.
+(:func:`gpu_deconv.core.reference.apply_plan`) is compared at fp32 intermediates, also within 1 code value.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 from xvfb import private_xvfb
 
-from gpu_deconv.viewer.keys import SHORTCUTS, parse_inject
-from gpu_deconv.viewer.sources import as_rgba
-from gpu_deconv.viewer.view import ViewGeometry
+from gpu_deconv.apps.viewer.keys import SHORTCUTS, parse_inject
+from gpu_deconv.apps.viewer.sources import as_rgba
+from gpu_deconv.apps.viewer.view import ViewGeometry
 
 REQUIRE = os.environ.get("GPU_DECONV_REQUIRE_GL", "") not in ("", "0")
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_split_divider_and_ab_toggle() -> None:
 
 def test_hidpi_coordinates() -> None:
     """Framebuffer twice the window size (Retina): cursor positions and the panel scale to framebuffer px."""
-    from gpu_deconv.viewer.app import PANEL_WIDTH, ViewerApp, ViewerOptions
+    from gpu_deconv.apps.viewer.app import PANEL_WIDTH, ViewerApp, ViewerOptions
 
     class FakeGlfw:
         @staticmethod
@@ -129,9 +129,9 @@ def test_as_rgba_layouts() -> None:
 
 
 def test_response_curves() -> None:
-    from gpu_deconv.design import FilterDesigner
-    from gpu_deconv.params import DeconvParams
-    from gpu_deconv.viewer.panel import response_curves
+    from gpu_deconv.apps.viewer.panel import response_curves
+    from gpu_deconv.core.design import FilterDesigner
+    from gpu_deconv.core.params import DeconvParams
 
     d = FilterDesigner().design(DeconvParams(sigma=1.0, noise=0.002))
     c = response_curves(d)
@@ -160,13 +160,13 @@ def _view(display: str, tmp: Path, *args: str, frames: int = 3, name: str = "sho
     """Run the viewer in scripted mode; returns (CompletedProcess, screenshot array, stats dict)."""
     shot, stats = tmp / f"{name}.png", tmp / f"{name}.json"
     env = dict(os.environ, DISPLAY=display, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [sys.executable, "-m", "gpu_deconv.viewer.cli", *args, "--frames", str(frames), "--screenshot", str(shot),
-           "--check-gl", "--stats", str(stats)]
+    cmd = [sys.executable, "-m", "gpu_deconv.apps.viewer.cli", *args, "--frames", str(frames),
+           "--screenshot", str(shot), "--check-gl", "--stats", str(stats)]
     proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=RUN_TIMEOUT)
     if proc.returncode != 0 and "OpenGL 3.3" in proc.stderr:
         _unavailable(f"no GL 3.3 window: {proc.stderr.strip()}")
     assert proc.returncode == 0, proc.stderr
-    from gpu_deconv.imagefile import read_image
+    from gpu_deconv.io.images import read_image
 
     return proc, read_image(shot).pixels, json.loads(stats.read_text())
 
@@ -174,9 +174,9 @@ def _view(display: str, tmp: Path, *args: str, frames: int = 3, name: str = "sho
 @pytest.fixture(scope="module")
 def test_png(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     """A blurred, slightly noisy 8-bit sRGB chart, 256 x 192."""
-    from gpu_deconv.chart import blur_and_noise, test_chart
-    from gpu_deconv.colour import linear_to_srgb
-    from gpu_deconv.imagefile import write_image
+    from gpu_deconv.core.chart import blur_and_noise, test_chart
+    from gpu_deconv.core.colour import linear_to_srgb
+    from gpu_deconv.io.images import write_image
 
     lin = blur_and_noise(test_chart((192, 256)), 1.0, 0.003, seed=1)
     u8 = np.round(np.clip(linear_to_srgb(np.clip(lin, 0, 1)), 0, 1) * 255).astype(np.uint8)
@@ -190,10 +190,10 @@ PARAMS = ("--sigma", "1.0", "--noise", "0.004", "--method", "laplacian")
 
 def test_after_view_matches_offscreen_engine(display: str, tmp_path: Path, test_png) -> None:
     """(1) + (3): the full "after" view at zoom 1 equals Deconvolver.process of the same file."""
-    from gpu_deconv.colour import decode_lut, linear_to_srgb
-    from gpu_deconv.engine import Deconvolver
-    from gpu_deconv.params import DeconvParams
-    from gpu_deconv.reference import apply_plan
+    from gpu_deconv.core.colour import decode_lut, linear_to_srgb
+    from gpu_deconv.core.params import DeconvParams
+    from gpu_deconv.core.reference import apply_plan
+    from gpu_deconv.gl.engine import Deconvolver
 
     path, u8 = test_png
     h, w = u8.shape[:2]
@@ -246,7 +246,7 @@ def test_scripted_keys_and_mouse_change_the_view(display: str, tmp_path: Path, t
     # the image point under the cursor stayed put: (w/4, h/2) -> origin = cursor - cursor * 2
     assert v["origin"] == [-(w // 4), -(h // 2)]
     assert len(st3["screenshots"]) == 2 and all(Path(p).is_file() for p in st3["screenshots"])
-    from gpu_deconv.params import DeconvParams
+    from gpu_deconv.core.params import DeconvParams
 
     saved = DeconvParams.load(tmp_path / "gpu_deconv_params.json")
     assert saved == DeconvParams(sigma=1.0, noise=0.004, method="laplacian")
@@ -283,7 +283,7 @@ def test_bad_file_keeps_the_viewer_open(display: str, tmp_path: Path, test_png) 
 
 def test_folder_and_video_navigation(display: str, tmp_path: Path, test_png) -> None:
     """Folder next/previous (past an unreadable file) and video play / pause / step."""
-    from gpu_deconv.imagefile import write_image
+    from gpu_deconv.io.images import write_image
 
     _, u8 = test_png
     folder = tmp_path / "imgs"
@@ -296,7 +296,7 @@ def test_folder_and_video_navigation(display: str, tmp_path: Path, test_png) -> 
     assert "c.png" in st["source"] and st["uploads"] == 2 and st["message"] is None
     assert sum("b.png" in ln for ln in proc.stderr.splitlines()) == 1
     try:
-        from gpu_deconv.video import VideoWriter, ffmpeg_exe
+        from gpu_deconv.io.video import VideoWriter, ffmpeg_exe
 
         ffmpeg_exe()
     except Exception as e:  # noqa: BLE001 - the video part needs imageio-ffmpeg's binary
@@ -322,9 +322,9 @@ def test_docs_list_every_shortcut() -> None:
 
 def test_simulation_equals_blur_and_noise(gl_ctx) -> None:
     """The viewer's GPU "simulate" passes give chart.blur_and_noise (same taps, same seeded noise)."""
-    from gpu_deconv.chart import blur_and_noise, gaussian_taps, test_chart
-    from gpu_deconv.colour import linear_to_srgb, srgb_to_linear
-    from gpu_deconv.viewer.gpu import Simulator
+    from gpu_deconv.apps.viewer.gpu import Simulator
+    from gpu_deconv.core.chart import blur_and_noise, gaussian_taps, test_chart
+    from gpu_deconv.core.colour import linear_to_srgb, srgb_to_linear
 
     img = test_chart((96, 128))
     rgba = np.ones((96, 128, 4), np.float32)

@@ -1,11 +1,11 @@
 """OpenGL side of gpu_deconv: headless contexts, shader loading, plan execution, GPU statistics, state and timers.
 
-Most users want :class:`gpu_deconv.engine.Deconvolver`; these modules are its parts:
+Most users want :class:`gpu_deconv.gl.engine.Deconvolver`; these modules are its parts:
 
 * :mod:`.context` - headless context creation (EGL on Linux) and a raw-GL function table;
 * :mod:`.shaders` - locating ``shaders/`` (checkout or wheel) and expanding its markers;
-* :mod:`.executor` - programs, pooled intermediates and the passes of a :class:`~gpu_deconv.plan.Plan`;
-* :mod:`.stats_gpu` - :class:`~gpu_deconv.stats.BandStats` by GPU reduction;
+* :mod:`.executor` - programs, pooled intermediates and the passes of a :class:`~gpu_deconv.core.plan.Plan`;
+* :mod:`.stats_gpu` - :class:`~gpu_deconv.core.stats.BandStats` by GPU reduction;
 * :mod:`.state` - saving/restoring the caller's GL state around the passes;
 * :mod:`.timing` - non-stalling GPU timer queries.
 

@@ -1,4 +1,4 @@
-"""Run a :class:`~gpu_deconv.plan.Plan` on GL textures: programs, intermediates, passes.
+"""Run a :class:`~gpu_deconv.core.plan.Plan` on GL textures: programs, intermediates, passes.
 
 One mixture stage = an H pass (``mixture_h.frag``: one fetch loop along x, all K levels written to K
 render targets) and a V pass (``mixture_v.frag``: vertical blurs fused with ``d0*base + sum d_k ...``);
@@ -42,7 +42,7 @@ from typing import Any
 import moderngl
 import numpy as np
 
-from ..plan import MAX_LEVELS, MAX_RADIUS, MixtureStage, Plan
+from ..core.plan import MAX_LEVELS, MAX_RADIUS, MixtureStage, Plan
 from .context import RawGL
 from .shaders import build_source
 from .state import GLStateGuard
@@ -428,7 +428,7 @@ class PlanExecutor:
         """The sRGB decode table of ``bits``-bit codes as an R32F texture (256 wide; made once)."""
         t = self._luts.get(bits)
         if t is None:
-            from ..colour import decode_lut
+            from ..core.colour import decode_lut
 
             lut = decode_lut(bits)
             t = self.ctx.texture((256, max(1, lut.size // 256)), 1, lut.astype(np.float32).tobytes(), dtype="f4")

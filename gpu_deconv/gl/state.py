@@ -1,6 +1,6 @@
 """Save and restore the caller's GL state around the engine's passes.
 
-:meth:`gpu_deconv.engine.Deconvolver.apply` renders into a framebuffer the caller owns, in the middle
+:meth:`gpu_deconv.gl.engine.Deconvolver.apply` renders into a framebuffer the caller owns, in the middle
 of the caller's own frame, so it must leave the context as it found it *and* must not inherit state
 that would corrupt its own passes (blending, a scissor rectangle, a colour mask, wireframe mode, an
 sRGB-converting framebuffer...). :class:`GLStateGuard` reads the real GL state with ``glGet*`` (through

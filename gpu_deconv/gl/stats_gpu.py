@@ -1,4 +1,4 @@
-"""Band statistics on the GPU: the :func:`gpu_deconv.stats.band_statistics` numbers without reading the frame.
+"""Band statistics on the GPU: the :func:`gpu_deconv.core.stats.band_statistics` numbers without reading the frame.
 
 Passes (all 32-bit float, mirror boundary, ``atrous.frag`` = one axis of the [1/4, 1/2, 1/4] a-trous
 lowpass at a dilation; ``stats_reduce.frag`` = per-tile sums):
@@ -20,7 +20,7 @@ per-tile fp32 sums of 256 values differ by ~1e-6).
 
 Tiling: :meth:`GpuBandStats.grid` takes a region of interest in block-aligned global coordinates, so
 tiles (with a halo of :data:`STATS_HALO` pixels) produce exactly the cells of the untiled grid; a
-:class:`StatsAccumulator` stitches them into one :class:`~gpu_deconv.stats.BandStats`.
+:class:`StatsAccumulator` stitches them into one :class:`~gpu_deconv.core.stats.BandStats`.
 
 Latency: :meth:`GpuBandStats.grid` reads back immediately (a pipeline sync - fine for ``process()``);
 :meth:`GpuBandStats.grid_async` starts the read into a pixel-pack buffer and returns a handle resolved
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import moderngl
 import numpy as np
 
-from ..stats import BLOCK, BandStats
+from ..core.stats import BLOCK, BandStats
 from .executor import Layout, PlanExecutor, Region
 
 #: Pixels of context the statistics of a pixel depend on (G3 = A_4 A_2 A_1: 1 + 2 + 4 per axis).
@@ -100,7 +100,7 @@ class GpuBandStats:
     executor : PlanExecutor
         Supplies the program cache, texture pool and NEAREST sampler.
     block : int
-        Tile edge in pixels (16, like :data:`gpu_deconv.stats.BLOCK`).
+        Tile edge in pixels (16, like :data:`gpu_deconv.core.stats.BLOCK`).
     """
 
     def __init__(self, executor: PlanExecutor, block: int = BLOCK) -> None:

@@ -1,0 +1,409 @@
+"""The Dear ImGui control panel, help overlay, error banner and the response plot (ImPlot).
+
+The panel only edits the app's *requested* state (``app.params``, ``app.simulate``, ``app.geom``...);
+the app applies it after the UI is built (re-solving only when the parameters changed). All sizes are
+in window coordinates, which Dear ImGui's glfw backend uses (HiDPI scaling is its business).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...core.params import BLURS, METHODS, TARGETS
+from .keys import SHORTCUTS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .app import ViewerApp
+
+_RED = (1.0, 0.45, 0.4, 1.0)
+_DIM = (0.65, 0.65, 0.68, 1.0)
+#: Points of the response plot over [0, pi].
+PLOT_POINTS = 256
+_SPACES = ("auto", "srgb", "linear")
+_SPACE_LABELS = ("auto (integer = sRGB)", "sRGB: decode to linear light", "linear: filter values as they are")
+_TARGET_METHODS = ("auto", "comb", "laplacian", "fir", "unsharp")
+
+
+def response_curves(design: Any, diagonal: bool = False, n: int = PLOT_POINTS) -> dict[str, np.ndarray]:
+    """Blur, target, achieved and restored (achieved x blur) responses along x or the diagonal.
+
+    Parameters
+    ----------
+    design : gpu_deconv.core.design.Design
+    diagonal : bool
+        Slice along ``wx = wy`` (the x axis is then the radial frequency ``|w| = sqrt(2) t``).
+
+    Returns
+    -------
+    dict
+        ``'w'`` (rad/px) and float64 curves ``'blur'``, ``'achieved'``, ``'restored'`` and, when the
+        method has one, ``'target'``.
+    """
+    t = np.linspace(0.0, math.pi, n)
+    wx, wy = (t, t) if diagonal else (t, np.zeros_like(t))
+    blur = np.asarray(design.blur.response2d(wx, wy), dtype=np.float64)
+    achieved = np.asarray(design.response(wx, wy), dtype=np.float64)
+    out = {"w": t * math.sqrt(2.0) if diagonal else t, "blur": blur, "achieved": achieved,
+           "restored": achieved * blur}
+    if design.target is not None:
+        out["target"] = np.asarray(design.target.response(design.blur, wx, wy), dtype=np.float64)
+    return out
+
+
+class Panel:
+    """Builds the UI each frame for one :class:`~gpu_deconv.apps.viewer.app.ViewerApp`."""
+
+    def __init__(self, app: ViewerApp) -> None:
+        from imgui_bundle import imgui, implot
+
+        self.app = app
+        self.imgui = imgui
+        self.implot = implot
+        self._curves_key: tuple | None = None
+        self._curves: dict[str, np.ndarray] = {}
+        self._open_path = app.open_path
+        self._params_path = app.params_path
+
+    # ------------------------------------------------------------------------------------------------
+    def draw(self) -> None:
+        """All UI of one frame (call between ``imgui.new_frame()`` and ``imgui.render()``)."""
+        app = self.app
+        if app.show_ui:
+            self._panel()
+            self._labels()
+        self._banner()
+        if app.show_help:
+            self._help()
+
+    # ------------------------------------------------------------------------------------------------
+    def _panel(self) -> None:
+        imgui, app = self.imgui, self.app
+        io = imgui.get_io()
+        from .app import PANEL_WIDTH
+
+        w = PANEL_WIDTH * app.ui_scale
+        imgui.set_next_window_pos((io.display_size.x - w, 0.0), imgui.Cond_.always)
+        imgui.set_next_window_size((w, io.display_size.y), imgui.Cond_.always)
+        flags = (imgui.WindowFlags_.no_move | imgui.WindowFlags_.no_resize | imgui.WindowFlags_.no_collapse
+                 | imgui.WindowFlags_.no_saved_settings)
+        imgui.begin("gpu-deconv", None, flags)
+        imgui.push_item_width(-150 * app.ui_scale)
+        self._file_section()
+        self._blur_section()
+        self._method_section()
+        self._response_section()
+        self._processing_section()
+        self._view_section()
+        self._timing_section()
+        imgui.pop_item_width()
+        imgui.end()
+
+    def _file_section(self) -> None:
+        imgui, app = self.imgui, self.app
+        src = app.source
+        if not imgui.collapsing_header("Input", imgui.TreeNodeFlags_.default_open):
+            return
+        if src is not None:
+            imgui.text_wrapped(src.status())
+            if src.frame is not None:
+                f = src.frame
+                ch = 1 if f.ndim == 2 else f.shape[2]
+                imgui.text_colored(_DIM, f"{f.shape[1]} x {f.shape[0]}, {ch} ch, {f.dtype}")
+        _, self._open_path = imgui.input_text("##open", self._open_path)
+        imgui.same_line()
+        if imgui.button("Open"):
+            app.open(self._open_path or None)
+        imgui.set_item_tooltip("image, folder or video; empty = the test chart (or drop a file on the window)")
+        if src is not None and src.kind == "folder":
+            if imgui.button("< Prev"):
+                src.prev()
+                app._after_navigation()
+            imgui.same_line()
+            if imgui.button("Next >"):
+                src.next()
+                app._after_navigation()
+        if src is not None and src.kind == "video":
+            if imgui.button("Pause" if src.playing else "Play"):  # type: ignore[attr-defined]
+                src.toggle_play()  # type: ignore[attr-defined]
+            imgui.same_line()
+            if imgui.button("Step"):
+                src.playing = False  # type: ignore[attr-defined]
+                src.step()  # type: ignore[attr-defined]
+            imgui.same_line()
+            _, src.loop = imgui.checkbox("loop", src.loop)  # type: ignore[attr-defined]
+
+    def _blur_section(self) -> None:
+        imgui, app = self.imgui, self.app
+        p = app.params
+        if not imgui.collapsing_header("Blur and noise", imgui.TreeNodeFlags_.default_open):
+            return
+        ch, i = imgui.combo("blur model", BLURS.index(p.blur), list(BLURS))
+        if ch:  # a box is at least 1 px wide
+            app.set_param(blur=BLURS[i], **({"sigma": max(p.sigma, 1.0)} if BLURS[i] == "box" else {}))
+        if p.blur == "binomial":
+            half = p.binomial_order // 2
+            ch, n = imgui.slider_int("binomial order", half, 1, 15, format=f"{2 * half}")
+            if ch:
+                app.set_param(binomial_order=2 * n)
+        else:
+            label = "sigma (px)" if p.blur == "gaussian" else "box width (px)"
+            lo, hi = (0.1, 4.0) if p.blur == "gaussian" else (1.0, 8.0)
+            ch, s = imgui.slider_float(label, p.sigma, lo, hi, "%.3f")
+            if ch:
+                app.set_param(sigma=round(s, 4))
+        auto = p.noise_is_auto
+        ch, auto2 = imgui.checkbox("noise auto", auto)
+        if ch:
+            app.set_param(noise="auto" if auto2 else app.sim_noise)
+        imgui.same_line()
+        if auto:
+            d = app.engine.design if app.engine is not None else None
+            imgui.text_colored(_DIM, f"estimated {d.noise_std:.4g}" if d is not None else "estimating...")
+        else:
+            ch, v = imgui.slider_float("noise (linear std)", float(p.noise), 0.0, 0.1, "%.4f",
+                                       imgui.SliderFlags_.logarithmic)
+            if ch:
+                app.set_param(noise=max(v, 0.0))
+        ch, app.simulate = imgui.checkbox("simulate: blur + noise the input first", app.simulate)
+        imgui.set_item_tooltip("degrade a sharp input with this blur and noise, then restore it (key I)")
+        if app.simulate:
+            if auto:
+                _, app.sim_noise = imgui.slider_float("simulated noise", app.sim_noise, 0.0, 0.1, "%.4f",
+                                                      imgui.SliderFlags_.logarithmic)
+            _, seed = imgui.input_int("noise seed", app.seed)
+            app.seed = max(int(seed), 0)
+            _, app.show_original = imgui.checkbox("before side shows the sharp original (O)", app.show_original)
+
+    def _method_section(self) -> None:
+        imgui, app = self.imgui, self.app
+        p = app.params
+        if not imgui.collapsing_header("Method", imgui.TreeNodeFlags_.default_open):
+            return
+        ch, i = imgui.combo("method", METHODS.index(p.method), list(METHODS))
+        if ch:
+            app.set_param(method=METHODS[i])
+        d = app.engine.design if app.engine is not None else None
+        if p.method == "auto" and d is not None:
+            imgui.same_line()
+            imgui.text_colored(_DIM, f"-> {d.method}")
+        m = d.method if (p.method == "auto" and d is not None) else p.method
+        if m == "comb":
+            ch, lv = imgui.slider_int("comb levels", p.comb_levels, 2, 3)
+            if ch:
+                app.set_param(comb_levels=lv)
+        if m == "fir":
+            taps = p.fir_taps or 0
+            ch, k = imgui.slider_int("fir taps (0 = auto)", taps // 2, 0, 15, format=str(taps) if taps else "auto")
+            if ch:
+                app.set_param(fir_taps=2 * k + 1 if k else None)
+        if m == "unsharp":
+            self._optional_float("unsharp radius", "unsharp_radius", 0.1, 4.0, default=max(p.sigma, 0.3))
+            self._optional_float("unsharp amount", "unsharp_amount", 0.0, 20.0, default=1.0, fmt="%.2f")
+        if m == "polyblur":
+            ch, a = imgui.slider_float("polyblur alpha", p.polyblur_alpha, 0.0, 8.0, "%.2f")
+            if ch:
+                app.set_param(polyblur_alpha=a)
+            ch, b = imgui.slider_float("polyblur beta", p.polyblur_beta, 0.0, 8.0, "%.2f")
+            if ch:
+                app.set_param(polyblur_beta=b)
+        if m != "identity":
+            ch, s = imgui.slider_float("strength", p.strength, 0.0, 2.0, "%.2f")
+            if ch:
+                app.set_param(strength=s)
+        if m in _TARGET_METHODS and not (m == "unsharp" and p.unsharp_amount is not None):
+            ch, i = imgui.combo("target", TARGETS.index(p.target), list(TARGETS))
+            if ch:
+                app.set_param(target=TARGETS[i])
+            ch, g = imgui.slider_float("min gain", p.min_gain, 0.0, 1.0, "%.2f")
+            if ch:
+                app.set_param(min_gain=g)
+            self._optional_float("max gain", "max_gain", 1.0, 20.0, default=4.0, fmt="%.2f", none_label="none")
+        if app.param_error:
+            imgui.push_style_color(imgui.Col_.text, _RED)
+            imgui.text_wrapped(app.param_error)
+            imgui.pop_style_color()
+
+    def _optional_float(self, label: str, name: str, lo: float, hi: float, *, default: float, fmt: str = "%.3f",
+                        none_label: str = "auto") -> None:
+        imgui, app = self.imgui, self.app
+        v = getattr(app.params, name)
+        ch, on = imgui.checkbox(f"{label}: {none_label}", v is None)
+        if ch:
+            app.set_param(**{name: None if on else default})
+        if v is not None:
+            ch, x = imgui.slider_float(label, float(v), lo, hi, fmt)
+            if ch:
+                app.set_param(**{name: x})
+
+    def _processing_section(self) -> None:
+        imgui, app = self.imgui, self.app
+        p = app.params
+        if not imgui.collapsing_header("Processing", imgui.TreeNodeFlags_.default_open):
+            return
+        ch, i = imgui.combo("input values", _SPACES.index(p.space), list(_SPACE_LABELS))
+        if ch:
+            app.set_param(space=_SPACES[i])
+        imgui.set_item_tooltip("sRGB input is decoded to linear light before filtering (where blur is a "
+                               "convolution); 'linear' filters the stored values directly (key G)")
+        imgui.text("intermediates")
+        imgui.same_line()
+        if imgui.radio_button("fp16", p.precision == 16):
+            app.set_param(precision=16)
+        imgui.same_line()
+        if imgui.radio_button("fp32", p.precision == 32):
+            app.set_param(precision=32)
+        _, self._params_path = imgui.input_text("##params", self._params_path)
+        imgui.same_line()
+        if imgui.button("Save"):
+            app.save_params(self._params_path)
+        imgui.same_line()
+        if imgui.button("Load"):
+            app.load_params(self._params_path)
+        imgui.set_item_tooltip("parameter JSON, the file 'gpu-deconv run --params' reads (Ctrl+S / Ctrl+O)")
+        if imgui.button("Reset parameters (R)"):
+            app.params = app.start_params
+            app.param_error = None
+
+    def _view_section(self) -> None:
+        imgui, app = self.imgui, self.app
+        g = app.geom
+        if not imgui.collapsing_header("View", imgui.TreeNodeFlags_.default_open):
+            return
+        for mode, label in (("split", "split"), ("before", "before (A)"), ("after", "after (B)")):
+            if imgui.radio_button(label, g.mode == mode):
+                g.mode = mode
+            imgui.same_line()
+        imgui.new_line()
+        if g.mode == "split":
+            _, g.split = imgui.slider_float("divider", g.split, 0.0, 1.0, "%.3f")
+        imgui.text(f"zoom {g.zoom * 100:.4g}%")
+        imgui.same_line()
+        if imgui.button("Fit (F)"):
+            g.fit = True
+            g.fit_image()
+        imgui.same_line()
+        if imgui.button("1:1"):
+            g.actual_size()
+        imgui.same_line()
+        if imgui.button("Screenshot"):
+            app._want_view_shot = True
+        _, app.plot_diagonal = imgui.checkbox("plot the diagonal slice", app.plot_diagonal)
+
+    def _response_section(self) -> None:
+        imgui, implot, app = self.imgui, self.implot, self.app
+        if not imgui.collapsing_header("Response", imgui.TreeNodeFlags_.default_open):
+            return
+        d = app.engine.design if app.engine is not None else None
+        if d is None:
+            imgui.text_colored(_DIM, "no design yet")
+            return
+        key = (id(d), app.plot_diagonal)
+        if key != self._curves_key:
+            try:
+                self._curves = response_curves(d, app.plot_diagonal)
+            except Exception as e:  # a plot must never take the viewer down
+                self._curves = {}
+                imgui.text_colored(_RED, f"plot: {e}")
+            self._curves_key = key
+        c = self._curves
+        xlabel = "|w| along the diagonal (rad/px)" if app.plot_diagonal else "wx (rad/px), wy = 0"
+        if c and implot.begin_plot("##response", (-1, 210 * app.ui_scale)):
+            implot.setup_axes(xlabel, "gain", implot.AxisFlags_.auto_fit, implot.AxisFlags_.auto_fit)
+            implot.setup_legend(implot.Location_.north, implot.LegendFlags_.outside | implot.LegendFlags_.horizontal)
+            w = c["w"]
+            implot.plot_line("blur B", w, c["blur"])
+            if "target" in c:
+                implot.plot_line("target T", w, c["target"])
+            implot.plot_line("achieved F", w, c["achieved"])
+            implot.plot_line("F x B", w, c["restored"])
+            implot.end_plot()
+        imgui.text_wrapped(d.summary())
+        res = d.result
+        if res is not None and getattr(res, "coefficients", None) is not None:
+            coef = ", ".join(f"{v:+.4f}" for v in np.asarray(res.coefficients).ravel())
+            imgui.text_wrapped(f"coefficients c: [{coef}]")
+            peak = getattr(res, "peak_gain", None)
+            if peak is not None:
+                imgui.text(f"peak gain {float(peak):.3f}")
+        for k, st in enumerate(d.plan.stages):
+            wts = ", ".join(f"{v:+.4f}" for v in np.asarray(st.weights).ravel())
+            taps = "/".join(str(t.size) for t in st.taps)
+            imgui.text_wrapped(f"stage {k + 1} ({st.src}): d = [{wts}], taps {taps}")
+
+    def _timing_section(self) -> None:
+        imgui, app = self.imgui, self.app
+        if not imgui.collapsing_header("Timing", imgui.TreeNodeFlags_.default_open):
+            return
+        gpu = getattr(app.engine, "last_gpu_ms", None)
+        disp = app.display_gpu_ms
+        imgui.text(f"{app.fps:6.1f} FPS   frame CPU {app.cpu_ms:6.2f} ms")
+        imgui.text(f"engine GPU {'-' if gpu is None else f'{gpu:.2f}'} ms   "
+                   f"display+UI GPU {'-' if disp is None else f'{disp:.2f}'} ms")
+        imgui.text(f"last solve {app.solve_ms:.2f} ms   solves {app.solves}   uploads {app.uploads}")
+        imgui.text_colored(_DIM, app.renderer)
+        imgui.text_colored(_DIM, "F1: help")
+
+    # ------------------------------------------------------------------------------------------------
+    def _labels(self) -> None:
+        """'before' / 'after' captions on the view."""
+        imgui, app = self.imgui, self.app
+        g = app.geom
+        if app.source is None or app.source.frame is None:
+            return
+        dl = imgui.get_foreground_draw_list()
+        sx = app.fb_size()[0] / max(imgui.get_io().display_size.x, 1.0)
+        col = imgui.get_color_u32((1.0, 1.0, 1.0, 0.9))
+        before = "original" if (app.simulate and app.show_original) else ("degraded" if app.simulate else "before")
+        after = "restored" if app.simulate else "after"
+        if g.mode == "split":
+            x = g.divider_x / sx
+            if 0.0 < g.split < 1.0:
+                dl.add_line((x, 0.0), (x, g.view_h / sx), imgui.get_color_u32((1.0, 1.0, 1.0, 0.6)), 1.0)
+            tw = imgui.calc_text_size(before).x
+            if g.split > 0.0:
+                dl.add_text((x - tw - 8, 6), col, before)
+            if g.split < 1.0:
+                dl.add_text((x + 8, 6), col, after)
+        else:
+            dl.add_text((8, 6), col, before if g.mode == "before" else after)
+
+    def _banner(self) -> None:
+        imgui, app = self.imgui, self.app
+        if not app.message:
+            return
+        imgui.set_next_window_pos((10, 30), imgui.Cond_.always)
+        imgui.set_next_window_bg_alpha(0.85)
+        io = imgui.get_io()
+        imgui.set_next_window_size_constraints((200, 0), (max(io.display_size.x - 20, 200), 400))
+        flags = (imgui.WindowFlags_.no_decoration | imgui.WindowFlags_.always_auto_resize
+                 | imgui.WindowFlags_.no_saved_settings | imgui.WindowFlags_.no_focus_on_appearing
+                 | imgui.WindowFlags_.no_nav)
+        imgui.begin("##error", None, flags)
+        imgui.push_text_wrap_pos(max(io.display_size.x - 40, 200))
+        imgui.text_colored(_RED, f"error: {app.message}")
+        imgui.pop_text_wrap_pos()
+        if imgui.small_button("dismiss"):
+            app.message = None
+        imgui.end()
+
+    def _help(self) -> None:
+        imgui, app = self.imgui, self.app
+        io = imgui.get_io()
+        imgui.set_next_window_pos((io.display_size.x / 2, io.display_size.y / 2), imgui.Cond_.always, (0.5, 0.5))
+        imgui.set_next_window_bg_alpha(0.92)
+        flags = imgui.WindowFlags_.always_auto_resize | imgui.WindowFlags_.no_saved_settings
+        expanded, still_open = imgui.begin("Shortcuts (F1 / H / Esc to close)", True, flags)
+        if expanded and imgui.begin_table("##keys", 2):
+            for keys_, what in SHORTCUTS:
+                imgui.table_next_row()
+                imgui.table_next_column()
+                imgui.text(keys_)
+                imgui.table_next_column()
+                imgui.text(what)
+            imgui.end_table()
+        imgui.end()
+        if still_open is False:
+            app.show_help = False

@@ -1,0 +1,177 @@
+"""From parameters (and a frame's statistics) to a Plan: the per-frame CPU side of the engine.
+
+``FilterDesigner.design(params, stats, bits)`` resolves the noise (given or estimated), the spectrum
+level (given or estimated), the method (``auto`` picks by sigma and noise), builds the target, solves
+the fit and returns a :class:`Design` whose ``plan`` the GPU (or :mod:`gpu_deconv.core.reference`) applies.
+Solvers are cached per basis inside the designer object (no module-level state), so a per-frame call
+costs only the target evaluation and a tiny solve.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .baselines import default_fir_taps, design_fir, polyblur_stages, unsharp_mask
+from .basis import Basis
+from .blur import BlurModel, make_blur
+from .comb import Comb
+from .fit import ROUNDOFF_VAR, LaplacianFit
+from .gaussian_laplacian import GaussianLaplacian
+from .noise import noise_from_stats, quantization_variance
+from .params import DeconvParams
+from .plan import Plan
+from .spectrum import DEFAULT_LEVEL, estimate_level
+from .stats import BandStats
+from .targets import Target
+
+#: Blur sigma (px) up to which ``auto`` uses the 2-level comb. Measured (benchmarks/quality.py, GL engine,
+#: 7 photographs): at sigma 0.5 the 5-Gaussian basis already beats the comb by 0.1-0.8 dB at noise
+#: 0.003-0.03 (and by 6 dB without noise), and by 0.5-0.9 dB at sigma 0.8; the comb's 2-3x lower cost
+#: is only worth it below that.
+AUTO_COMB_MAX_SIGMA = 0.4
+#: Noise floor (linear std) always assumed: float32 input through fp16 intermediates still carries
+#: round-off of ~2^-11 relative, and a zero-noise target (1/B) is unbounded for wide blurs.
+NOISE_FLOOR = 5e-5
+
+
+def auto_method(sigma: float, noise: float = 0.0) -> tuple[str, dict[str, Any]]:
+    """Method chosen by ``method='auto'``: the cheapest one that follows the target for this blur.
+
+    Returns ``(method, options)``: ``('comb', {'comb_levels': 2})`` for sigma <= 0.4 px, else
+    ``('laplacian', {})``. Noise does not change the choice today: with the noise-aware target both
+    bases degrade gracefully, and the comb's advantage is speed, which matters at any noise.
+    """
+    if sigma <= AUTO_COMB_MAX_SIGMA:
+        return "comb", {"comb_levels": 2}
+    return "laplacian", {}
+
+
+@dataclass(eq=False)
+class Design:
+    """Everything decided for one frame."""
+
+    params: DeconvParams
+    method: str
+    plan: Plan
+    blur: BlurModel
+    noise_std: float
+    noise_var: float
+    level: float | None
+    target: Target | None
+    result: Any = None
+
+    def response(self, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
+        """The 2D response the GPU applies (exactly the plan's, float32 taps included)."""
+        return self.plan.response(wx, wy)
+
+    def summary(self) -> str:
+        lvl = "-" if self.level is None else f"{self.level:.3g}"
+        return (
+            f"method={self.method} sigma={self.params.sigma:g} noise={self.noise_std:.4g} level={lvl} "
+            f"passes={self.plan.passes}"
+        )
+
+
+class FilterDesigner:
+    """Turns :class:`~gpu_deconv.core.params.DeconvParams` into a :class:`Design`, caching solvers.
+
+    Parameters
+    ----------
+    domain : {'2d', '1d'}
+        Fit domain (2D is what the shaders apply; 1D is the seed's).
+    weighting : {'output', 'uniform'}
+    """
+
+    def __init__(self, domain: str = "2d", weighting: str = "output") -> None:
+        self.domain = domain
+        self.weighting = weighting
+        self._solvers: dict[tuple, LaplacianFit] = {}
+
+    @staticmethod
+    def needs_stats(params: DeconvParams) -> bool:
+        """True when the frame's statistics are needed (noise 'auto', or a level to estimate)."""
+        if params.method == "identity":
+            return False
+        if params.noise_is_auto:
+            return True
+        uses_target = not (
+            params.method == "polyblur" or (params.method == "unsharp" and params.unsharp_amount is not None)
+        )
+        return uses_target and params.target == "natural" and params.level is None
+
+    def solver(self, basis: Basis) -> LaplacianFit:
+        key = (basis.key(), self.domain, self.weighting)
+        s = self._solvers.get(key)
+        if s is None:
+            s = self._solvers[key] = LaplacianFit(basis, self.domain, weighting=self.weighting)
+        return s
+
+    def design(self, params: DeconvParams, stats: BandStats | None = None, bits: int | None = None) -> Design:
+        """Design the filter for one frame.
+
+        Parameters
+        ----------
+        params : DeconvParams
+        stats : BandStats or None
+            The frame's band statistics; needed when :meth:`needs_stats` (else a default level is used
+            and ``noise='auto'`` raises).
+        bits : int or None
+            Integer bit depth of the source (adds quantization noise ``Delta^2/12``); None for float.
+
+        Raises
+        ------
+        ValueError
+            Parameters outside what the method supports (the message says what is allowed).
+        """
+        p = params
+        blur = make_blur(p.blur, p.sigma, p.binomial_order)
+        if p.noise_is_auto:
+            if stats is None:
+                raise ValueError("noise='auto' needs the frame's statistics; give a number or an image")
+            noise_std = noise_from_stats(stats)  # measured noise already contains the quantization ...
+            # ... but reads it low: sRGB codes are finer than Delta in linear light for dark pixels, and
+            # quantization is structured contouring the diagonal band half-sees. Never assume less than
+            # the code step's Delta^2/12 (measured: 8-bit noise-free photos went from -4.5 dB to >= 0).
+            noise_var = max(noise_std * noise_std, quantization_variance(bits))
+        else:
+            noise_std = float(p.noise)
+            noise_var = noise_std * noise_std + quantization_variance(bits)
+        noise_var = max(noise_var, NOISE_FLOOR * NOISE_FLOOR)
+        method, opts = p.method, {}
+        sigma_eff = getattr(blur, "sigma", p.sigma)
+        if method == "auto":
+            method, opts = auto_method(sigma_eff, math.sqrt(noise_var))
+        if method == "identity":
+            return Design(p, method, Plan("identity"), blur, noise_std, noise_var, None, None)
+        if method == "polyblur":
+            stages = polyblur_stages(blur, p.polyblur_alpha, p.polyblur_beta, p.strength)
+            return Design(p, method, Plan(method, stages), blur, noise_std, noise_var, None, None)
+        level = None
+        if p.target == "natural":
+            if p.level is not None:
+                level = p.level
+            elif stats is not None:
+                level = estimate_level(stats, blur, noise_var)
+            else:
+                level = DEFAULT_LEVEL
+        target = Target(p.target, noise_var, 1.0 if level is None else level, min_gain=p.min_gain,
+                        max_gain=p.max_gain)
+        if method in ("comb", "laplacian"):
+            basis: Basis = Comb(opts.get("comb_levels", p.comb_levels)) if method == "comb" else GaussianLaplacian()
+            basis.check_sigma(sigma_eff)
+            result = self.solver(basis).solve(blur, target, ROUNDOFF_VAR[p.precision])
+            stage = result.stage(p.strength)
+        elif method == "fir":
+            result = design_fir(blur, target, p.fir_taps or default_fir_taps(sigma_eff))
+            stage = result.stage(p.strength)
+        elif method == "unsharp":
+            radius = p.unsharp_radius if p.unsharp_radius is not None else min(max(sigma_eff, 0.3), 3.5)
+            result = unsharp_mask(blur, target, radius, p.unsharp_amount, self.domain, ROUNDOFF_VAR[p.precision])
+            stage = result.stage(p.strength)
+        else:  # pragma: no cover - DeconvParams validates the method
+            raise ValueError(f"unknown method {method!r}")
+        return Design(p, method, Plan(method, (stage,)), blur, noise_std, noise_var, level, target, result)
