@@ -14,6 +14,7 @@ import pytest
 import tifffile
 from PIL import Image as PILImage
 
+from gpu_deconv.io import atomic
 from gpu_deconv.io import images as imagefile
 from gpu_deconv.io.images import (
     Image,
@@ -368,7 +369,7 @@ def test_unwritable_folder_simulated(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(imagefile.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)
     target = tmp_path / "a.png"
     with pytest.raises(ImageError, match="cannot write to folder .*Permission denied") as ei:
         write_image(target, _random(np.uint8, 1))

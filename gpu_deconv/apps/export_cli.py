@@ -20,14 +20,13 @@ that appeared meanwhile.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..core.params import METHODS, DeconvParams
+from ..errors import FileError
+from ..io.atomic import write_text_atomic
 
 PROG = "gpu-deconv export"
 
@@ -63,35 +62,6 @@ def _error(msg: str, code: int) -> int:
     return code
 
 
-def _write_atomic(path: Path, text: str, overwrite: bool) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder (same filesystem => atomic rename)."""
-    folder = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates 0600; a shader file is ordinary data, so give it the umask's default permissions
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # no-clobber: fails if the target appeared since the early check
-            except FileExistsError:
-                raise
-            except OSError:  # filesystems without hard links: checked just above, accept the tiny race
-                if path.exists():
-                    raise FileExistsError(str(path)) from None
-                os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def run_export(args: argparse.Namespace) -> int:
     """Run ``gpu-deconv export``; returns the exit code (0, 1 or 2) and prints errors as one line."""
     from ..core.design import FilterDesigner
@@ -119,9 +89,7 @@ def run_export(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         return 0
     try:
-        _write_atomic(out, text, bool(args.overwrite))
-    except FileExistsError:
-        return _error(f"{out}: already exists (use --overwrite to replace it)", 1)
-    except OSError as e:
-        return _error(f"{out}: cannot write ({e.strerror or e})", 1)
+        write_text_atomic(out, text, overwrite=bool(args.overwrite))
+    except FileError as e:
+        return _error(str(e), 1)
     return 0

@@ -180,9 +180,3 @@ class DeconvParams:
             return cls.from_dict(data)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{p}: {e}") from None
-
-    def save(self, path: str | Path) -> None:
-        p = Path(path)
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
-        tmp.replace(p)

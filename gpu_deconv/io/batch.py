@@ -28,8 +28,9 @@ from tqdm import tqdm
 
 from ..core.colour import linear_to_srgb, srgb_to_linear
 from ..core.params import DeconvParams
-from .images import EXTENSIONS, Image, ImageError, check_not_same_file, read_image, write_image
-from .video import VideoError, VideoReader, VideoWriter, is_video_path, probe_video
+from ..errors import ImageError, VideoError, one_line
+from .images import EXTENSIONS, Image, check_not_same_file, read_image, write_image
+from .video import VideoReader, VideoWriter, is_video_path, probe_video
 
 #: Canonical file extension written for each format (when ``--format`` changes it).
 FORMAT_EXT = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "webp": ".webp", "bmp": ".bmp", "npy": ".npy"}
@@ -227,7 +228,7 @@ class BatchRunner:
                     out = convert_for_format(out, fmt, space)
                     pending_write.append((job, enc.submit(self._write, job, out, img, fmt)))
                 except (ImageError, ValueError, OSError) as e:
-                    self._fail(report, _one_line(e, job.src))
+                    self._fail(report, one_line(e, job.src))
                     bar.update(1)
                     continue
                 self._drain(pending_write, report, bar, block=False)
@@ -238,7 +239,7 @@ class BatchRunner:
                     report.frames += self._run_video(job, report)
                     report.ok += 1
                 except (VideoError, ImageError, ValueError, OSError) as e:
-                    self._fail(report, _one_line(e, job.src))
+                    self._fail(report, one_line(e, job.src))
                 bar.update(1)
         bar.close()
         report.seconds += time.perf_counter() - t0
@@ -265,7 +266,7 @@ class BatchRunner:
                 report.stage_ms["encode"] += fut.result()
                 report.ok += 1
             except (ImageError, ValueError, OSError) as e:
-                self._fail(report, _one_line(e, job.dst))
+                self._fail(report, one_line(e, job.dst))
             bar.update(1)
 
     def _add_engine_timings(self, report: BatchReport) -> None:
@@ -305,10 +306,3 @@ class BatchRunner:
         if n == 0:
             raise VideoError(job.src, "no frames could be decoded")
         return n
-
-
-def _one_line(e: BaseException, path: Path) -> str:
-    msg = " ".join(str(e).split()) or type(e).__name__
-    if isinstance(e, (ImageError, VideoError)):
-        return msg
-    return f"{path}: {msg}"

@@ -42,13 +42,15 @@ import io
 import os
 import struct
 import subprocess
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+from ..errors import ImageError, one_line
+from .atomic import atomic_write
 
 FORMATS = ("png", "jpeg", "tiff", "webp", "bmp", "npy")
 
@@ -91,26 +93,6 @@ _OTHER_KINDS = {
 }
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
-
-
-class ImageError(ValueError):
-    """A file could not be read or written as an image; ``str(err)`` is ``"<path>: <reason>"``.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file concerned.
-    reason : str
-        What went wrong, one line (newlines are folded).
-    """
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = os.fspath(path)
-        self.reason = " ".join(str(reason).split())
-        super().__init__(f"{self.path}: {self.reason}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.path, self.reason))
 
 
 @dataclass
@@ -227,7 +209,7 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def _looks_like_text(head: bytes) -> bool:
+def looks_like_text(head: bytes) -> bool:
     if not head:
         return False
     try:
@@ -243,7 +225,7 @@ def _looks_like_text(head: bytes) -> bool:
 
 
 def _describe_unknown(head: bytes) -> str:
-    if _looks_like_text(head):
+    if looks_like_text(head):
         return "content looks like text"
     return f"unrecognised content (starts with {head[:8].hex(' ')})"
 
@@ -348,15 +330,10 @@ def read_image(path: str | os.PathLike[str]) -> Image:
     except MemoryError:
         raise ImageError(p, "not enough memory to decode this image") from None
     except Exception as e:  # decoder libraries raise all sorts; turn them into one line
-        raise ImageError(p, f"cannot decode {fmt.upper()}: {_one_line(e)}") from None
+        raise ImageError(p, f"cannot decode {fmt.upper()}: {one_line(e)}") from None
     img.path = p
     _check_pixels(p, img.pixels)
     return img
-
-
-def _one_line(e: BaseException) -> str:
-    msg = " ".join(str(e).split()) or type(e).__name__
-    return msg if len(msg) <= 300 else msg[:297] + "..."
 
 
 def _check_pixels(p: str, a: np.ndarray) -> None:
@@ -538,12 +515,12 @@ def _read_pillow(p: str, fmt: str, data: bytes | None = None) -> Image:
         im = PILImage.open(src, formats=[pil_format])
         im.load()
     except OSError as e:
-        msg = _one_line(e)
+        msg = one_line(e)
         if "truncat" in msg.lower():
             raise ImageError(p, f"truncated {fmt.upper()}: {msg}") from None
         raise ImageError(p, f"cannot decode {fmt.upper()}: {msg}") from None
     except PILImage.DecompressionBombError as e:
-        raise ImageError(p, f"image too large: {_one_line(e)}") from None
+        raise ImageError(p, f"image too large: {one_line(e)}") from None
     if getattr(im, "n_frames", 1) > 1:
         raise ImageError(p, f"animated {fmt.upper()} ({im.n_frames} frames) is not supported")
     meta: dict[str, Any] = {"source_mode": im.mode}
@@ -644,12 +621,12 @@ def _read_npy(p: str) -> Image:
     try:
         a = np.load(p, allow_pickle=False)
     except ValueError as e:
-        msg = _one_line(e)
+        msg = one_line(e)
         if "pickle" in msg:
             raise ImageError(p, ".npy holds Python objects (pickled), not image data") from None
         raise ImageError(p, f"truncated or corrupt .npy: {msg}") from None
     except (OSError, EOFError) as e:
-        raise ImageError(p, f"truncated or corrupt .npy: {_one_line(e)}") from None
+        raise ImageError(p, f"truncated or corrupt .npy: {one_line(e)}") from None
     if not isinstance(a, np.ndarray):
         raise ImageError(p, "not a single .npy array")
     if a.dtype.kind != "f":
@@ -774,104 +751,13 @@ def write_image(
         what = "is not a folder" if os.path.exists(folder) else "does not exist"
         raise ImageError(p, f"output folder {folder} {what}")
     if os.path.lexists(p) and not overwrite:
-        raise ImageError(p, "file exists; pass overwrite=True (--overwrite) to replace it")
+        raise ImageError(p, "output exists; pass --overwrite to replace it")
 
     def encode(fh: BinaryIO) -> None:
         _encode(fh, a, fmt, meta, int(quality))
 
     atomic_write(p, encode, overwrite=overwrite, error=ImageError)
     return p
-
-
-def atomic_write(
-    path: str,
-    writer: Any,
-    *,
-    overwrite: bool = False,
-    error: type[Exception] = ImageError,
-) -> None:
-    """Call ``writer(fh)`` on a temp file next to ``path``, fsync it, and move it into place.
-
-    The temp file is ``.NAME.XXXX.tmp`` in the target folder, so the final rename never crosses a
-    file system. Without ``overwrite`` the move is a hard link that fails if the target appeared in
-    the meantime (falling back to check-then-rename where hard links are unsupported). On any
-    exception, ``KeyboardInterrupt`` included, the temp file is removed and the target is untouched.
-    ``error(path, reason)`` is raised for OS failures.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    name = os.path.basename(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise error(path, f"cannot write to folder {folder}: {e.strerror or e}") from None
-    try:
-        os.close(fd)  # reopened by name: some encoders (tifffile) want a file object with a str name
-        with open(tmp, "wb") as fh:
-            writer(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _default_mode())
-        commit_temp(tmp, path, overwrite=overwrite, error=error)
-    except BaseException as e:
-        _unlink_quietly(tmp)
-        if isinstance(e, error) or not isinstance(e, Exception):
-            raise  # our own one-line errors, KeyboardInterrupt, SystemExit
-        if isinstance(e, OSError):
-            raise error(path, f"cannot write: {e.strerror or _one_line(e)}") from None
-        raise error(path, f"cannot encode: {_one_line(e)}") from None
-
-
-def commit_temp(tmp: str, path: str, *, overwrite: bool, error: type[Exception] = ImageError) -> None:
-    """Move a finished temp file onto ``path`` atomically (no-clobber unless ``overwrite``); fsync the folder.
-
-    Leaves ``tmp`` in place on failure (the caller removes it).
-    """
-    if overwrite:
-        os.replace(tmp, path)
-    else:
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise error(path, "file exists; pass overwrite=True (--overwrite) to replace it") from None
-        except OSError:  # no hard links on this file system: check, then rename
-            if os.path.lexists(path):
-                raise error(path, "file exists; pass overwrite=True (--overwrite) to replace it") from None
-            os.replace(tmp, path)
-        else:
-            _unlink_quietly(tmp)
-    _fsync_dir(os.path.dirname(os.path.abspath(path)))
-
-
-def _unlink_quietly(p: str) -> None:
-    try:
-        os.unlink(p)
-    except OSError:
-        pass
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-_UMASK: list[int] = []
-
-
-def _default_mode() -> int:
-    """Permissions a plain ``open(..., 'w')`` would give (mkstemp makes 0600 files)."""
-    if not _UMASK:
-        mask = os.umask(0o022)
-        os.umask(mask)
-        _UMASK.append(mask)
-    return 0o666 & ~_UMASK[0]
 
 
 def _encode(fh: BinaryIO, a: np.ndarray, fmt: str, meta: dict[str, Any], quality: int) -> None:

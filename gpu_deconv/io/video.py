@@ -46,7 +46,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from .images import _default_mode, _looks_like_text, _unlink_quietly, commit_temp
+from ..errors import VideoError
+from .atomic import commit_temp, default_mode, unlink_quietly
+from .images import looks_like_text
 
 #: Container by extension (the ffmpeg muxer name).
 CONTAINERS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
@@ -68,18 +70,6 @@ _AUDIO_COPY_OK = {
     "webm": {"opus", "vorbis"},
 }
 _NTSC_BASES = (24, 30, 48, 60, 120, 240)
-
-
-class VideoError(ValueError):
-    """A video could not be probed, read or written; ``str(err)`` is ``"<path>: <reason>"``."""
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = os.fspath(path)
-        self.reason = " ".join(str(reason).split())
-        super().__init__(f"{self.path}: {self.reason}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.path, self.reason))
 
 
 def ffmpeg_exe() -> str:
@@ -226,7 +216,7 @@ def _ffmpeg_failure(p: str, stderr: str) -> VideoError:
     if "moov atom not found" in text and head[4:8] == b"ftyp":
         return VideoError(p, "truncated or unfinished MP4/MOV (moov atom not found)")
     if "Invalid data found" in text or "moov atom not found" in text:
-        if _looks_like_text(head):
+        if looks_like_text(head):
             return VideoError(p, "not a video: content looks like text")
         return VideoError(p, "not a video (ffmpeg: Invalid data found when processing input)")
     if "matches no streams" in text or "does not contain any stream" in text:
@@ -730,7 +720,7 @@ class VideoWriter:
             assert self._tmp is not None
             with open(self._tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.chmod(self._tmp, _default_mode())
+            os.chmod(self._tmp, default_mode())
             try:
                 commit_temp(self._tmp, self.path, overwrite=self._overwrite, error=VideoError)
             except OSError as e:
@@ -758,7 +748,7 @@ class VideoWriter:
             except OSError:
                 pass
         if self._tmp is not None:
-            _unlink_quietly(self._tmp)
+            unlink_quietly(self._tmp)
             self._tmp = None
         if hasattr(self, "_stderr") and not self._stderr.closed:
             self._stderr.close()

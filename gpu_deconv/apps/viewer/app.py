@@ -27,8 +27,10 @@ from typing import Any
 import numpy as np
 
 from ...core.params import METHODS, DeconvParams
+from ...errors import one_line
+from ...io.atomic import write_text_atomic
 from .keys import InjectedEvent
-from .sources import Source, as_rgba, one_line, open_source
+from .sources import Source, as_rgba, open_source
 from .view import ViewGeometry
 
 PROG = "gpu-deconv view"
@@ -357,7 +359,7 @@ class ViewerApp:
         try:
             src = open_source(path, self.opts.chart_size)
         except Exception as e:  # open_source itself only fails on programming errors; stay open anyway
-            self.report(one_line(path, e))
+            self.report(one_line(e, path))
             return False
         if src.error and src.frame is None and not initial and src.kind != "folder":
             self.report(src.error)
@@ -633,9 +635,9 @@ class ViewerApp:
 
     def save_params(self, path: str) -> None:
         try:
-            (self.applied or self.params).save(path)
+            write_text_atomic(path, (self.applied or self.params).to_json() + "\n", overwrite=True)
         except OSError as e:
-            self.report(one_line(path, e))
+            self.report(one_line(e, path))
             return
         self.message = None
         print(f"{PROG}: parameters saved to {path}", file=sys.stderr, flush=True)
@@ -891,7 +893,7 @@ class ViewerApp:
         try:
             write_image(path, rgb, format="png", overwrite=True)
         except Exception as e:
-            self.report(one_line(path, e))
+            self.report(one_line(e, path))
             return False
         self.screenshots.append(path)
         return True

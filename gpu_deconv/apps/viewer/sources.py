@@ -16,17 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import one_line
+
 #: Extensions a folder is scanned for (the still-image formats :mod:`gpu_deconv.io.images` reads).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", ".webp", ".bmp", ".dib", ".npy")
-
-
-def one_line(path: str | os.PathLike[str] | None, err: BaseException) -> str:
-    """``"<path>: <reason>"`` on one line (the package's errors already read that way)."""
-    msg = " ".join(str(err).split()) or type(err).__name__
-    p = os.fspath(path) if path is not None else ""
-    if p and not msg.startswith(p):
-        msg = f"{p}: {msg}"
-    return msg
 
 
 class Source:
@@ -117,7 +110,7 @@ class ImageSource(Source):
         try:
             img = read_image(path)
         except Exception as e:  # ImageError is already one line; anything else is made one
-            self.error = one_line(path, e)
+            self.error = one_line(e, path)
             return False
         self.error = None
         self._set(img.pixels)
@@ -187,7 +180,7 @@ class VideoSource(Source):
             self.info = probe_video(self.path)
             self._reader = VideoReader(self.path, prefetch=2, info=self.info)
         except Exception as e:
-            self.error = one_line(self.path, e)
+            self.error = one_line(e, self.path)
             return
         self.step()
         self._due = time.perf_counter()
@@ -204,7 +197,7 @@ class VideoSource(Source):
         try:
             self._reader = VideoReader(self.path, prefetch=2, info=self.info)
         except Exception as e:
-            self.error = one_line(self.path, e)
+            self.error = one_line(e, self.path)
             self._reader = None
             return False
         self.index = -1
@@ -219,7 +212,7 @@ class VideoSource(Source):
             if frame is None and self.loop and self.index >= 0 and self._rewind():
                 frame = self._reader.read()
         except Exception as e:
-            self.error = one_line(self.path, e)
+            self.error = one_line(e, self.path)
             self.playing = False
             return False
         if frame is None:  # end without looping: stay on the last frame
