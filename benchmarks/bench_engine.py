@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = (args.sizes.split(",") if args.sizes else (["1080p"] if args.quick else ["1080p", "4K"]))
 
     from gpu_deconv.gl.engine import Deconvolver
-    from gpu_deconv.gl.executor import Layout, Region, Target
+    from gpu_deconv.gl.executor import DrawTarget, Layout, Region
     from gpu_deconv.gl.timing import GpuTimer
 
     designer = FilterDesigner()
@@ -170,10 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         src = ctx.texture((w, h), 4, img.tobytes(), dtype="f4")
         dst = ctx.texture((w, h), 4, dtype="f4")
         fbo = ctx.framebuffer([dst])
-        target = Target(fbo, (0, 0, w, h))
+        target = DrawTarget(fbo, (0, 0, w, h))
         region = Region(src, w, h)
 
-        def run_pass(name: str, region: Region = region, target: Target = target) -> None:
+        def run_pass(name: str, region: Region = region, target: DrawTarget = target) -> None:
             if name == "passthrough":
                 ex.copy(region, target, layout)
             elif name == "stats":

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gpu_deconv.gl.context import create_headless_context
     from gpu_deconv.gl.engine import Deconvolver
-    from gpu_deconv.gl.executor import Layout, Region, Target
+    from gpu_deconv.gl.executor import DrawTarget, Layout, Region
     from gpu_deconv.gl.timing import GpuTimer
 
     designer = FilterDesigner()
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     src = ctx.texture((w, h), 4, img.tobytes(), dtype="f4")
     dst = ctx.texture((w, h), 4, dtype="f4")
     fbo = ctx.framebuffer([dst])
-    target, region, layout = Target(fbo, (0, 0, w, h)), Region(src, w, h), Layout(3, 4, True)
+    target, region, layout = DrawTarget(fbo, (0, 0, w, h)), Region(src, w, h), Layout(3, 4, True)
     ex = dec.executor
     timer = GpuTimer(ctx, dec.raw, ring=2)
 

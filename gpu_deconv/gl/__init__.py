@@ -15,7 +15,7 @@ Importing this package needs moderngl but no GL context.
 from __future__ import annotations
 
 from .context import GLUnavailableError, RawGL, create_headless_context
-from .executor import Layout, PlanExecutor, Region, Target
+from .executor import DrawTarget, Layout, PlanExecutor, Region
 from .shaders import ShaderNotFoundError, build_source, shader_dir
 from .state import GLStateGuard
 from .stats_gpu import GpuBandStats, StatsAccumulator
@@ -23,5 +23,5 @@ from .timing import GpuTimer
 
 __all__ = [
     "GLStateGuard", "GLUnavailableError", "GpuBandStats", "GpuTimer", "Layout", "PlanExecutor", "RawGL", "Region",
-    "ShaderNotFoundError", "StatsAccumulator", "Target", "build_source", "create_headless_context", "shader_dir",
+    "ShaderNotFoundError", "StatsAccumulator", "DrawTarget", "build_source", "create_headless_context", "shader_dir",
 ]

@@ -39,7 +39,7 @@ from ..core.params import DeconvParams
 from ..core.plan import Plan
 from ..core.stats import BLOCK, BandStats
 from .context import CurrentContext, RawGL, create_headless_context, current_egl_state, restore_egl_state
-from .executor import TEXTURE_UNITS, Layout, PlanExecutor, Region, Target
+from .executor import TEXTURE_UNITS, DrawTarget, Layout, PlanExecutor, Region
 from .state import GLStateGuard
 from .stats_gpu import STATS_HALO, GpuBandStats, PendingGrid, StatsAccumulator
 from .timing import GpuTimer
@@ -249,7 +249,7 @@ class Deconvolver:
         tex.write(data, viewport=(0, 0, w, h))
         return Region(tex, w, h)
 
-    def _download(self, target: Target, layout: Layout, tex_dtype: str, out: np.ndarray,
+    def _download(self, target: DrawTarget, layout: Layout, tex_dtype: str, out: np.ndarray,
                   rect: tuple[int, int, int, int] | None = None) -> None:
         """Read ``rect`` (x, y, w, h) of the output texture into ``out`` (H, W[, C])."""
         x, y, w, h = rect if rect is not None else target.viewport
@@ -384,7 +384,7 @@ class Deconvolver:
         self.timings["design"] = self.timings.get("design", 0.0) + (time.perf_counter() - t) * 1e3
         return d.plan
 
-    def _out_target(self, layout: Layout, tex_dtype: str, w: int, h: int) -> Target:
+    def _out_target(self, layout: Layout, tex_dtype: str, w: int, h: int) -> DrawTarget:
         self.executor.pool.get("out", w, h, layout.comps, tex_dtype)
         return self.executor.internal_target(("out",), w, h)
 
@@ -561,7 +561,7 @@ class Deconvolver:
         self.timings = {"stats": 0.0, "design": 0.0}
         with self._bound(), self._guard as guard:
             fbo = dst if isinstance(dst, moderngl.Framebuffer) else self._dst_framebuffer(dst)
-            target = Target(fbo, vp, external=True)  # type: ignore[arg-type]
+            target = DrawTarget(fbo, vp, external=True)  # type: ignore[arg-type]
             ex = self.executor
             region = Region(src, w, h)
             needs = plan is None and self.designer.needs_stats(self.params)

@@ -104,7 +104,7 @@ class Region:
 
 
 @dataclass
-class Target:
+class DrawTarget:
     """Where a pass draws: a framebuffer and the viewport ``(x, y, w, h)`` of the region in it."""
 
     fbo: moderngl.Framebuffer
@@ -491,7 +491,7 @@ class PlanExecutor:
         self.sampler.use(unit)
 
     @staticmethod
-    def _use_target(target: Target, guard: Any | None) -> None:
+    def _use_target(target: DrawTarget, guard: Any | None) -> None:
         """Bind ``target`` and set its viewport (a caller's framebuffer goes through the guard)."""
         if target.external:
             if guard is None:
@@ -501,7 +501,7 @@ class PlanExecutor:
             target.fbo.use()
             target.fbo.viewport = target.viewport
 
-    def copy(self, src: Region, target: Target, layout: Layout, *, decode: bool = False,
+    def copy(self, src: Region, target: DrawTarget, layout: Layout, *, decode: bool = False,
              encode: bool = False, guard: Any | None = None) -> None:
         """One ``copy.frag`` pass: ``src`` region -> ``target`` (identity / decode / encode).
 
@@ -518,10 +518,10 @@ class PlanExecutor:
         p.set("u_origin", target.viewport[:2])
         p.draw()
 
-    def internal_target(self, names: tuple[str, ...], width: int, height: int) -> Target:
-        return Target(self.pool.fbo(names), (0, 0, width, height))
+    def internal_target(self, names: tuple[str, ...], width: int, height: int) -> DrawTarget:
+        return DrawTarget(self.pool.fbo(names), (0, 0, width, height))
 
-    def run(self, plan: Plan, src: Region, target: Target, layout: Layout, *, precision: int = 16,
+    def run(self, plan: Plan, src: Region, target: DrawTarget, layout: Layout, *, precision: int = 16,
             decode_srgb: bool = False, encode_srgb: bool = False, guard: Any | None = None) -> Region:
         """Draw ``plan`` applied to ``src`` into ``target``.
 
@@ -530,7 +530,7 @@ class PlanExecutor:
         plan : Plan
         src : Region
             The chain input (sRGB-encoded when ``decode_srgb``).
-        target : Target
+        target : DrawTarget
             Destination framebuffer and viewport (its size must equal the region's).
         layout : Layout
         precision : {16, 32}
@@ -568,7 +568,7 @@ class PlanExecutor:
         self.copy(src, self.internal_target(("lin",), w, h), layout, decode=True)
         return Region(self.pool.get("lin", w, h, layout.comps, "f4"), w, h)
 
-    def run_stages(self, plan: Plan, base: Region, target: Target, layout: Layout, *, precision: int,
+    def run_stages(self, plan: Plan, base: Region, target: DrawTarget, layout: Layout, *, precision: int,
                    encode_srgb: bool, guard: Any | None = None) -> None:
         """The mixture stages of ``plan`` on a linear ``base`` (see :meth:`run`)."""
         w, h = base.width, base.height
@@ -645,7 +645,7 @@ class PlanExecutor:
         fb = self.ctx.framebuffer([dst])
         try:
             with GLStateGuard(self.ctx, self.raw, TEXTURE_UNITS):
-                self.copy(Region(src, 1, 1), Target(fb, (0, 0, 1, 1)), Layout(3, 4, True))
+                self.copy(Region(src, 1, 1), DrawTarget(fb, (0, 0, 1, 1)), Layout(3, 4, True))
             got = np.frombuffer(dst.read(), dtype=np.float16).astype(np.float32)
         finally:
             fb.release()
