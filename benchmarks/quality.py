@@ -41,7 +41,7 @@ from scipy.signal import firls
 
 from gpu_deconv.core.blur import Gaussian
 from gpu_deconv.core.colour import linear_to_srgb, srgb_to_linear
-from gpu_deconv.core.design import NOISE_FLOOR, FilterDesigner
+from gpu_deconv.core.design import NOISE_FLOOR, FilterDesigner, FrameFormat
 from gpu_deconv.core.noise import quantization_variance
 from gpu_deconv.core.params import DeconvParams
 from gpu_deconv.core.reference import apply_plan, convolve_axis
@@ -276,7 +276,7 @@ class Backend:
         """``(output, design)`` for one parameter set; ``design`` is the one actually applied (the engine's
         own, from its GPU statistics, on the GL path). Raises ValueError where the method refuses."""
         if self.engine is None:
-            d = self.designer.design(params, stats=stats, bits=bits)
+            d = self.designer.design(params, stats=stats, frame=FrameFormat(bits=bits))
             return apply_plan(image, d.plan, precision=params.precision, fp16_rounding="toward_zero"), d
         self.engine.set_params(params)
         out = _engine_process(self.engine, image, bits)

@@ -198,41 +198,41 @@ def _cli(argv: list[str]) -> int:
 
 def test_cli_export_writes_atomically_and_refuses_overwrite(tmp_path, capsys):
     out = tmp_path / "deblur.glsl"
-    assert _cli(["export", "--target", "mpv", "--sigma", "1.2", "--noise", "0.01", "-o", str(out)]) == 0
+    assert _cli(["export", "--format", "mpv", "--sigma", "1.2", "--noise", "0.01", "-o", str(out)]) == 0
     text = out.read_text()
     assert "//!HOOK MAIN" in text and "sigma=1.2" in text
     assert stat.S_IMODE(out.stat().st_mode) & 0o444  # readable, not mkstemp's 0600 only
-    assert _cli(["export", "--target", "glsl", "--sigma", "1", "--noise", "0.01", "-o", str(out)]) == 1
+    assert _cli(["export", "--format", "glsl", "--sigma", "1", "--noise", "0.01", "-o", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "exists" in err and "--overwrite" in err
     assert out.read_text() == text
-    assert _cli(["export", "--target", "glsl", "--sigma", "1", "--noise", "0.01", "--method", "polyblur",
+    assert _cli(["export", "--format", "glsl", "--sigma", "1", "--noise", "0.01", "--method", "polyblur",
                  "--strength", "0.5", "-o", str(out), "--overwrite"]) == 0
     assert out.read_text().startswith("#version 330 core") and "strength=0.5" in out.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deblur.glsl"]  # no temp file left behind
 
 
 def test_cli_export_stdout_and_errors(tmp_path, capsys):
-    assert _cli(["export", "--target", "glsl", "--sigma", "0.5", "--noise", "0.02", "--method", "comb"]) == 0
+    assert _cli(["export", "--format", "glsl", "--sigma", "0.5", "--noise", "0.02", "--method", "comb"]) == 0
     assert capsys.readouterr().out.startswith("#version 330 core")
-    # the comb's useful sigma range ends at 4 px: a design error is one line, exit 1, nothing written
+    # the 2-level comb's useful sigma range ends at 1 px: a parameter the method refuses is one line, exit 2
+    # (a usage error, like every out-of-range value), nothing written
     out = tmp_path / "x.glsl"
-    assert _cli(["export", "--target", "mpv", "--sigma", "9", "--noise", "0.01", "--method", "comb",
-                 "-o", str(out)]) == 1
+    assert _cli(["export", "--format", "mpv", "--sigma", "1.5", "--noise", "0.01", "--method", "comb",
+                 "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error" in err
     assert not out.exists()
     # invalid parameter values are usage errors (exit 2), as are malformed flags (argparse)
-    assert _cli(["export", "--target", "mpv", "--sigma", "-1", "--noise", "0.01"]) == 2
+    assert _cli(["export", "--format", "mpv", "--sigma", "-1", "--noise", "0.01"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     with pytest.raises(SystemExit) as e:
-        _cli(["export", "--target", "png", "--sigma", "1", "--noise", "0.01"])
-    assert e.value.code == 2
-    with pytest.raises(SystemExit) as e:
-        _cli(["export", "--target", "mpv", "--noise", "0.01"])
+        _cli(["export", "--format", "png", "--sigma", "1", "--noise", "0.01"])
     assert e.value.code == 2
     capsys.readouterr()  # argparse's usage text
+    assert _cli(["export", "--format", "mpv", "--noise", "0.01"]) == 2  # no sigma (and no --params)
+    assert capsys.readouterr().err.count("\n") == 1
     # a missing output folder is an error, not a traceback
-    assert _cli(["export", "--target", "mpv", "--sigma", "1", "--noise", "0.01", "-o",
+    assert _cli(["export", "--format", "mpv", "--sigma", "1", "--noise", "0.01", "-o",
                  str(tmp_path / "nope" / "x.glsl")]) == 1
     assert capsys.readouterr().err.count("\n") == 1

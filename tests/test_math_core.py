@@ -20,7 +20,7 @@ from gpu_deconv.core.baselines import (
 )
 from gpu_deconv.core.blur import Binomial, Box, Gaussian, Taps, cos_response
 from gpu_deconv.core.comb import Comb
-from gpu_deconv.core.design import FilterDesigner, auto_method
+from gpu_deconv.core.design import FilterDesigner, FrameFormat, auto_method
 from gpu_deconv.core.fit import LaplacianFit, solve_dense_reference
 from gpu_deconv.core.gaussian_laplacian import GaussianLaplacian
 from gpu_deconv.core.params import DeconvParams
@@ -253,7 +253,7 @@ def test_auto_method_and_needs_stats():
 def test_quantization_noise_is_added_for_integer_input():
     fd = FilterDesigner()
     p = DeconvParams(sigma=0.8, noise=0.0, level=2e-3)
-    d8, dfloat = fd.design(p, bits=8), fd.design(p)
+    d8, dfloat = fd.design(p, frame=FrameFormat(bits=8)), fd.design(p)
     assert d8.noise_var == pytest.approx((1 / 255) ** 2 / 12)
     assert d8.noise_var > dfloat.noise_var
 

@@ -15,7 +15,7 @@ def _gpu_stats(engine, image: np.ndarray):
 
     layout = Layout.for_channels(1 if image.ndim == 2 else image.shape[2])
     with engine._guard:
-        src = engine._upload(image, layout, "f4")
+        src = engine.transfer.upload(image, layout, "f4")
         return engine.gpu_stats.measure(src, layout)
 
 

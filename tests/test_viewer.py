@@ -79,7 +79,8 @@ def test_split_divider_and_ab_toggle() -> None:
 
 def test_hidpi_coordinates() -> None:
     """Framebuffer twice the window size (Retina): cursor positions and the panel scale to framebuffer px."""
-    from gpu_deconv.apps.viewer.app import PANEL_WIDTH, ViewerApp, ViewerOptions
+    from gpu_deconv.apps.viewer.app import ViewerApp, ViewerOptions
+    from gpu_deconv.apps.viewer.panel import PANEL_WIDTH
 
     class FakeGlfw:
         @staticmethod

@@ -9,67 +9,40 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
 
 import numpy as np
 
-from ..core.params import METHODS, DeconvParams, parse_noise
+from ..core.params import DeconvParams
+from ..errors import FileError, UsageError, one_line
+from .flags import add_param_arguments, params_from_args
 
 PROG = "gpu-deconv"
 
 
-class UsageError(Exception):
-    """Bad command line or parameters (exit 2)."""
+def _validate(params: DeconvParams) -> DeconvParams:
+    """The parameters checked against their method, before any file is touched (a UsageError if not)."""
+    from ..core.design import FilterDesigner
 
-
-def _add_param_flags(p: argparse.ArgumentParser, sigma_required: bool = False) -> None:
-    g = p.add_argument_group("deconvolution parameters (units: sigma in px, noise as linear std)")
-    g.add_argument("--sigma", type=float, default=None, required=sigma_required, help="blur sigma in pixels")
-    g.add_argument("--noise", type=parse_noise, default=None, help="noise std in linear [0,1] units, or 'auto'")
-    g.add_argument("--method", choices=METHODS, default=None)
-    g.add_argument("--level", type=float, default=None, help="natural-spectrum level A (default: from the frame)")
-    g.add_argument("--strength", type=float, default=None, help="0 = identity, 1 = full filter")
-    g.add_argument("--target", choices=("natural", "flat"), default=None)
-    g.add_argument("--comb-levels", type=int, choices=(2, 3), default=None)
-    g.add_argument("--max-gain", type=float, default=None)
-    g.add_argument("--space", choices=("auto", "srgb", "linear"), default=None)
-    g.add_argument("--precision", type=int, choices=(16, 32), default=None, help="intermediate texture precision")
-    g.add_argument("--params", metavar="FILE.json", default=None, help="parameters saved by the viewer")
-
-
-_FLAG_TO_FIELD = {"sigma": "sigma", "noise": "noise", "method": "method", "level": "level",
-                  "strength": "strength", "target": "target", "comb_levels": "comb_levels",
-                  "max_gain": "max_gain", "space": "space", "precision": "precision"}
-
-
-def params_from_args(args: argparse.Namespace, **defaults) -> DeconvParams:
-    """DeconvParams from ``--params`` (if any) overridden by explicitly given flags."""
     try:
-        base = DeconvParams.load(args.params) if getattr(args, "params", None) else DeconvParams(**defaults)
-        changes = {f: getattr(args, a) for a, f in _FLAG_TO_FIELD.items() if getattr(args, a, None) is not None}
-        return base.replace(**changes)
-    except (TypeError, ValueError) as e:
-        raise UsageError(str(e)) from None
+        FilterDesigner().validate(params)
+    except ValueError as e:
+        raise UsageError(" ".join(str(e).split())) from None
+    return params
 
 
 # --- run -------------------------------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ..core.design import FilterDesigner
     from ..io.batch import BatchRunner, plan_jobs
 
     if args.sigma is None and not args.params:
         raise UsageError("--sigma is required (or --params FILE.json)")
-    params = params_from_args(args)
+    params = _validate(params_from_args(args))
     if args.tile is not None and args.tile < 16:
         raise UsageError(f"--tile must be >= 16 px, got {args.tile}")
-    # check the parameters against the method before touching any file (e.g. sigma outside the comb's range)
-    try:
-        probe = params.replace(noise=0.01 if params.noise_is_auto else params.noise, level=params.level or 1e-3)
-        FilterDesigner().design(probe)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
     jobs, errors = plan_jobs(args.inputs, args.output, args.suffix, args.format)
     for msg in errors:
         print(f"{PROG}: error: {msg}", file=sys.stderr)
@@ -82,7 +55,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             deconv = Deconvolver(params=params)
         except Exception as e:  # no GL context at all: nothing can be processed
-            print(f"{PROG}: error: cannot create an OpenGL context: {' '.join(str(e).split())}", file=sys.stderr)
+            print(f"{PROG}: error: cannot create an OpenGL context: {one_line(e)}", file=sys.stderr)
             return 1
         with deconv:
             runner = BatchRunner(deconv, params, overwrite=args.overwrite, fmt=args.format, tile=args.tile,
@@ -94,15 +67,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 # --- fit -------------------------------------------------------------------------------------------------------
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from ..core.design import FilterDesigner
+    from ..core.design import FilterDesigner, FrameFormat
 
-    params = params_from_args(args)
+    if args.sigma is None and not args.params:
+        raise UsageError("--sigma is required (or --params FILE.json)")
+    params = _validate(params_from_args(args))
     if params.noise_is_auto:
         raise UsageError("fit needs a numeric --noise (there is no image to estimate it from)")
+    if args.plot and Path(args.plot).exists() and not args.overwrite:
+        raise UsageError(f"{args.plot}: output exists; pass --overwrite to replace it")
     try:
-        design = FilterDesigner().design(params, bits=args.bits)
+        design = FilterDesigner().design(params, frame=FrameFormat(bits=args.bits))
     except ValueError as e:
-        raise UsageError(str(e)) from None
+        raise UsageError(one_line(e)) from None
     res = design.result
     info = {
         "method": design.method, "sigma": params.sigma, "noise_std": design.noise_std,
@@ -135,7 +112,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         from .plotting import plot_response
 
         try:
-            plot_response(design, args.plot)
+            plot_response(design, args.plot, overwrite=args.overwrite)
         except ImportError:
             print(f"{PROG}: error: --plot needs matplotlib (pip install 'gpu_deconv[plot]')", file=sys.stderr)
             return 1
@@ -174,7 +151,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     try:
         ctx = create_headless_context()
     except Exception as e:
-        print(f"{PROG}: error: cannot create an OpenGL context: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"{PROG}: error: cannot create an OpenGL context: {one_line(e)}", file=sys.stderr)
         return 1
     try:
         info = describe_context(ctx)
@@ -193,13 +170,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    params = params_from_args(args, sigma=1.0, noise="auto")
-    try:
-        return run_demo(Path(args.output), params, true_noise=args.true_noise, overwrite=args.overwrite,
-                        seed=args.seed)
-    except ValueError as e:
-        print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 1
+    params = _validate(params_from_args(args))
+    return run_demo(Path(args.output), params, true_noise=args.true_noise, overwrite=args.overwrite, seed=args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,61 +182,69 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="deblur images, folders (recursive) and videos")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("-o", "--output", required=True, help="output folder (or file, for one input file)")
-    _add_param_flags(p)
+    add_param_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--suffix", default="", help="added to output file names, e.g. _deblur")
     p.add_argument("--format", choices=("png", "jpeg", "tiff", "webp", "bmp", "npy"), default=None,
                    help="output format (default: the input's)")
     p.add_argument("--tile", type=int, default=None, help="force tiled processing with this tile edge (px)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("demo", help="built-in chart: blur, restore on the GPU, write comparisons")
     p.add_argument("-o", "--output", default="demo_out", help="output folder (default: demo_out)")
-    _add_param_flags(p)
+    add_param_arguments(p)
     p.add_argument("--true-noise", type=float, default=0.005, help="noise added to the chart (linear std)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("fit", help="print the filter designed for a sigma and noise")
-    _add_param_flags(p)
+    add_param_arguments(p)
     p.add_argument("--bits", type=int, default=None, help="integer bit depth (adds quantization noise)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", metavar="FILE.png", default=None, help="plot blur, target and achieved response")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("info", help="OpenGL renderer, version and limits")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_info)
 
-    for mod, adder in (("apps.viewer.cli", "add_view_parser"), ("apps.export_cli", "add_export_parser")):
-        try:
-            module = __import__(f"gpu_deconv.{mod}", fromlist=[adder])
-            getattr(module, adder)(sub)
-        except ImportError:  # optional parts (viewer needs glfw + imgui-bundle)
-            pass
+    from .export_cli import add_export_parser
+    from .viewer.cli import add_view_parser
+
+    add_view_parser(sub)
+    add_export_parser(sub)
+    for command in sub.choices.values():  # --debug after the command too (not resetting one given before it)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
-    if getattr(args, "command", None) == "fit" and args.sigma is None and not args.params:
-        ap.error("fit: --sigma is required")
     try:
         return int(args.func(args) or 0)
     except UsageError as e:
         print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except FileError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # last resort: one line, traceback only with --debug
+    except BrokenPipeError:  # e.g. `gpu-deconv fit --json | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
+        return 0
+    except Exception as e:  # a bug: one line, the traceback with --debug
         if args.debug:
             traceback.print_exc()
-        print(f"{PROG}: error: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"{PROG}: error: {type(e).__name__}: {one_line(e)}", file=sys.stderr)
         return 1
 
 

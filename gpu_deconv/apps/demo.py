@@ -12,7 +12,8 @@ import numpy as np
 from ..core.chart import blur_and_noise, psnr, test_chart
 from ..core.colour import linear_to_srgb
 from ..core.params import DeconvParams
-from ..io.images import ImageError, write_image
+from ..errors import FileError
+from ..io.images import write_image
 
 NAMES = ("original.png", "blurred.png", "restored.png", "comparison.png", "response.png")
 
@@ -74,14 +75,14 @@ def run_demo(out: Path, params: DeconvParams, *, true_noise: float = 0.005, over
         strip = comparison_strip([sharp, blurred, restored], ["ORIGINAL", f"BLURRED {p_blur:.1f} DB",
                                                                f"RESTORED {p_rest:.1f} DB"], crop)
         write_image(out / "comparison.png", strip, overwrite=overwrite)
-    except ImageError as e:
+    except FileError as e:
         print(f"gpu-deconv: error: {e}", file=sys.stderr)
         return 1
     plot_note = ""
     try:
         from .plotting import plot_response
 
-        plot_response(design, out / "response.png")
+        plot_response(design, out / "response.png", overwrite=overwrite)
     except ImportError:
         plot_note = " (response.png skipped: pip install 'gpu_deconv[plot]' for matplotlib)"
     log(f"renderer      {renderer}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.design import Design
+from ..io.atomic import atomic_write
 
 
 def response_curves(design: Design, n: int = 257) -> dict[str, np.ndarray]:
@@ -22,13 +23,18 @@ def response_curves(design: Design, n: int = 257) -> dict[str, np.ndarray]:
     return out
 
 
-def plot_response(design: Design, path: str | Path, title: str | None = None) -> Path:
+def plot_response(design: Design, path: str | Path, title: str | None = None, *,
+                  overwrite: bool = True) -> Path:
     """Write a PNG of blur response B, target T and the achieved (GPU) response, on the axis and diagonal.
+
+    The file is written atomically; an existing one is replaced only with ``overwrite``.
 
     Raises
     ------
     ImportError
         matplotlib is not installed (``pip install gpu_deconv[plot]``).
+    FileError
+        The file exists (without ``overwrite``) or cannot be written.
     """
     import matplotlib
 
@@ -53,11 +59,8 @@ def plot_response(design: Design, path: str | Path, title: str | None = None) ->
     axes[0].legend(loc="upper left", fontsize=8)
     fig.suptitle(title or design.summary(), fontsize=9)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=110)
-        tmp.replace(path)
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110), overwrite=overwrite)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path

@@ -1,10 +1,12 @@
 """From parameters (and a frame's statistics) to a Plan: the per-frame CPU side of the engine.
 
-``FilterDesigner.design(params, stats, bits)`` resolves the noise (given or estimated), the spectrum
-level (given or estimated), the method (``auto`` picks by sigma and noise), builds the target, solves
-the fit and returns a :class:`Design` whose ``plan`` the GPU (or :mod:`gpu_deconv.core.reference`) applies.
-Solvers are cached per basis inside the designer object (no module-level state), so a per-frame call
-costs only the target evaluation and a tiny solve.
+``FilterDesigner.design(params, stats, frame)`` resolves the noise (given or estimated), the spectrum
+level (given or estimated), the method (``auto`` picks by sigma), builds the target, solves the fit and
+returns a :class:`Design` whose ``plan`` the GPU (or :mod:`gpu_deconv.core.reference`) applies. What the
+designer must know about the frame's samples (bit depth, coding) travels in an explicit
+:class:`FrameFormat`. Solvers are cached per basis inside the designer object (no module-level state), and
+so is the last design that needed no statistics - the one design cache - so a per-frame call costs at most
+the target evaluation and a tiny solve, and nothing when nothing changed.
 """
 
 from __future__ import annotations
@@ -50,6 +52,30 @@ def auto_method(sigma: float, noise: float = 0.0) -> tuple[str, dict[str, Any]]:
     return "laplacian", {}
 
 
+@dataclass(frozen=True)
+class FrameFormat:
+    """What the designer must know about a frame's samples besides their statistics.
+
+    Attributes
+    ----------
+    bits : int or None
+        Integer code depth of the source (8, 10, 16...): its quantization noise ``Delta^2/12`` joins the
+        noise model. None for float input.
+    transfer : {'linear', 'srgb'}
+        How the codes relate to linear light (the engine decodes 'srgb' before filtering). The design does
+        not depend on it yet: the quantization noise uses the code step, exact at the sRGB curve's unit
+        slope and conservative in highlights (see :mod:`gpu_deconv.core.noise`).
+    """
+
+    bits: int | None = None
+    transfer: str = "linear"
+
+    def __post_init__(self) -> None:
+        quantization_variance(self.bits)  # validates the depth
+        if self.transfer not in ("linear", "srgb"):
+            raise ValueError(f"transfer must be 'linear' or 'srgb', got {self.transfer!r}")
+
+
 @dataclass(eq=False)
 class Design:
     """Everything decided for one frame."""
@@ -90,6 +116,8 @@ class FilterDesigner:
         self.domain = domain
         self.weighting = weighting
         self._solvers: dict[tuple, LaplacianFit] = {}
+        # the last design that needed no frame statistics, and what it was designed for
+        self._cached: tuple[tuple, Design] | None = None
 
     @staticmethod
     def needs_stats(params: DeconvParams) -> bool:
@@ -110,7 +138,26 @@ class FilterDesigner:
             s = self._solvers[key] = LaplacianFit(basis, self.domain, weighting=self.weighting)
         return s
 
-    def design(self, params: DeconvParams, stats: BandStats | None = None, bits: int | None = None) -> Design:
+    def validate(self, params: DeconvParams) -> None:
+        """Check ``params`` against what its method supports, before any frame exists.
+
+        Raises
+        ------
+        ValueError
+            E.g. a sigma outside the basis' useful range; the message says what is allowed.
+        """
+        blur = make_blur(params.blur, params.sigma, params.binomial_order)
+        sigma_eff = getattr(blur, "sigma", params.sigma)
+        method, opts = (params.method, {}) if params.method != "auto" else auto_method(sigma_eff)
+        if method == "comb":
+            Comb(opts.get("comb_levels", params.comb_levels)).check_sigma(sigma_eff)
+        elif method == "laplacian":
+            GaussianLaplacian().check_sigma(sigma_eff)
+        elif method == "polyblur":
+            polyblur_stages(blur, params.polyblur_alpha, params.polyblur_beta, params.strength)
+
+    def design(self, params: DeconvParams, stats: BandStats | None = None,
+               frame: FrameFormat | None = None) -> Design:
         """Design the filter for one frame.
 
         Parameters
@@ -119,16 +166,31 @@ class FilterDesigner:
         stats : BandStats or None
             The frame's band statistics; needed when :meth:`needs_stats` (else a default level is used
             and ``noise='auto'`` raises).
-        bits : int or None
-            Integer bit depth of the source (adds quantization noise ``Delta^2/12``); None for float.
+        frame : FrameFormat, optional
+            The frame's sample format (default: float, linear).
 
         Raises
         ------
         ValueError
             Parameters outside what the method supports (the message says what is allowed).
         """
+        frame = frame or FrameFormat()
+        key = (params, frame.bits)  # all of the frame format the design depends on today
+        if not self.needs_stats(params):
+            if self._cached is not None and self._cached[0] == key:
+                return self._cached[1]
+            d = self._design(params, None, frame.bits)
+            self._cached = (key, d)
+            return d
+        return self._design(params, stats, frame.bits)
+
+    def _design(self, params: DeconvParams, stats: BandStats | None, bits: int | None) -> Design:
         p = params
         blur = make_blur(p.blur, p.sigma, p.binomial_order)
+        if p.method == "identity":  # needs neither a noise estimate nor statistics
+            noise_std = 0.0 if p.noise_is_auto else float(p.noise)
+            noise_var = noise_std * noise_std + quantization_variance(bits)
+            return Design(p, "identity", Plan("identity"), blur, noise_std, noise_var, None, None)
         if p.noise_is_auto:
             if stats is None:
                 raise ValueError("noise='auto' needs the frame's statistics; give a number or an image")
@@ -145,8 +207,6 @@ class FilterDesigner:
         sigma_eff = getattr(blur, "sigma", p.sigma)
         if method == "auto":
             method, opts = auto_method(sigma_eff, math.sqrt(noise_var))
-        if method == "identity":
-            return Design(p, method, Plan("identity"), blur, noise_std, noise_var, None, None)
         if method == "polyblur":
             stages = polyblur_stages(blur, p.polyblur_alpha, p.polyblur_beta, p.strength)
             return Design(p, method, Plan(method, stages), blur, noise_std, noise_var, None, None)

@@ -1,16 +1,22 @@
-"""User-facing deconvolution parameters: one validated object shared by the engine, the batch tool and the
-viewer, saved and loaded as JSON (the viewer's "save parameters" file is what ``gpu-deconv run --params``
-reads).
+"""User-facing deconvolution parameters, declared once.
 
-Units, stated once for the whole package: ``sigma`` is the blur's standard deviation in pixels;
-``noise`` is the noise standard deviation in linear-light units where 1.0 is full white.
+:class:`DeconvParams` is the one validated object shared by the engine, the batch tool, the viewer and the
+shader export, saved and loaded as JSON (the viewer's "save parameters" file is what ``--params`` reads).
+Each field carries a :class:`ParamSpec` in its metadata - help text, unit, range or choices - and
+everything else is generated from it: validation (so every message quotes the same range), the command
+line flags of ``run``, ``view``, ``export``, ``fit`` and ``demo`` (:mod:`gpu_deconv.apps.flags`, whose
+``--help`` shows each default and range) and the JSON round trip.
+
+Units, stated once for the whole package: ``sigma`` is the blur's size in pixels (the Gaussian's standard
+deviation, or the box width); ``noise`` is the noise standard deviation in linear-light units where 1.0 is
+full white; frequencies are in rad/pixel.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,46 +24,135 @@ METHODS = ("auto", "comb", "laplacian", "fir", "unsharp", "polyblur", "identity"
 TARGETS = ("natural", "flat")
 SPACES = ("auto", "srgb", "linear")
 BLURS = ("gaussian", "box", "binomial")
+#: Blur-size range per blur family (px): the Gaussian's sigma, the box's width (binomial ignores sigma).
+SIGMA_RANGE = {"gaussian": (0.1, 4.0), "box": (1.0, 31.0), "binomial": (0.1, 31.0)}
 
 
-def _finite(name: str, v: Any, lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {v!r}") from None
-    if not math.isfinite(f):
-        raise ValueError(f"{name} must be finite, got {v!r}")
-    if lo is not None and (f <= lo if lo_open else f < lo):
-        raise ValueError(f"{name} must be {'>' if lo_open else '>='} {lo:g}, got {f:g}")
-    if hi is not None and f > hi:
-        raise ValueError(f"{name} must be <= {hi:g}, got {f:g}")
-    return f
+def _number(v: float) -> str:
+    return f"{v:g}"
 
 
-def parse_noise(text: str) -> float | str:
-    """Command-line noise value: a number (linear std) or ``'auto'``; argparse-friendly errors."""
-    import argparse
+@dataclass(frozen=True)
+class ParamSpec:
+    """What a parameter is: its help text, unit and allowed values.
 
-    if text == "auto":
+    Attributes
+    ----------
+    help : str
+        One line for ``--help`` (and the viewer's tooltips).
+    kind : type
+        ``float``, ``int`` or ``str``.
+    unit : str
+        Shown after numbers ("px", "linear std"...).
+    lo, hi : float or None
+        Inclusive range (``lo_open`` makes the lower bound exclusive).
+    choices : tuple or None
+        Allowed values for choice parameters.
+    optional : str or None
+        When set, ``None`` is allowed and means this (e.g. "estimated per frame").
+    auto : str or None
+        When set, the string ``'auto'`` is allowed and means this.
+    parity : {'odd', 'even'} or None
+        Integer parity constraint.
+    """
+
+    help: str
+    kind: type = float
+    unit: str = ""
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    choices: tuple | None = None
+    optional: str | None = None
+    auto: str | None = None
+    parity: str | None = None
+
+    def range_text(self) -> str:
+        """The allowed values in words, e.g. ``'0.1..4 px'``, ``'one of auto, srgb, linear'``."""
+        if self.choices is not None:
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        parts = []
+        if self.lo is not None and self.hi is not None and not self.lo_open:
+            parts.append(f"{_number(self.lo)}..{_number(self.hi)}")
+        elif self.lo is not None:
+            parts.append(f"{'>' if self.lo_open else '>='} {_number(self.lo)}")
+            if self.hi is not None:
+                parts.append(f"<= {_number(self.hi)}")
+        text = " and ".join(parts)
+        if self.parity:
+            text = f"an {self.parity} integer {text}".strip()
+        elif self.kind is int:
+            text = f"an integer {text}".strip()
+        if self.unit:
+            text = f"{text} {self.unit}"
+        if self.auto:
+            text += " or 'auto'"
         return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"noise must be a number or 'auto', got {text!r}") from None
+
+    def check(self, name: str, value: Any) -> Any:
+        """Validate (and normalise) one value; the ValueError says the name, the allowed values and the value."""
+        if value is None:
+            if self.optional is not None:
+                return None
+            raise ValueError(f"{name} must be {self.range_text()}, got None")
+        if isinstance(value, str) and self.kind is not str:
+            if self.auto is not None and value == "auto":
+                return value
+            raise ValueError(f"{name} must be {self.range_text()}, got {value!r}")
+        if self.choices is not None:
+            if value not in self.choices or isinstance(value, bool):
+                raise ValueError(f"{name} must be {self.range_text()}, got {value!r}")
+            return value
+        if isinstance(value, bool):
+            raise ValueError(f"{name} must be {self.range_text()}, got {value!r}")
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be {self.range_text()}, got {value!r}") from None
+        if not math.isfinite(f):
+            raise ValueError(f"{name} must be a finite number, {self.range_text()}, got {value!r}")
+        bad = False
+        if self.lo is not None:
+            bad |= f <= self.lo if self.lo_open else f < self.lo
+        if self.hi is not None:
+            bad |= f > self.hi
+        if self.kind is int:
+            bad |= f != int(f) or (self.parity == "odd" and int(f) % 2 == 0) or (self.parity == "even" and int(f) % 2)
+        if bad:
+            raise ValueError(f"{name} must be {self.range_text()}, got {value!r}")
+        return int(f) if self.kind is int else f
+
+    def parse(self, text: str) -> Any:
+        """A command-line string as this parameter's type (range checks happen in :class:`DeconvParams`)."""
+        if self.auto is not None and text == "auto":
+            return text
+        if self.choices is not None:
+            for c in self.choices:
+                if str(c) == text:
+                    return c
+            raise ValueError(f"must be {self.range_text()}, got {text!r}")
+        try:
+            return self.kind(text) if self.kind is not int else int(text, 10)
+        except ValueError:
+            raise ValueError(f"must be {self.range_text()}, got {text!r}") from None
+
+
+def _param(default: Any, help: str, **spec: Any) -> Any:
+    return field(default=default, metadata={"spec": ParamSpec(help, **spec)})
 
 
 @dataclass(frozen=True)
 class DeconvParams:
-    """Everything that decides the filter for a frame.
+    """Everything that decides the filter for a frame (see each field's :class:`ParamSpec` for its range).
 
     Attributes
     ----------
     sigma : float
-        Blur size in pixels (Gaussian sigma; box width for ``blur='box'``; ignored for ``binomial``).
+        Blur size in px: the Gaussian's sigma (0.1..4), the box's width (1..31); ignored for ``binomial``.
     noise : float or 'auto'
-        Noise standard deviation, linear units; ``'auto'`` estimates it from each frame.
+        Noise standard deviation in linear [0, 1] units; ``'auto'`` estimates it from each frame.
     method : str
-        One of :data:`METHODS`; ``'auto'`` picks by sigma and noise (:func:`gpu_deconv.core.design.auto_method`).
+        One of :data:`METHODS`; ``'auto'`` picks by sigma (:func:`gpu_deconv.core.design.auto_method`).
     blur : str
         Blur model family, one of :data:`BLURS`.
     binomial_order : int
@@ -74,73 +169,58 @@ class DeconvParams:
     comb_levels : int
         2 or 3 à-trous levels for ``method='comb'``.
     fir_taps : int or None
-        Odd tap count (<= 31) for ``method='fir'``; None picks from sigma.
+        Odd tap count for ``method='fir'``; None picks from sigma.
     unsharp_radius, unsharp_amount : float or None
         Unsharp-mask Gaussian sigma (px; None = sigma) and amount (None = least-squares fit to the target).
     polyblur_alpha, polyblur_beta : float
         Polyblur polynomial shape; (2, 4) is the order-3 Neumann series.
     space : str
-        ``'auto'`` (integer input is sRGB, float is linear), ``'srgb'`` or ``'linear'``.
+        The space the blur happened in: ``'auto'`` (integer input is sRGB-coded and decoded to linear
+        light, float input is linear), ``'srgb'`` or ``'linear'``.
     precision : int
         16 or 32: storage of intermediate textures.
     """
 
-    sigma: float = 1.0
-    noise: float | str = "auto"
-    method: str = "auto"
-    blur: str = "gaussian"
-    binomial_order: int = 2
-    target: str = "natural"
-    level: float | None = None
-    min_gain: float = 1.0
-    max_gain: float | None = None
-    strength: float = 1.0
-    comb_levels: int = 2
-    fir_taps: int | None = None
-    unsharp_radius: float | None = None
-    unsharp_amount: float | None = None
-    polyblur_alpha: float = 2.0
-    polyblur_beta: float = 4.0
-    space: str = "auto"
-    precision: int = 16
+    sigma: float = _param(1.0, "blur size: the Gaussian's sigma, or the box width with --blur box", unit="px",
+                          lo=0.1, hi=31.0)
+    noise: float | str = _param("auto", "noise standard deviation in linear [0,1] units", unit="(linear std)",
+                                lo=0.0, hi=1.0, auto="estimated per frame")
+    method: str = _param("auto", "filter: auto = comb for sigma <= 0.4 px, else laplacian", kind=str,
+                         choices=METHODS)
+    blur: str = _param("gaussian", "blur model the sigma describes", kind=str, choices=BLURS)
+    binomial_order: int = _param(2, "order n of --blur binomial (2 = [1/4, 1/2, 1/4])", kind=int, lo=2, hi=30,
+                                 parity="even")
+    target: str = _param("natural", "Wiener target: natural-image spectrum 1/|w|^2, or flat (signal PSD = 1)",
+                         kind=str, choices=TARGETS)
+    level: float | None = _param(None, "natural-spectrum level A", unit="(linear^2 rad^2/px^2)", lo=0.0,
+                                 lo_open=True, hi=1e3, optional="estimated per frame")
+    min_gain: float = _param(1.0, "lowest target gain (1 = never blur to denoise; 0 = textbook Wiener)", lo=0.0,
+                             hi=1.0)
+    max_gain: float | None = _param(None, "highest target gain", lo=1.0, hi=1000.0, optional="no cap")
+    strength: float = _param(1.0, "0 = identity, 1 = full filter, > 1 exaggerates", lo=0.0, hi=4.0)
+    comb_levels: int = _param(2, "à-trous levels of --method comb", kind=int, choices=(2, 3))
+    fir_taps: int | None = _param(None, "taps of --method fir", kind=int, lo=3, hi=31, parity="odd",
+                                  optional="chosen from sigma")
+    unsharp_radius: float | None = _param(None, "Gaussian sigma of --method unsharp", unit="px", lo=0.1, hi=3.5,
+                                          optional="the blur sigma")
+    unsharp_amount: float | None = _param(None, "amount of --method unsharp", lo=0.0, hi=20.0,
+                                          optional="fitted to the target")
+    polyblur_alpha: float = _param(2.0, "Polyblur alpha (with beta 4: the order-3 Neumann series)", lo=0.0,
+                                   hi=10.0)
+    polyblur_beta: float = _param(4.0, "Polyblur beta", lo=0.0, hi=10.0)
+    space: str = _param("auto", "where the blur happened: srgb = linear light, decoded from sRGB codes (optics: "
+                        "lenses, defocus); linear = the stored values themselves (blur applied to sRGB codes, as "
+                        "ImageMagick -blur and most upscalers do, or linear float data); auto = srgb for 8/16-bit "
+                        "input, linear for float", kind=str, choices=SPACES)
+    precision: int = _param(16, "bits of the intermediate textures", kind=int, choices=(16, 32))
 
     def __post_init__(self) -> None:
-        s = object.__setattr__
-        if self.blur not in BLURS:
-            raise ValueError(f"blur must be one of {', '.join(BLURS)}; got {self.blur!r}")
-        s(self, "sigma", _finite("sigma", self.sigma, 0.0, lo_open=True))
-        if isinstance(self.noise, str):
-            if self.noise != "auto":
-                raise ValueError(f"noise must be a number >= 0 or 'auto', got {self.noise!r}")
-        else:
-            s(self, "noise", _finite("noise", self.noise, 0.0))
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
-        if self.target not in TARGETS:
-            raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {self.target!r}")
-        if self.space not in SPACES:
-            raise ValueError(f"space must be one of {', '.join(SPACES)}; got {self.space!r}")
-        if self.precision not in (16, 32):
-            raise ValueError(f"precision must be 16 or 32, got {self.precision!r}")
-        if self.comb_levels not in (2, 3):
-            raise ValueError(f"comb_levels must be 2 or 3, got {self.comb_levels!r}")
-        if self.level is not None:
-            s(self, "level", _finite("level", self.level, 0.0, lo_open=True))
-        s(self, "min_gain", _finite("min_gain", self.min_gain, 0.0))
-        if self.max_gain is not None:
-            s(self, "max_gain", _finite("max_gain", self.max_gain, 1.0))
-        s(self, "strength", _finite("strength", self.strength, 0.0, 4.0))
-        if self.fir_taps is not None and (int(self.fir_taps) != self.fir_taps or not 3 <= self.fir_taps <= 31
-                                          or self.fir_taps % 2 == 0):
-            raise ValueError(f"fir_taps must be an odd integer in 3..31, got {self.fir_taps!r}")
-        if self.unsharp_radius is not None:
-            s(self, "unsharp_radius", _finite("unsharp_radius", self.unsharp_radius, 0.1, 4.0))
-        if self.unsharp_amount is not None:
-            s(self, "unsharp_amount", _finite("unsharp_amount", self.unsharp_amount, 0.0, 20.0))
-        s(self, "polyblur_alpha", _finite("polyblur_alpha", self.polyblur_alpha))
-        s(self, "polyblur_beta", _finite("polyblur_beta", self.polyblur_beta))
-        if int(self.binomial_order) != self.binomial_order or self.binomial_order < 2 or self.binomial_order % 2:
-            raise ValueError(f"binomial_order must be an even integer >= 2, got {self.binomial_order!r}")
+        for f in fields(self):
+            object.__setattr__(self, f.name, f.metadata["spec"].check(f.name, getattr(self, f.name)))
+        lo, hi = SIGMA_RANGE[self.blur]
+        if self.blur != "binomial" and not lo <= self.sigma <= hi:
+            raise ValueError(f"sigma must be {_number(lo)}..{_number(hi)} px for blur {self.blur!r}, "
+                             f"got {self.sigma:g}")
 
     @property
     def noise_is_auto(self) -> bool:
@@ -180,3 +260,14 @@ class DeconvParams:
             return cls.from_dict(data)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{p}: {e}") from None
+
+    def save(self, path: str | Path, *, overwrite: bool = True) -> None:
+        """Write :meth:`to_json` to ``path`` atomically (the one atomic writer, :mod:`gpu_deconv.io.atomic`)."""
+        from ..io.atomic import write_text_atomic
+
+        write_text_atomic(path, self.to_json() + "\n", overwrite=overwrite)
+
+
+def param_specs() -> dict[str, tuple[ParamSpec, Any]]:
+    """Every :class:`DeconvParams` field: ``name -> (spec, default)``, in declaration order."""
+    return {f.name: (f.metadata["spec"], f.default) for f in fields(DeconvParams)}

@@ -28,37 +28,13 @@ import numpy as np
 
 from ...core.params import METHODS, DeconvParams
 from ...errors import one_line
-from ...io.atomic import write_text_atomic
 from .keys import InjectedEvent
+from .panel import PANEL_WIDTH, Panel
 from .sources import Source, as_rgba, open_source
 from .view import ViewGeometry
 
 PROG = "gpu-deconv view"
-#: Control panel width in window coordinates (scaled by the monitor's content scale).
-PANEL_WIDTH = 400
 DEFAULT_WINDOW = (1600, 900)
-
-
-class FrameBitsDesigner:
-    """A :class:`~gpu_deconv.core.design.FilterDesigner` stand-in that designs for the shown frame's bit depth.
-
-    ``Deconvolver.apply`` works on textures and designs as for float input (no quantisation noise),
-    while ``process`` - and so ``gpu-deconv run`` - adds the ``Delta^2 / 12`` of 8/16-bit input to the
-    noise model. Routing the viewer's designs through this wrapper with ``bits`` set from the frame
-    makes the viewer's "after" the batch tool's output, pixel for pixel.
-    """
-
-    def __init__(self) -> None:
-        from ...core.design import FilterDesigner
-
-        self.inner = FilterDesigner()
-        self.bits: int | None = None
-
-    def needs_stats(self, params: DeconvParams) -> bool:
-        return self.inner.needs_stats(params)
-
-    def design(self, params: DeconvParams, stats: Any = None, bits: int | None = None) -> Any:
-        return self.inner.design(params, stats, self.bits if bits is None else bits)
 
 
 class ViewerError(RuntimeError):
@@ -176,6 +152,8 @@ class ViewerApp:
         self.start_params = opts.params
         self.params = opts.params
         self.applied: DeconvParams | None = None
+        #: Integer depth of the frame the engine reads (None: float), passed to the engine as ``bits=``.
+        self.frame_bits: int | None = None
         self.param_error: str | None = None
         self.message: str | None = None
         self.simulate = False
@@ -292,8 +270,7 @@ class ViewerApp:
         from .gpu import Display, Encoder, Simulator
 
         # stats_latency=1: a frame's statistics steer the next one, so no frame waits on a GPU read-back
-        self.designer = FrameBitsDesigner()
-        self.engine = Deconvolver(ctx=self.ctx, params=self.params, stats_latency=1, designer=self.designer)
+        self.engine = Deconvolver(ctx=self.ctx, params=self.params, stats_latency=1)
         self._sim = Simulator(self.ctx)
         self._display = Display(self.ctx)
         self._encoder = Encoder(self.ctx)
@@ -307,8 +284,6 @@ class ViewerApp:
         if self.opts.center is not None:
             cx, cy = self.geom.to_view(*self.opts.center)
             self.geom.pan(self.geom.view_w / 2 - cx, self.geom.view_h / 2 - cy)
-        from .panel import Panel
-
         self.panel = Panel(self)
         inject = list(self.opts.inject)
         while not glfw.window_should_close(self.window) and not self._quit:
@@ -569,14 +544,18 @@ class ViewerApp:
             if src.kind == "video" and key == g.KEY_PAGE_DOWN:
                 return
             src.next()
-            self._after_navigation()
+            self.after_navigation()
         elif key in (g.KEY_LEFT, g.KEY_COMMA, g.KEY_PAGE_UP) and src is not None:
             src.prev()
-            self._after_navigation()
+            self.after_navigation()
         elif key in (g.KEY_F12, g.KEY_C):
-            self._want_view_shot = True
+            self.request_view_screenshot()
 
-    def _after_navigation(self) -> None:
+    def request_view_screenshot(self) -> None:
+        """Save the view (image area only) after the next frame is drawn."""
+        self._want_view_shot = True
+
+    def after_navigation(self) -> None:
         src = self.source
         if src is None:
             return
@@ -635,7 +614,7 @@ class ViewerApp:
 
     def save_params(self, path: str) -> None:
         try:
-            write_text_atomic(path, (self.applied or self.params).to_json() + "\n", overwrite=True)
+            (self.applied or self.params).save(path)
         except OSError as e:
             self.report(one_line(e, path))
             return
@@ -658,7 +637,7 @@ class ViewerApp:
             return
         t0 = time.perf_counter()
         try:  # set_blur re-solves now (CPU only), so a combination the method refuses shows up here
-            self.engine.set_blur(**self.params.to_dict())
+            self.engine.set_blur(**self.params.to_dict(), bits=self.frame_bits)
         except (TypeError, ValueError) as e:
             self._reject(e)
             return
@@ -731,15 +710,18 @@ class ViewerApp:
         return True
 
     def _set_bits(self) -> None:
-        """Design for the bit depth of what the engine reads: the file's 8/16 bits, or float when simulating."""
+        """Design for the bit depth of what the engine reads: the file's 8/16 bits, or float when simulating.
+
+        ``apply`` gets it as ``bits=``, exactly as ``process`` (and so ``gpu-deconv run``) derives it from
+        uint8/uint16 input, so the viewer's "after" is the batch tool's output, pixel for pixel.
+        """
         if self.source is None or self.source.frame is None:
             return
         dt = self.source.frame.dtype
         bits = None if (self.simulate or dt.kind not in "ui") else 8 * dt.itemsize
-        if bits != self.designer.bits:
-            self.designer.bits = bits
-            self.engine.set_params(self.engine.params)  # drop the engine's cached design
-            self.applied = None  # and re-solve for the new bit depth (next frame)
+        if bits != self.frame_bits:
+            self.frame_bits = bits
+            self.applied = None  # re-solve for the new bit depth (this frame)
 
     def _encoded(self, tex):
         """Display copy (sRGB RGBA8) of a linear texture, re-encoded only when its content changed."""
@@ -811,7 +793,8 @@ class ViewerApp:
             src = self._simulated(srgb_in) if self.simulate else self._src_tex
             self._phase("simulate")
             try:  # linear output is sRGB-encoded by the engine's last pass into the RGBA8 "after"
-                self.engine.apply(src, self._after_fbo, src_is_srgb=srgb_in, encode_srgb=after_linear)
+                self.engine.apply(src, self._after_fbo, src_is_srgb=srgb_in, encode_srgb=after_linear,
+                                  bits=self.frame_bits)
             except ValueError as e:  # a design that fails only with this frame's statistics
                 self._reject(e)
             self._phase("engine passes")

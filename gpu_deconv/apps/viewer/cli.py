@@ -13,20 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ...core.params import BLURS, METHODS, TARGETS, DeconvParams, parse_noise
+from ...errors import UsageError, one_line
+from ..flags import add_param_arguments, params_from_args
 
 PROG = "gpu-deconv view"
-
-#: command-line flag (argparse dest) -> DeconvParams field
-PARAM_FLAGS = {
-    "sigma": "sigma", "noise": "noise", "method": "method", "blur": "blur", "binomial_order": "binomial_order",
-    "target": "target", "level": "level", "min_gain": "min_gain", "max_gain": "max_gain",
-    "strength": "strength", "comb_levels": "comb_levels", "fir_taps": "fir_taps",
-    "unsharp_radius": "unsharp_radius", "unsharp_amount": "unsharp_amount",
-    "polyblur_alpha": "polyblur_alpha", "polyblur_beta": "polyblur_beta", "space": "space",
-    "precision": "precision",
-}
-
 
 def _size(v: str) -> tuple[int, int]:
     try:
@@ -71,27 +61,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     """Add the viewer's arguments to ``p``."""
     p.add_argument("path", nargs="?", default=None,
                    help="image, folder of images (next/previous) or video; omitted: the built-in test chart")
-    g = p.add_argument_group("deconvolution parameters (sigma in px, noise as a linear-light std)")
-    g.add_argument("--params", metavar="FILE.json", default=None,
-                   help="start from saved parameters (flags below override them); Ctrl+S saves here too")
-    g.add_argument("--sigma", type=float, default=None)
-    g.add_argument("--noise", type=parse_noise, default=None, help="a number or 'auto'")
-    g.add_argument("--method", choices=METHODS, default=None)
-    g.add_argument("--blur", choices=BLURS, default=None)
-    g.add_argument("--binomial-order", type=int, default=None)
-    g.add_argument("--target", choices=TARGETS, default=None)
-    g.add_argument("--level", type=float, default=None)
-    g.add_argument("--min-gain", type=float, default=None)
-    g.add_argument("--max-gain", type=float, default=None)
-    g.add_argument("--strength", type=float, default=None)
-    g.add_argument("--comb-levels", type=int, choices=(2, 3), default=None)
-    g.add_argument("--fir-taps", type=int, default=None)
-    g.add_argument("--unsharp-radius", type=float, default=None)
-    g.add_argument("--unsharp-amount", type=float, default=None)
-    g.add_argument("--polyblur-alpha", type=float, default=None)
-    g.add_argument("--polyblur-beta", type=float, default=None)
-    g.add_argument("--space", choices=("auto", "srgb", "linear"), default=None)
-    g.add_argument("--precision", type=int, choices=(16, 32), default=None)
+    add_param_arguments(p)
     v = p.add_argument_group("view")
     v.add_argument("--size", type=_size, default=None, metavar="WxH", help="window size (default: fit the image)")
     v.add_argument("--split", type=_fraction, default=None,
@@ -121,22 +91,16 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     s.add_argument("--inject", metavar="EVENTS", default=None,
                    help="scripted input fed through the glfw callbacks, e.g. '2:key:S;3:scroll:200,150,1;"
                         "4:drag:10,10,60,10;5:drop:path' (FRAME:KIND:ARGS; key names as glfw.KEY_*)")
-    p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
 
 def options_from_args(args: argparse.Namespace):
     """:class:`~gpu_deconv.apps.viewer.app.ViewerOptions` from parsed arguments (raises ValueError on bad values)."""
+    from ...core.design import FilterDesigner
     from .app import ViewerOptions
     from .keys import parse_inject
 
-    base = DeconvParams.load(args.params) if args.params else DeconvParams()
-    changes = {f: getattr(args, a) for a, f in PARAM_FLAGS.items() if getattr(args, a, None) is not None}
-    params = base.replace(**changes)
-    from ...core.design import FilterDesigner
-
-    # the method's own limits (e.g. sigma outside the blur model's or the comb's range), before any window opens
-    FilterDesigner().design(params.replace(noise=0.01 if params.noise_is_auto else params.noise,
-                                           level=params.level or 1e-3))
+    params = params_from_args(args)
+    FilterDesigner().validate(params)  # the method's own limits, before any window opens
     if args.frames is not None and args.frames < 1:
         raise ValueError(f"--frames must be >= 1, got {args.frames}")
     if args.seed < 0:
@@ -166,8 +130,8 @@ def run_view(args: argparse.Namespace) -> int:
     """Run ``gpu-deconv view``; the exit code (0 on a clean exit)."""
     try:
         opts = options_from_args(args)
-    except (TypeError, ValueError) as e:
-        print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
+    except (TypeError, ValueError, UsageError) as e:
+        print(f"{PROG}: error: {one_line(e)}", file=sys.stderr)
         return 2
     from .app import ViewerError, run_viewer
 
@@ -184,13 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m gpu_deconv.apps.viewer.cli [PATH] [options]``."""
     ap = argparse.ArgumentParser(prog=PROG, description="Interactive real-time deconvolution viewer")
     configure_parser(ap)
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args(argv)
     if args.debug:
         return run_view(args)
     try:
         return run_view(args)
     except Exception as e:  # last resort: one line (the --debug flag shows the traceback)
-        print(f"{PROG}: error: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"{PROG}: error: {type(e).__name__}: {one_line(e)}", file=sys.stderr)
         return 1
 
 

@@ -8,15 +8,56 @@ in window coordinates, which Dear ImGui's glfw backend uses (HiDPI scaling is it
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from ...core.params import BLURS, METHODS, TARGETS
+from ...core.params import BLURS, METHODS, TARGETS, DeconvParams
 from .keys import SHORTCUTS
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .app import ViewerApp
+#: Control panel width in window coordinates (scaled by the monitor's content scale).
+PANEL_WIDTH = 400
+
+
+class PanelHost(Protocol):
+    """What the panel may read and change on the app that hosts it (the viewer's :class:`ViewerApp`).
+
+    The panel edits requested state (``params``, ``simulate``, ``geom``...) and calls the few actions
+    below; it never reaches into the app's internals, and the app is not imported here.
+    """
+
+    params: DeconvParams
+    start_params: DeconvParams
+    param_error: str | None
+    message: str | None
+    simulate: bool
+    show_original: bool
+    show_ui: bool
+    show_help: bool
+    plot_diagonal: bool
+    sim_noise: float
+    seed: int
+    ui_scale: float
+    geom: Any
+    source: Any
+    engine: Any
+    renderer: str
+    open_path: str
+    params_path: str
+    fps: float
+    cpu_ms: float
+    display_gpu_ms: float | None
+    solve_ms: float
+    solves: int
+    uploads: int
+
+    def set_param(self, **changes: Any) -> bool: ...
+    def open(self, path: str | None, initial: bool = False) -> bool: ...
+    def save_params(self, path: str) -> None: ...
+    def load_params(self, path: str) -> None: ...
+    def after_navigation(self) -> None: ...
+    def request_view_screenshot(self) -> None: ...
+    def fb_size(self) -> tuple[int, int]: ...
 
 _RED = (1.0, 0.45, 0.4, 1.0)
 _DIM = (0.65, 0.65, 0.68, 1.0)
@@ -54,9 +95,9 @@ def response_curves(design: Any, diagonal: bool = False, n: int = PLOT_POINTS) -
 
 
 class Panel:
-    """Builds the UI each frame for one :class:`~gpu_deconv.apps.viewer.app.ViewerApp`."""
+    """Builds the UI each frame for one :class:`PanelHost` (the viewer app)."""
 
-    def __init__(self, app: ViewerApp) -> None:
+    def __init__(self, app: PanelHost) -> None:
         from imgui_bundle import imgui, implot
 
         self.app = app
@@ -82,8 +123,6 @@ class Panel:
     def _panel(self) -> None:
         imgui, app = self.imgui, self.app
         io = imgui.get_io()
-        from .app import PANEL_WIDTH
-
         w = PANEL_WIDTH * app.ui_scale
         imgui.set_next_window_pos((io.display_size.x - w, 0.0), imgui.Cond_.always)
         imgui.set_next_window_size((w, io.display_size.y), imgui.Cond_.always)
@@ -120,11 +159,11 @@ class Panel:
         if src is not None and src.kind == "folder":
             if imgui.button("< Prev"):
                 src.prev()
-                app._after_navigation()
+                app.after_navigation()
             imgui.same_line()
             if imgui.button("Next >"):
                 src.next()
-                app._after_navigation()
+                app.after_navigation()
         if src is not None and src.kind == "video":
             if imgui.button("Pause" if src.playing else "Play"):  # type: ignore[attr-defined]
                 src.toggle_play()  # type: ignore[attr-defined]
@@ -289,7 +328,7 @@ class Panel:
             g.actual_size()
         imgui.same_line()
         if imgui.button("Screenshot"):
-            app._want_view_shot = True
+            app.request_view_screenshot()
         _, app.plot_diagonal = imgui.checkbox("plot the diagonal slice", app.plot_diagonal)
 
     def _response_section(self) -> None:
