@@ -3,7 +3,7 @@
 //     out(p) = 1/4 * src(mirror(p - s)) + 1/2 * src(p) + 1/4 * src(mirror(p + s)),   s = u_step
 //
 // u_step = (d, 0) for the x pass and (0, d) for the y pass. Applied x then y at d = 1, 2, 4 this builds
-// the lowpasses G1 = A_1 x, G2 = A_2 G1, G3 = A_4 G2 of gpu_deconv/stats.py (the comb basis); the
+// the lowpasses G1 = A_1 x, G2 = A_2 G1, G3 = A_4 G2 of gpu_deconv/core/stats.py (the comb basis); the
 // d - 1 zero taps between the three non-zero ones are skipped, which is exact (acc + 0*v == acc), so
 // each pass costs 3 fetches whatever the dilation. Ascending tap order and separate multiply/add as in
 // the reference's convolve_axis; the statistics textures are always 32-bit float.

@@ -1,16 +1,6 @@
 // common.glsl - shared helpers for every gpu_deconv fragment pass (pasted in by gpu_deconv/gl/shaders.py).
 //
-// Boundary rule (the one gpu_deconv/plan.py documents): mirror with the edge pixel repeated, period 2n,
-//
-//     ... 1 0 | 0 1 2 ... n-1 | n-1 n-2 ...        (numpy 'symmetric', scipy.ndimage 'reflect')
-//
-// mirror_index() implements it on integers, so it is exact on every GPU (GL has no portable
-// MIRRORED_REPEAT + texelFetch combination, and texelFetch outside the texture returns 0).
-// Two variants, chosen when the program is built:
-//   * default: one reflection, exact while the offset is <= n (every pass on images larger than the
-//     kernel radius) - two compares and two selects;
-//   * MIRROR_PERIODIC: fold into [0, 2n) first, exact for any offset >= -16n (tiny images, e.g. 1xN
-//     rows with a 31-tap kernel). GLSL leaves % with a negative operand undefined, hence the bias.
+// Boundary rule: see mirror.glsl (mirror with the edge pixel repeated, exact on integers).
 //
 // FETCH(s, p, inv) reads texel p with textureLod() at the texel centre instead of texelFetch(): with a
 // NEAREST sampler (the executor binds its own sampler object to every unit it uses) the centre
@@ -26,7 +16,7 @@
 // several times cheaper on CPU rasterisers, which convert to and from half precision in software.
 //
 // PRECISE: when GL_ARB_gpu_shader5 is present the accumulators are declared `precise`, which forbids
-// fusing a*b+c into an FMA; the sums then round exactly like the NumPy reference (gpu_deconv/reference.py).
+// fusing a*b+c into an FMA; the sums then round exactly like the NumPy reference (gpu_deconv/core/reference.py).
 
 #ifdef GL_ARB_gpu_shader5
 #define PRECISE precise
@@ -34,16 +24,7 @@
 #define PRECISE
 #endif
 
-int mirror_index(int p, int n) {
-#ifdef MIRROR_PERIODIC
-    int period = 2 * n;
-    int m = (p + 16 * period) % period;
-    return m >= n ? period - 1 - m : m;
-#else
-    p = p < 0 ? -1 - p : p;
-    return p >= n ? 2 * n - 1 - p : p;
-#endif
-}
+//@include mirror.glsl
 
 #define FETCH(s, p, inv) textureLod((s), (vec2(p) + 0.5) * (inv), 0.0)
 

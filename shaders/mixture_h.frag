@@ -1,13 +1,13 @@
 // mixture_h.frag - H pass of a mixture stage: every level's horizontal blur from ONE fetch loop (MRT).
 //
-// A stage (gpu_deconv/plan.py) is  out = d0*base + sum_k d_k (g_k (x) g_k) * src,  k = 1..K <= 7,
+// A stage (gpu_deconv/core/plan.py) is  out = d0*base + sum_k d_k (g_k (x) g_k) * src,  k = 1..K <= 7,
 // each g_k a symmetric odd 1D kernel of radius r_k <= 15. This pass writes, for all levels at once,
 //
 //     H_k(x, y) = sum_{i = -R..R, ascending} g_k[i] * src(mirror(x + i), y)       -> render target k-1
 //
 // with R = max r_k: the texel at offset i is fetched once and feeds every level whose kernel reaches
 // it (fetch sharing; fetches are what a pass costs). The ascending order and separate multiply/add are
-// the reference's (gpu_deconv/reference.py), so fp32 results match it to rounding and fp16 targets
+// the reference's (gpu_deconv/core/reference.py), so fp32 results match it to rounding and fp16 targets
 // round the same values the reference rounds (on llvmpipe the output is bit-identical to it).
 //
 // PACKED: several levels' channels share the four components of one RGBA target: gray images put

@@ -3,7 +3,7 @@
 //     out(x, y) = d0 * base(x, y) + sum_{k = 1..K, in order} d_k * sum_{j = -r_k..r_k, ascending}
 //                                                               g_k[j] * H_k(x, mirror(y + j))
 //
-// evaluated as acc = d0*base; acc += d_k * s_k - the order of gpu_deconv/reference.py, so fp32 output
+// evaluated as acc = d0*base; acc += d_k * s_k - the order of gpu_deconv/core/reference.py, so fp32 output
 // matches it to rounding. base is always the chain's input; H_k comes from mixture_h.frag.
 // Fetches per pixel: 1 + sum_k (2 r_k + 1) (levels live in separate textures, so nothing is shared).
 //

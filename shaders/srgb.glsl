@@ -1,4 +1,4 @@
-// srgb.glsl - the sRGB transfer functions of gpu_deconv/colour.py, term for term in float32.
+// srgb.glsl - the sRGB transfer functions of gpu_deconv/core/colour.py, term for term in float32.
 //
 //   decode:  |v| <= 0.04045   -> |v| / 12.92          else ((|v| + 0.055) / 1.055) ^ 2.4
 //   encode:  |v| <= 0.0031308 -> |v| * 12.92          else 1.055 * |v| ^ (1 / 2.4) - 0.055

@@ -1,7 +1,7 @@
 // stats_reduce.frag - per-tile band energies: one output texel per block x block tile (RGBA32F).
 //
 // With x the linear image (colour channels only), ax = A_1 along x, ay = A_1 along y, and the a-trous
-// lowpasses G1..G3 from atrous.frag (see gpu_deconv/stats.py for the definitions):
+// lowpasses G1..G3 from atrous.frag (see gpu_deconv/core/stats.py for the definitions):
 //
 //     b1 = x - G1,   b2 = G1 - G2,   b3 = G2 - G3,   hh = ((x - ax) - ay) + G1
 //     out = sum over the tile's pixels of  ( <b1^2>, <b2^2>, <b3^2>, <hh^2> )

@@ -45,29 +45,19 @@ _LICENCE = (
     "project by its exporter; it contains no GPL/LGPL code and may be used under the MIT licence terms.",
 )
 
-# Integer mirror with the edge texel repeated, periodic with period 2n (the plan's boundary rule).
-# GLSL leaves `%` undefined for negative operands, so p is first shifted by a multiple of the period:
-# tap offsets are >= -MAX_RADIUS (15) and the period is >= 2, so p + 8 * period > 0.
-_MIRROR = """\
-int gdc_mirror(int p, int n) {
-    int period = 2 * n;
-    int m = (p + 8 * period) % period;
-    return m < n ? m : period - 1 - m;
-}"""
+#: Functions pasted from shaders/ into exported code, renamed with a ``gdc_`` prefix so they cannot collide
+#: with a host's (mpv's) own names: the mirror rule (mirror.glsl) and the sRGB transfer (srgb.glsl), the
+#: same text the engine compiles - written once.
+_LIBRARY_NAMES = ("mirror_index_periodic", "mirror_index", "srgb_to_linear", "linear_to_srgb")
 
-# sRGB transfer (IEC 61966-2-1), extended by odd symmetry exactly like gpu_deconv.core.colour, so overshoot
-# below 0 survives the round trip until the display clips it.
-_SRGB = """\
-vec3 gdc_srgb_to_linear(vec3 v) {
-    vec3 a = abs(v);
-    vec3 lin = mix(a / 12.92, pow((a + 0.055) / 1.055, vec3(2.4)), greaterThan(a, vec3(0.04045)));
-    return sign(v) * lin;
-}
-vec3 gdc_linear_to_srgb(vec3 v) {
-    vec3 a = abs(v);
-    vec3 enc = mix(a * 12.92, 1.055 * pow(a, vec3(1.0 / 2.4)) - 0.055, greaterThan(a, vec3(0.0031308)));
-    return sign(v) * enc;
-}"""
+
+def _library(name: str) -> str:
+    """``shaders/<name>`` with its functions renamed ``gdc_*`` (see :data:`_LIBRARY_NAMES`)."""
+    import re
+
+    from ..gl.shaders import load_source
+
+    return re.sub(r"\b(" + "|".join(_LIBRARY_NAMES) + r")\b", r"gdc_\1", load_source(name)).rstrip()
 
 
 def glsl_float(x: float) -> str:
@@ -198,7 +188,7 @@ def export_glsl(plan: Plan, description: str = "") -> str:
         "//   gpu_deconv NumPy reference to float32 rounding; RGBA16F halves the traffic at ~1e-3 relative error",
         "//   per stored value (amplified by large mixture weights |d|).",
         "// - Boundary: mirror with the edge texel repeated, per tap, period 2n (index -1 -> 0, n -> n-1,",
-        "//   -n-1 -> n-1 ...), so images narrower than the kernel are exact too (gdc_mirror below).",
+        "//   -n-1 -> n-1 ...), so images narrower than the kernel are exact too (gdc_mirror_index_periodic below).",
         "// - All reads are texelFetch at level 0, so filtering and wrap modes do not matter, but every texture",
         "//   must be complete: with no mipmaps set GL_TEXTURE_MIN_FILTER to GL_NEAREST (or GL_LINEAR), else",
         "//   texelFetch returns 0.",
@@ -242,7 +232,7 @@ def export_glsl(plan: Plan, description: str = "") -> str:
             "    int n = textureSize(src, 0).x;",
             *(f"    h{k} = vec4(0.0);" for k in range(1, K + 1)),
             *_h_loop(s, stage, list(range(1, K + 1)),
-                     "texelFetch(src, ivec2(gdc_mirror(p.x + i, n), p.y), 0)", "h{k}"),
+                     "texelFetch(src, ivec2(gdc_mirror_index_periodic(p.x + i, n), p.y), 0)", "h{k}"),
             "}",
             "",
         ]
@@ -254,7 +244,7 @@ def export_glsl(plan: Plan, description: str = "") -> str:
             f"    vec4 acc = GDC_S{s}_D[0] * texelFetch(base, p, 0);",
         ]
         for k in range(1, K + 1):
-            body += _v_sum(s, k, "texelFetch(h{k}, ivec2(p.x, gdc_mirror(p.y + i, n)), 0)")
+            body += _v_sum(s, k, "texelFetch(h{k}, ivec2(p.x, gdc_mirror_index_periodic(p.y + i, n)), 0)")
         body += ["    return acc;", "}"]
         h_outs = "\n".join(f"layout(location = {k - 1}) out vec4 gdc_out{k - 1};" for k in range(1, K + 1))
         h_args = ", ".join(f"gdc_out{k - 1}" for k in range(1, K + 1))
@@ -292,7 +282,7 @@ def export_glsl(plan: Plan, description: str = "") -> str:
         "#define GDC_PASS 0",
         "#endif",
         "",
-        _MIRROR,
+        _library("mirror.glsl"),
     ]
     return "\n".join([*hdr, "", *vertex, *body, "", *mains, "#endif  // GDC_VERTEX", ""])
 
@@ -377,7 +367,7 @@ def export_mpv(plan: Plan, description: str = "") -> str:
     # honours mpv's offsets and value multiplier; every later read is a texelFetch on our own textures.
     out += _mpv_hook(
         f"gpu_deconv decode sRGB to linear ({desc})", ["HOOKED"], "GDC_LIN",
-        [_SRGB, "vec4 hook() {", "    vec4 c = HOOKED_tex(HOOKED_pos);",
+        [_library("srgb.glsl"), "vec4 hook() {", "    vec4 c = HOOKED_tex(HOOKED_pos);",
          "    return vec4(gdc_srgb_to_linear(c.rgb), c.a);", "}"],
     )
     last = len(plan.stages) - 1
@@ -387,22 +377,23 @@ def export_mpv(plan: Plan, description: str = "") -> str:
         for k in range(1, stage.levels + 1):
             out += _mpv_hook(
                 f"gpu_deconv stage {s + 1}/{last + 1} H level {k}/{stage.levels}", [src], f"GDC_S{s}_H{k}",
-                [*consts, _MIRROR, "vec4 hook() {", "    ivec2 p = ivec2(gl_FragCoord.xy);",
+                [*consts, _library("mirror.glsl"), "vec4 hook() {", "    ivec2 p = ivec2(gl_FragCoord.xy);",
                  f"    int n = int({src}_size.x);", "    vec4 acc = vec4(0.0);",
-                 *_h_loop(s, stage, [k], f"{src}_mul * texelFetch({src}_raw, ivec2(gdc_mirror(p.x + i, n), p.y), 0)",
+                 *_h_loop(s, stage, [k],
+                          f"{src}_mul * texelFetch({src}_raw, ivec2(gdc_mirror_index_periodic(p.x + i, n), p.y), 0)",
                           "acc"),
                  "    return acc;", "}"],
             )
         hk = [f"GDC_S{s}_H{k}" for k in range(1, stage.levels + 1)]
-        code = [*consts, _MIRROR]
+        code = [*consts, _library("mirror.glsl")]
         if s == last:
-            code.append(_SRGB)
+            code.append(_library("srgb.glsl"))
         code += ["vec4 hook() {", "    ivec2 p = ivec2(gl_FragCoord.xy);", "    int n = int(GDC_LIN_size.y);",
                  "    vec4 base = GDC_LIN_mul * texelFetch(GDC_LIN_raw, p, 0);",
                  f"    vec4 acc = GDC_S{s}_D[0] * base;"]
         for k in range(1, stage.levels + 1):
             code += _v_sum(s, k, f"GDC_S{s}_H{{k}}_mul * texelFetch(GDC_S{s}_H{{k}}_raw, "
-                                 "ivec2(p.x, gdc_mirror(p.y + i, n)), 0)")
+                                 "ivec2(p.x, gdc_mirror_index_periodic(p.y + i, n)), 0)")
         if s == last:
             code += ["    return vec4(gdc_linear_to_srgb(acc.rgb), base.a);  // alpha passes through", "}"]
         else:

@@ -28,8 +28,6 @@ from .reference import alpha_channel, convolve_axis
 
 #: Default statistics tile edge in pixels.
 BLOCK = 16
-#: Number of isotropic bands measured.
-N_BANDS = 3
 _A = np.array([0.25, 0.5, 0.25], dtype=np.float32)
 
 

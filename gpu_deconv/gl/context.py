@@ -60,7 +60,6 @@ def create_headless_context(require: int = REQUIRED_GL) -> moderngl.Context:
 # GL enums used by the raw table's clients.
 GL_TEXTURE0 = 0x84C0
 GL_TEXTURE_2D = 0x0DE1
-GL_FRAMEBUFFER = 0x8D40
 GL_DRAW_FRAMEBUFFER = 0x8CA9
 GL_READ_FRAMEBUFFER = 0x8CA8
 

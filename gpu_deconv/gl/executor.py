@@ -521,46 +521,6 @@ class PlanExecutor:
     def internal_target(self, names: tuple[str, ...], width: int, height: int) -> DrawTarget:
         return DrawTarget(self.pool.fbo(names), (0, 0, width, height))
 
-    def run(self, plan: Plan, src: Region, target: DrawTarget, layout: Layout, *, precision: int = 16,
-            decode_srgb: bool = False, encode_srgb: bool = False, guard: Any | None = None) -> Region:
-        """Draw ``plan`` applied to ``src`` into ``target``.
-
-        Parameters
-        ----------
-        plan : Plan
-        src : Region
-            The chain input (sRGB-encoded when ``decode_srgb``).
-        target : DrawTarget
-            Destination framebuffer and viewport (its size must equal the region's).
-        layout : Layout
-        precision : {16, 32}
-            Storage of intermediates (H targets and non-final stage outputs).
-        decode_srgb, encode_srgb : bool
-            sRGB-decode the input first / encode the output in the last pass.
-        guard : GLStateGuard, optional
-            Needed when ``target`` is a caller's framebuffer.
-
-        Returns
-        -------
-        Region
-            The linear input the stages read (``src`` itself, or the decoded copy) - the statistics
-            pass can reuse it.
-        """
-        if precision not in (16, 32):
-            raise ValueError(f"precision must be 16 or 32, got {precision!r}")
-        w, h = src.width, src.height
-        if (target.viewport[2], target.viewport[3]) != (w, h):
-            raise ValueError(f"target viewport {target.viewport[2:]} differs from the source size {(w, h)}")
-        if not plan.stages:
-            self.copy(src, target, layout, decode=decode_srgb, encode=encode_srgb, guard=guard)
-            return src
-        base = src
-        if decode_srgb:
-            base = self.decode(src, layout)
-        self.run_stages(plan, base, target, layout, precision=precision, encode_srgb=encode_srgb,
-                        guard=guard)
-        return base
-
     def decode(self, src: Region, layout: Layout) -> Region:
         """sRGB-decode ``src`` into the pooled float32 'linear' texture (alpha copied)."""
         w, h = src.width, src.height
@@ -570,7 +530,28 @@ class PlanExecutor:
 
     def run_stages(self, plan: Plan, base: Region, target: DrawTarget, layout: Layout, *, precision: int,
                    encode_srgb: bool, guard: Any | None = None) -> None:
-        """The mixture stages of ``plan`` on a linear ``base`` (see :meth:`run`)."""
+        """Draw the mixture stages of ``plan`` applied to the linear ``base`` into ``target``.
+
+        Parameters
+        ----------
+        plan : Plan
+        base : Region
+            The chain input, linear light.
+        target : DrawTarget
+            Destination framebuffer and viewport (its size must equal the region's).
+        layout : Layout
+        precision : {16, 32}
+            Storage of intermediates (H targets and non-final stage outputs).
+        encode_srgb : bool
+            sRGB-encode the output in the last pass.
+        guard : GLStateGuard, optional
+            Needed when ``target`` is a caller's framebuffer.
+        """
+        if precision not in (16, 32):
+            raise ValueError(f"precision must be 16 or 32, got {precision!r}")
+        if (target.viewport[2], target.viewport[3]) != (base.width, base.height):
+            raise ValueError(f"target viewport {target.viewport[2:]} differs from the source size "
+                             f"{(base.width, base.height)}")
         w, h = base.width, base.height
         e16 = precision == 16 and self.emulate_fp16
         dt = "f2" if precision == 16 and not e16 else "f4"

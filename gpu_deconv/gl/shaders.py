@@ -6,7 +6,8 @@ expands by plain string substitution (no GL needed, so it is testable anywhere):
 * ``//@defines`` (right after ``#version``) - replaced by ``#define NAME VALUE`` lines; the variant
   switches (level count, colour layout, sRGB encode...) are compile-time so Mesa llvmpipe, which runs
   both sides of every ``if``, never pays for a disabled feature;
-* ``//@include name.glsl`` - replaced by that file's text (GLSL 3.30 has no ``#include``);
+* ``//@include name.glsl`` - replaced by that file's text, recursively and once per file (GLSL 3.30 has no
+  ``#include``);
 * ``//@body`` and ``//@decls`` - replaced by generated code (the unrolled, shape-specialised tap loops
   of the mixture passes and, for packed intermediates, their output declarations; see
   :mod:`gpu_deconv.gl.executor`).
@@ -32,7 +33,10 @@ SHADER_FILES = (
     "atrous.frag",
     "stats_reduce.frag",
     "common.glsl",
+    "mirror.glsl",
     "srgb.glsl",
+    "viewer_blur.frag",
+    "viewer_display.frag",
 )
 
 _ENV = "GPU_DECONV_SHADER_DIR"
@@ -87,6 +91,24 @@ def load_source(name: str) -> str:
     return _read(str(shader_dir()), name)
 
 
+def _expand_includes(name: str, seen: set[str]) -> list[str]:
+    """The file's lines with ``//@include`` markers replaced by the files' text, recursively, each file once."""
+    out = []
+    for line in load_source(name).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("//@include "):
+            inc = stripped[len("//@include "):].strip()
+            if inc in seen:  # already pasted above (e.g. mirror.glsl via common.glsl and directly)
+                continue
+            seen.add(inc)
+            out.append(f"// ---- begin {inc} ----")
+            out.extend(_expand_includes(inc, seen))
+            out.append(f"// ---- end {inc} ----")
+        else:
+            out.append(line)
+    return out
+
+
 def build_source(
     name: str,
     defines: Mapping[str, object] | None = None,
@@ -113,15 +135,10 @@ def build_source(
     str
         The source; ``#version`` stays the first directive, as GLSL requires.
     """
-    lines = []
-    for line in load_source(name).splitlines():
+    lines: list[str] = []
+    for line in _expand_includes(name, set()):
         stripped = line.strip()
-        if stripped.startswith("//@include "):
-            inc = stripped[len("//@include "):].strip()
-            lines.append(f"// ---- begin {inc} ----")
-            lines.extend(load_source(inc).splitlines())
-            lines.append(f"// ---- end {inc} ----")
-        elif stripped == "//@defines":
+        if stripped == "//@defines":
             for key, val in (defines or {}).items():
                 if val is True:
                     lines.append(f"#define {key}")

@@ -1,7 +1,9 @@
 """The viewer's own GL passes: the "simulate" degradation (blur + noise) and the display of the view.
 
-Both are GLSL 3.30 core programs drawn as one full-screen triangle, and both leave the state they
-touch as they found it (viewport, bound framebuffer, blending off).
+Their GLSL lives in ``shaders/`` with the engine's (``viewer_blur.frag``, ``viewer_display.frag``, and
+``copy.frag`` for sRGB decode/encode), assembled by the same :func:`gpu_deconv.gl.shaders.build_source`, so
+the sRGB transfer and the mirror rule are written once. Every pass is one full-screen triangle and leaves
+the state it touches as it found it (viewport, bound framebuffer, blending off).
 
 * :class:`Simulator` blurs a sharp frame with the chosen blur model's taps (separable, mirror boundary
   with the edge pixel repeated) and adds white Gaussian noise, in linear light, exactly as
@@ -23,127 +25,44 @@ import numpy as np
 #: Largest blur radius the simulator handles (Gaussian sigma 4 px has radius 17).
 MAX_SIM_RADIUS = 31
 
-_VERT = """
-#version 330
-const vec2 P[3] = vec2[3](vec2(-1.0, -1.0), vec2(3.0, -1.0), vec2(-1.0, 3.0));
-void main() { gl_Position = vec4(P[gl_VertexID], 0.0, 1.0); }
-"""
 
-_SRGB = """
-// the sRGB transfer functions of gpu_deconv/colour.py, written as shaders/srgb.glsl writes them
-vec3 encode_srgb(vec3 v) {
-    vec3 a = abs(v);
-    vec3 enc = mix(1.055 * pow(a, vec3(0.41666666)) - 0.055, a * 12.92, lessThanEqual(a, vec3(0.0031308)));
-    return mix(enc, -enc, lessThan(v, vec3(0.0)));
-}
-vec3 decode_srgb(vec3 v) {
-    vec3 a = abs(v);
-    vec3 lin = mix(pow((a + 0.055) / 1.055, vec3(2.4)), a / 12.92, lessThanEqual(a, vec3(0.04045)));
-    return mix(lin, -lin, lessThan(v, vec3(0.0)));
-}
-"""
+def _program(ctx, frag: str, defines: dict[str, object]) -> tuple:
+    """A (program, empty VAO) pair for one of the shaders/ files (same assembly as the engine's passes)."""
+    from ...gl.shaders import build_source
 
-_SIM_FRAG = """
-#version 330
-// one separable blur pass of the simulation; RADIUS and AXIS are #defines (unrolled on llvmpipe).
-// V pass (AXIS 1): + noise * N(p + offset), N a stored standard-normal texture; ENCODE: write sRGB.
-uniform sampler2D src;
-uniform float taps[2 * RADIUS + 1];
-#if AXIS == 1
-uniform sampler2D noise_tex;
-uniform float noise;
-uniform ivec2 noise_offset;
-#endif
-out vec4 frag;
-%(srgb)s
-int mirror(int p, int n) {  // edge pixel repeated: -1 -> 0, n -> n - 1
-    p = p < 0 ? -1 - p : p;
-    p = p >= n ? 2 * n - 1 - p : p;
-    return clamp(p, 0, n - 1);
-}
-void main() {
-    ivec2 size = textureSize(src, 0);
-    ivec2 p = ivec2(gl_FragCoord.xy);
-    vec3 acc = vec3(0.0);
-    for (int i = -RADIUS; i <= RADIUS; ++i) {
-#if AXIS == 0
-        ivec2 q = ivec2(mirror(p.x + i, size.x), p.y);
-#else
-        ivec2 q = ivec2(p.x, mirror(p.y + i, size.y));
-#endif
-        acc += taps[i + RADIUS] * texelFetch(src, q, 0).rgb;
-    }
-    float alpha = texelFetch(src, p, 0).a;
-#if AXIS == 1
-    acc += noise * texelFetch(noise_tex, (p + noise_offset) %% size, 0).rgb;
-#endif
-#if ENCODE
-    acc = encode_srgb(acc);
-#endif
-    frag = vec4(acc, alpha);
-}
-"""
+    prog = ctx.program(vertex_shader=build_source("fullscreen.vert"), fragment_shader=build_source(frag, defines))
+    return prog, ctx.vertex_array(prog, [])
 
-_DECODE_FRAG = """
-#version 330
-uniform sampler2D src;
-out vec4 frag;
-%(srgb)s
-void main() {
-    vec4 c = texelFetch(src, ivec2(gl_FragCoord.xy), 0);
-    frag = vec4(decode_srgb(c.rgb), c.a);
-}
-"""
 
-_DISPLAY_FRAG = """
-#version 330
-// variants by #define: MODE 0 split / 1 before / 2 after; MAGNIFY (texelFetch) or not (bilinear).
-// (llvmpipe executes both sides of a branch, so the choices are compile-time.)
-uniform sampler2D before_tex;
-uniform sampler2D after_tex;
-uniform float fb_height;       // framebuffer height (GL y is up)
-uniform vec2 view_origin;      // view rectangle top-left, framebuffer px, y down
-uniform vec2 image_origin;     // image top-left inside the view
-uniform float zoom;
-uniform float divider;         // view x of the divider; left shows before
-uniform vec3 background;
-out vec4 frag;
-vec3 fetch(sampler2D tex, vec2 u, vec2 size) {
-#if MAGNIFY
-    return texelFetch(tex, ivec2(floor(u)), 0).rgb;
-#else
-    return texture(tex, u / size).rgb;
-#endif
-}
-void main() {
-    vec2 p = vec2(gl_FragCoord.x, fb_height - gl_FragCoord.y) - view_origin;   // view px, y down
-    vec2 u = (p - image_origin) / zoom;
-    vec2 size = vec2(textureSize(after_tex, 0));
-    if (u.x < 0.0 || u.y < 0.0 || u.x >= size.x || u.y >= size.y) {
-        frag = vec4(background, 1.0);
-        return;
-    }
-#if MODE == 0
-    vec3 c = p.x < divider ? fetch(before_tex, u, size) : fetch(after_tex, u, size);
-#elif MODE == 1
-    vec3 c = fetch(before_tex, u, size);
-#else
-    vec3 c = fetch(after_tex, u, size);
-#endif
-    frag = vec4(clamp(c, 0.0, 1.0), 1.0);
-}
-"""
+class _CopyPass:
+    """``shaders/copy.frag`` (sRGB decode or encode of a whole texture) drawn into an own framebuffer.
 
-_ENCODE_FRAG = """
-#version 330
-uniform sampler2D src;
-out vec4 frag;
-%(srgb)s
-void main() {
-    vec4 c = texelFetch(src, ivec2(gl_FragCoord.xy), 0);
-    frag = vec4(encode_srgb(clamp(c.rgb, 0.0, 1.0)), c.a);
-}
-"""
+    copy.frag reads with ``FETCH`` (textureLod at texel centres), so a NEAREST sampler object is bound on
+    its unit while it runs, whatever filter the texture itself has (the display pass sets LINEAR on it).
+    """
+
+    def __init__(self, ctx, *, decode: bool, encode: bool) -> None:
+        import moderngl
+
+        self.ctx = ctx
+        self.prog, self.vao = _program(ctx, "copy.frag", {"COLOUR": 3, "DECODE_SRGB": decode, "ENCODE_SRGB": encode})
+        self.sampler = ctx.sampler(filter=(moderngl.NEAREST, moderngl.NEAREST), repeat_x=False, repeat_y=False)
+
+    def draw(self, src, fbo, size: tuple[int, int]) -> None:
+        fbo.use()
+        self.ctx.viewport = (0, 0, *size)
+        src.use(0)
+        self.sampler.use(0)
+        for name, value in (("u_src", 0), ("u_src_inv", (1.0 / size[0], 1.0 / size[1])), ("u_origin", (0, 0))):
+            if name in self.prog:
+                self.prog[name].value = value
+        self.vao.render(vertices=3)
+        self.sampler.clear(0)
+
+    def release(self) -> None:
+        self.vao.release()
+        self.prog.release()
+        self.sampler.release()
 
 
 def _set_filter(tex, linear: bool) -> None:
@@ -173,8 +92,7 @@ class Simulator:
     def __init__(self, ctx) -> None:
         self.ctx = ctx
         self._progs: dict[tuple[int, int, bool], tuple] = {}
-        self._dec_prog = ctx.program(vertex_shader=_VERT, fragment_shader=_DECODE_FRAG % {"srgb": _SRGB})
-        self._dec_vao = ctx.vertex_array(self._dec_prog, [])
+        self._decode = _CopyPass(ctx, decode=True, encode=False)
         self._tex: dict[str, Any] = {}
         self._fbos: dict[str, Any] = {}
         self._size: tuple[int, int] | None = None
@@ -187,10 +105,8 @@ class Simulator:
         key = (radius, axis, encode)
         v = self._progs.get(key)
         if v is None:
-            defines = f"#define RADIUS {radius}\n#define AXIS {axis}\n#define ENCODE {int(encode)}\n"
-            src = (_SIM_FRAG % {"srgb": _SRGB}).replace("#version 330\n", "#version 330\n" + defines, 1)
-            prog = self.ctx.program(vertex_shader=_VERT, fragment_shader=src)
-            v = self._progs[key] = (prog, self.ctx.vertex_array(prog, []))
+            v = self._progs[key] = _program(self.ctx, "viewer_blur.frag",
+                                            {"RADIUS": radius, "AXIS": axis, "ENCODE": encode})
         return v
 
     def _alloc(self, size: tuple[int, int]) -> None:
@@ -230,7 +146,7 @@ class Simulator:
         self._fbos[target].use()
         self.ctx.viewport = (0, 0, *size)
         inp.use(0)
-        prog["src"].value = 0
+        prog["u_src"].value = 0
         vao.render(vertices=3)
 
     def run(self, src, taps: np.ndarray, noise: float, seed: int, *, src_srgb: bool, encode_out: bool,
@@ -249,19 +165,19 @@ class Simulator:
         prev_fbo, prev_vp = self.ctx.fbo, self.ctx.viewport
         if src_srgb:
             if src_key is None or (src_key, id(src)) != self._lin_key:
-                self._pass(self._dec_prog, self._dec_vao, src, "lin", size)
+                self._decode.draw(src, self._fbos["lin"], size)
                 self._lin_key = (src_key, id(src)) if src_key is not None else None
             src = self._tex["lin"]
         prog, vao = self._program(r, 0, False)
-        prog["taps"].write(taps.tobytes())
+        prog["u_taps"].write(taps.tobytes())
         self._pass(prog, vao, src, "tmp", size)
         prog, vao = self._program(r, 1, encode_out)
-        prog["taps"].write(taps.tobytes())
+        prog["u_taps"].write(taps.tobytes())
         self._noise(size, seed).use(1)
-        prog["noise_tex"].value = 1
-        prog["noise"].value = float(noise)
+        prog["u_noise_tex"].value = 1
+        prog["u_noise"].value = float(noise)
         off = (frame_index * 7919 * 31) % size[0], (frame_index * 104729) % size[1]
-        prog["noise_offset"].value = off
+        prog["u_noise_offset"].value = off
         self._pass(prog, vao, self._tex["tmp"], "out", size)
         if prev_fbo is not None:
             prev_fbo.use()
@@ -275,17 +191,19 @@ class Simulator:
             vao.release()
             prog.release()
         self._progs.clear()
-        self._dec_vao.release()
-        self._dec_prog.release()
+        self._decode.release()
 
 
 class Encoder:
-    """sRGB-encodes a linear float texture into an RGBA8 one, for display (run only when it changes)."""
+    """sRGB-encodes a linear float texture into an RGBA8 one, for display (run only when it changes).
+
+    ``shaders/copy.frag`` with ENCODE_SRGB; the RGBA8 target clamps to [0, 1] after encoding, which equals
+    clamping before (the transfer is monotonic).
+    """
 
     def __init__(self, ctx) -> None:
         self.ctx = ctx
-        self.prog = ctx.program(vertex_shader=_VERT, fragment_shader=_ENCODE_FRAG % {"srgb": _SRGB})
-        self.vao = ctx.vertex_array(self.prog, [])
+        self._pass = _CopyPass(ctx, decode=False, encode=True)
         self.out = None
         self._fbo = None
         self.runs = 0
@@ -297,11 +215,7 @@ class Encoder:
             self.out = self.ctx.texture(src.size, 4, dtype="f1")
             self._fbo = self.ctx.framebuffer([self.out])
         prev_fbo, prev_vp = self.ctx.fbo, self.ctx.viewport
-        self._fbo.use()
-        self.ctx.viewport = (0, 0, *src.size)
-        src.use(0)
-        self.prog["src"].value = 0
-        self.vao.render(vertices=3)
+        self._pass.draw(src, self._fbo, src.size)
         if prev_fbo is not None:
             prev_fbo.use()
         self.ctx.viewport = prev_vp
@@ -316,8 +230,7 @@ class Encoder:
 
     def release(self) -> None:
         self._free()
-        self.vao.release()
-        self.prog.release()
+        self._pass.release()
 
 
 class Display:
@@ -335,10 +248,8 @@ class Display:
         key = (mode, magnify)
         v = self._variants.get(key)
         if v is None:
-            defines = f"#define MODE {('split', 'before', 'after').index(mode)}\n#define MAGNIFY {int(magnify)}\n"
-            src = _DISPLAY_FRAG.replace("#version 330\n", "#version 330\n" + defines, 1)
-            prog = self.ctx.program(vertex_shader=_VERT, fragment_shader=src)
-            v = self._variants[key] = (prog, self.ctx.vertex_array(prog, []))
+            v = self._variants[key] = _program(self.ctx, "viewer_display.frag",
+                                               {"MODE": ("split", "before", "after").index(mode), "MAGNIFY": magnify})
         return v
 
     def draw(
@@ -362,10 +273,10 @@ class Display:
             _set_filter(t, linear=not magnify)
         before.use(0)
         after.use(1)
-        for name, value in (("before_tex", 0), ("after_tex", 1), ("fb_height", float(fb_size[1])),
-                            ("view_origin", (float(x), float(y_top))),
-                            ("image_origin", (float(image_origin[0]), float(image_origin[1]))),
-                            ("zoom", float(zoom)), ("divider", float(divider)), ("background", background)):
+        for name, value in (("u_before", 0), ("u_after", 1), ("u_fb_height", float(fb_size[1])),
+                            ("u_view_origin", (float(x), float(y_top))),
+                            ("u_image_origin", (float(image_origin[0]), float(image_origin[1]))),
+                            ("u_zoom", float(zoom)), ("u_divider", float(divider)), ("u_background", background)):
             if name in prog:  # the compiler drops what a variant does not use
                 prog[name].value = value
         prev_vp = self.ctx.viewport
