@@ -14,8 +14,6 @@ import sys
 import traceback
 from pathlib import Path
 
-import numpy as np
-
 from ..core.params import DeconvParams
 from ..errors import FileError, UsageError, one_line
 from .flags import add_param_arguments, params_from_args
@@ -67,6 +65,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 # --- fit -------------------------------------------------------------------------------------------------------
 def _cmd_fit(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..core.design import FilterDesigner, FrameFormat
 
     if args.sigma is None and not args.params:

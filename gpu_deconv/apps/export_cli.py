@@ -26,6 +26,8 @@ from ..io.atomic import write_text_atomic
 from .flags import add_param_arguments, params_from_args
 
 PROG = "gpu-deconv export"
+#: Export formats (:func:`~gpu_deconv.apps.export.export_glsl`, :func:`~gpu_deconv.apps.export.export_mpv`).
+FORMATS = ("glsl", "mpv")
 
 
 def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -33,8 +35,6 @@ def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     The parser's default ``func`` is :func:`run_export`, so ``args.func(args)`` runs it.
     """
-    from .export import FORMATS
-
     p = subparsers.add_parser(
         "export",
         help="write the filter as an mpv user shader or a stand-alone GLSL 330 file",

@@ -20,8 +20,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import comb as binom
-from scipy.special import erf
 
 from .plan import MAX_RADIUS
 
@@ -75,6 +73,8 @@ def _check_number(name: str, v: float) -> float:
 
 @lru_cache(maxsize=512)
 def _gaussian_taps(sigma: float) -> np.ndarray:
+    from scipy.special import erf  # lazy: scipy.special costs start-up time most runs never need
+
     r = math.ceil(4.0 * sigma) + 1
     x = np.arange(-r, r + 1, dtype=np.float64)
     s = sigma * math.sqrt(2.0)
@@ -116,6 +116,8 @@ class Binomial(BlurModel):
     def __init__(self, n: int = 2) -> None:
         if int(n) != n or n < 2 or n % 2 or n // 2 > MAX_RADIUS:
             raise ValueError(f"Binomial order must be an even integer in 2..{2 * MAX_RADIUS}, got {n!r}")
+        from scipy.special import comb as binom
+
         self.n = int(n)
         t = binom(self.n, np.arange(self.n + 1), exact=False).astype(np.float64)
         self.taps = t / t.sum()

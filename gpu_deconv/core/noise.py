@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.stats import chi2
 
 from .stats import BLOCK, BandStats, band_statistics
 
@@ -83,6 +82,8 @@ class NoiseModel:
 @lru_cache(maxsize=64)
 def percentile_bias(pixels: int, channels: int, quantile: float = QUANTILE) -> float:
     """``chi2.ppf(q, nu) / nu``: expected ratio of a tile-energy percentile to the noise energy."""
+    from scipy.stats import chi2  # lazy (start-up time); called once per tile size thanks to the cache
+
     nu = max(pixels * channels / HH_CORRELATION, 1.0)
     return float(chi2.ppf(quantile, nu) / nu)
 
