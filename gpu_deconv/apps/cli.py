@@ -8,6 +8,7 @@ file and the reason; ``--debug`` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -34,33 +35,81 @@ def _validate(params: DeconvParams) -> DeconvParams:
 
 # --- run -------------------------------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ..io.batch import BatchRunner, plan_jobs
+    from ..io.atomic import remove_live_temp_files
+    from ..io.batch import BatchReport, BatchRunner, plan_jobs, report_format
 
     if args.sigma is None and not args.params:
         raise UsageError("--sigma is required (or --params FILE.json)")
     params = _validate(params_from_args(args))
     if args.tile is not None and args.tile < 16:
         raise UsageError(f"--tile must be >= 16 px, got {args.tile}")
-    jobs, errors = plan_jobs(args.inputs, args.output, args.suffix, args.format)
-    for msg in errors:
-        print(f"{PROG}: error: {msg}", file=sys.stderr)
-    from ..io.batch import BatchReport
+    if args.quality is not None and not 1 <= args.quality <= 100:
+        raise UsageError(f"--quality must be 1..100, got {args.quality}")
+    if args.report:
+        report_format(args.report)
+        if os.path.lexists(args.report) and not args.overwrite:
+            raise UsageError(f"{args.report}: output exists; pass --overwrite to replace it")
+    jobs, failures, note = plan_jobs(args.inputs, args.output, args.suffix, args.format)
+    if note:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
+    if args.format and any(j.video for j in jobs) and any(not j.video for j in jobs):
+        print(f"{PROG}: note: --format {args.format} applies to images; videos keep a video container",
+              file=sys.stderr)
+    report = BatchReport()
+    for f in failures:
+        print(f"{PROG}: error: {f.input}: {f.reason}", file=sys.stderr)
+        f.reason = f"{f.input}: {f.reason}"
+        report.results.append(f)
+    try:
+        with _terminate_on_signals():
+            if jobs:
+                from ..gl.engine import Deconvolver
 
-    report = BatchReport(failed=len(errors), errors=list(errors))
-    if jobs:
-        from ..gl.engine import Deconvolver
+                try:
+                    deconv = Deconvolver(params=params)
+                except Exception as e:  # no GL context at all: nothing can be processed
+                    print(f"{PROG}: error: cannot create an OpenGL context: {one_line(e)}", file=sys.stderr)
+                    return 1
+                with deconv:
+                    runner = BatchRunner(deconv, params, overwrite=args.overwrite, skip_existing=args.skip_existing,
+                                         fmt=args.format, quality=args.quality, tile=args.tile,
+                                         progress=None if not args.quiet else False, verbose=args.verbose,
+                                         debug=args.debug)
+                    runner.run(jobs, report)
+    finally:
+        remove_live_temp_files()  # an interrupted write's temp file (Ctrl-C, SIGTERM, SIGHUP)
+        if args.report and report.results:
+            report.write(args.report, overwrite=args.overwrite)
+    print(f"{PROG}: {report.summary(args.skip_existing)}", file=sys.stderr)
+    return 1 if report.failed or (report.skipped and not args.skip_existing) else 0
 
-        try:
-            deconv = Deconvolver(params=params)
-        except Exception as e:  # no GL context at all: nothing can be processed
-            print(f"{PROG}: error: cannot create an OpenGL context: {one_line(e)}", file=sys.stderr)
-            return 1
-        with deconv:
-            runner = BatchRunner(deconv, params, overwrite=args.overwrite, fmt=args.format, tile=args.tile,
-                                 progress=None if not args.quiet else False, debug=args.debug)
-            runner.run(jobs, report)
-    print(f"{PROG}: {report.summary()}", file=sys.stderr)
-    return 1 if report.failed else 0
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C (temp files removed), exit 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _terminate_on_signals():
+    """SIGTERM (CI time-outs, ``docker stop``, systemd) and SIGHUP handled like Ctrl-C for the block."""
+    import signal
+
+    def handler(signum, frame):
+        raise Terminated(signum)
+
+    wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    try:
+        previous = {s: signal.signal(s, handler) for s in wanted}
+    except ValueError:  # not the main thread: leave the process's handlers alone
+        previous = {}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 # --- fit -------------------------------------------------------------------------------------------------------
@@ -183,11 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("-o", "--output", required=True, help="output folder (or file, for one input file)")
     add_param_arguments(p)
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (and an existing --report)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="keep outputs that already exist and go on (resume an interrupted run)")
     p.add_argument("--suffix", default="", help="added to output file names, e.g. _deblur")
     p.add_argument("--format", choices=("png", "jpeg", "tiff", "webp", "bmp", "npy"), default=None,
-                   help="output format (default: the input's)")
+                   help="output format of images (default: the input's; videos keep a video container)")
+    p.add_argument("--quality", type=int, default=None, metavar="Q",
+                   help="quality 1..100 of lossy outputs (JPEG, WebP); default: like the input")
     p.add_argument("--tile", type=int, default=None, help="force tiled processing with this tile edge (px)")
+    p.add_argument("--report", metavar="FILE.json|FILE.csv", default=None,
+                   help="write one row per file: input, output, status, reason, sigma, noise, level, method, ms")
+    p.add_argument("-v", "--verbose", action="store_true", help="one line per file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
@@ -234,9 +290,10 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", 2)  # Ctrl-C is SIGINT (2); SIGTERM/SIGHUP arrive as Terminated
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signum
     except BrokenPipeError:  # e.g. `gpu-deconv fit --json | head`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again

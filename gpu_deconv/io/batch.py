@@ -1,41 +1,54 @@
 """Offscreen batch processing: files, folders (recursive, mirrored) and videos through one GL context.
 
-Data safety rules (each tested in tests/test_cli.py):
+Data safety rules (each tested in tests/test_cli.py and tests/test_batch.py):
 
 * an input is never written: an output path that resolves to an input is an error;
-* an existing output is never replaced without ``overwrite``;
-* every output is written to a temp file in its target folder and renamed into place, so Ctrl-C or a
-  crash leaves no partial file (see :func:`gpu_deconv.io.images.atomic_write` and ``VideoWriter``);
-* one bad file is reported on one line and the batch goes on; the caller exits non-zero if any failed.
+* an existing output is never replaced without ``overwrite`` (with ``skip_existing`` it is kept quietly:
+  a rerun resumes where the last one stopped);
+* every output is written to a temp file in its target folder and renamed into place, so Ctrl-C, SIGTERM
+  or a crash leaves no partial file (:mod:`gpu_deconv.io.atomic`);
+* one bad file is reported on one line and the batch goes on; the caller exits non-zero if any failed;
+* an output whose samples are not finite is an error, never written.
+
+Inputs: files and folders, walked recursively without following directory links (a link loop cannot
+trap the walk; a file that cannot be resolved is one failed entry, not an aborted batch), hidden entries
+and the output folder skipped, and - when ``suffix`` is set - our own earlier outputs (``a_deblur.png``
+next to ``a.png``) skipped too, so a rerun in place does not make ``a_deblur_deblur.png``.
 
 Pipelining: while the GPU works on file n, a worker thread decodes file n+1 and another encodes file
-n-1; for video, ffmpeg decodes ahead on its own thread/process and encodes in its own process.
+n-1; for video, decoding and encoding run ahead/behind on their own threads.
+
+The :class:`BatchReport` keeps one :class:`FileResult` per input (status, reason, the sigma, noise, level
+and method used, milliseconds), writes it as JSON or CSV (``--report``) and makes the summary line.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..core.colour import linear_to_srgb, srgb_to_linear
 from ..core.params import DeconvParams
-from ..errors import ImageError, VideoError, one_line
-from .images import EXTENSIONS, Image, check_not_same_file, read_image, write_image
+from ..errors import FileError, ImageError, UsageError, VideoError, one_line
+from .atomic import write_text_atomic
+from .images import DEFAULT_EXTENSION, EXTENSIONS, Image, check_not_same_file, read_image, write_image
 from .video import VideoReader, VideoWriter, is_video_path, probe_video
 
-#: Canonical file extension written for each format (when ``--format`` changes it).
-FORMAT_EXT = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "webp": ".webp", "bmp": ".bmp", "npy": ".npy"}
 #: Formats that store float samples.
 FLOAT_FORMATS = ("tiff", "npy")
+#: Largest magnitude a float sample may have: fp16 intermediates hold at most 65504.
+MAX_FLOAT_SAMPLE = 65504.0
 
 
 @dataclass
@@ -48,72 +61,193 @@ class Job:
 
 
 @dataclass
-class BatchReport:
-    """What happened in a run."""
+class FileResult:
+    """What happened to one input (one row of ``--report``).
 
-    ok: int = 0
-    failed: int = 0
+    ``status`` is ``'ok'``, ``'failed'`` (with ``reason``) or ``'skipped'`` (the output existed and was
+    kept). ``sigma`` (px), ``noise`` (linear std, the value the filter was designed for, estimated or
+    given), ``level`` and ``method`` are those of the design used (of the last frame, for a video);
+    ``ms`` is the file's wall time in the engine and codecs.
+    """
+
+    input: str
+    output: str | None
+    status: str
+    reason: str = ""
+    sigma: float | None = None
+    noise: float | None = None
+    level: float | None = None
+    method: str | None = None
     frames: int = 0
+    ms: float = 0.0
+
+
+REPORT_FIELDS = tuple(FileResult.__dataclass_fields__)
+
+
+@dataclass
+class BatchReport:
+    """Every input's :class:`FileResult`, plus totals and the time per pipeline stage."""
+
+    results: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)
     stage_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("decode", "upload", "gpu", "download", "encode"), 0.0))
 
-    def summary(self) -> str:
-        total = self.ok + self.failed
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def ok(self) -> int:
+        return self.count("ok")
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+    @property
+    def skipped(self) -> int:
+        return self.count("skipped")
+
+    @property
+    def frames(self) -> int:
+        return sum(r.frames for r in self.results)
+
+    def summary(self, skip_existing: bool = False) -> str:
+        total = len(self.results)
         rate = total / self.seconds if self.seconds > 0 else 0.0
-        line = f"{self.ok} ok, {self.failed} failed of {total} file(s)"
+        line = f"{self.ok} ok, {self.failed} failed"
+        if self.skipped:
+            line += f", {self.skipped} skipped (output exists{'' if skip_existing else ': --overwrite replaces'})"
+        line += f" of {total} file(s)"
         if self.frames:
             line += f", {self.frames} video frame(s) ({self.frames / max(self.seconds, 1e-9):.1f} fps)"
         return f"{line}; {self.seconds:.2f} s, {rate:.2f} files/s"
+
+    def to_text(self, fmt: str) -> str:
+        """The per-file table as ``'json'`` (a list of objects) or ``'csv'`` (a header row, then one row a file)."""
+        rows = [asdict(r) for r in self.results]
+        if fmt == "json":
+            return json.dumps({"summary": self.summary(), "files": rows}, indent=2) + "\n"
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=REPORT_FIELDS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        return buf.getvalue()
+
+    def write(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Write the table atomically; the format follows the extension (``.json`` or ``.csv``)."""
+        fmt = report_format(path)
+        write_text_atomic(path, self.to_text(fmt), overwrite=overwrite)
+
+
+def report_format(path: str | os.PathLike[str]) -> str:
+    """``'json'`` or ``'csv'`` from a ``--report`` file name (a UsageError for anything else)."""
+    ext = Path(path).suffix.lower()
+    if ext not in (".json", ".csv"):
+        raise UsageError(f"--report {path}: use a .json or .csv file name")
+    return ext[1:]
 
 
 def is_supported(path: Path) -> bool:
     return path.suffix.lower() in EXTENSIONS or is_video_path(path)
 
 
-def _output_name(rel: Path, suffix: str, fmt: str | None) -> Path:
-    ext = FORMAT_EXT[fmt] if fmt else rel.suffix
+def resolved(path: Path) -> Path | None:
+    """``path`` with links resolved, or None when it cannot be (a link loop, a permission error)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return None
+
+
+def _output_name(rel: Path, suffix: str, fmt: str | None, video: bool) -> Path:
+    ext = DEFAULT_EXTENSION[fmt] if fmt and not video else rel.suffix
     return rel.with_name(rel.stem + suffix + ext)
 
 
-def plan_jobs(
-    inputs: Iterable[str | os.PathLike[str]], output: str | os.PathLike[str], suffix: str = "",
-    fmt: str | None = None,
-) -> tuple[list[Job], list[str]]:
+def _is_own_output(path: Path, suffix: str) -> bool:
+    """``a_deblur.png`` next to an ``a.*`` input: an earlier run's output, not an input."""
+    if not suffix or not path.stem.endswith(suffix) or path.stem == suffix:
+        return False
+    stem = path.stem[: -len(suffix)]
+    return any(p.stem == stem and is_supported(p) for p in path.parent.glob(f"{stem}.*"))
+
+
+def plan_jobs(inputs: Iterable[str | os.PathLike[str]], output: str | os.PathLike[str], suffix: str = "",
+              fmt: str | None = None) -> tuple[list[Job], list[FileResult], str | None]:
     """Map inputs to outputs.
 
     A single input file with an output path that is not an existing folder and has an extension is
-    written to exactly that path; otherwise ``output`` is a folder, files go in at top level and folders
-    are walked recursively and mirrored under it. Returns ``(jobs, errors)``; errors are one-line
-    messages for inputs that cannot be used (missing path, empty folder).
+    written to exactly that path, in the format that extension names (a conversion the returned note
+    states); otherwise ``output`` is a folder: files go in at top level and folders are walked recursively
+    and mirrored under it.
+
+    Returns
+    -------
+    (jobs, failures, note)
+        ``failures`` are :class:`FileResult` rows for inputs that cannot be used (missing path, empty folder,
+        unresolvable link); ``note`` is a line for the user or None.
+
+    Raises
+    ------
+    UsageError
+        An output file name (with an image or video extension) for several inputs or a folder.
     """
     inputs = [Path(p) for p in inputs]
     out = Path(output)
     jobs: list[Job] = []
-    errors: list[str] = []
-    single_file = (len(inputs) == 1 and inputs[0].is_file() and out.suffix != "" and not out.is_dir())
-    if single_file:
-        return [Job(inputs[0], out, is_video_path(inputs[0]))], errors
-    out_abs = out.resolve()
+    failures: list[FileResult] = []
+    if out.suffix and not out.is_dir() and is_supported(out):
+        if len(inputs) != 1 or not inputs[0].is_file():
+            what = "a folder" if len(inputs) == 1 else f"{len(inputs)} inputs"
+            raise UsageError(f"-o {out} names one file but the input is {what}; give an output folder")
+        src = inputs[0]
+        note = None
+        want = EXTENSIONS.get(out.suffix.lower())
+        have = EXTENSIONS.get(src.suffix.lower())
+        if want and have and want != have and fmt is None and not is_video_path(src):
+            note = f"{out}: writing {want.upper()} from a {have.upper()} input (the output's extension decides)"
+        return [Job(src, out, is_video_path(src))], failures, note
+    out_abs = resolved(out)
     for src in inputs:
-        if not src.exists():
-            errors.append(f"{src}: no such file or folder")
+        if not os.path.lexists(src):
+            failures.append(FileResult(str(src), None, "failed", "no such file or folder"))
         elif src.is_dir():
-            found = []
-            for root, dirs, files in os.walk(src):
-                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(root, d).resolve() != out_abs)
-                for name in sorted(files):
-                    p = Path(root, name)
-                    if not name.startswith(".") and is_supported(p):
-                        found.append(p)
-            if not found:
-                errors.append(f"{src}: folder holds no supported images or videos")
+            found, bad = _walk(src, out_abs, suffix)
+            failures += bad
+            if not found and not bad:
+                failures.append(FileResult(str(src), None, "failed", "folder holds no supported images or videos"))
             for p in found:
-                jobs.append(Job(p, out / _output_name(p.relative_to(src), suffix, fmt), is_video_path(p)))
+                video = is_video_path(p)
+                jobs.append(Job(p, out / _output_name(p.relative_to(src), suffix, fmt, video), video))
         else:
-            jobs.append(Job(src, out / _output_name(Path(src.name), suffix, fmt), is_video_path(src)))
-    return jobs, errors
+            video = is_video_path(src)
+            jobs.append(Job(src, out / _output_name(Path(src.name), suffix, fmt, video), video))
+    return jobs, failures, None
+
+
+def _walk(top: Path, out_abs: Path | None, suffix: str) -> tuple[list[Path], list[FileResult]]:
+    found: list[Path] = []
+    bad: list[FileResult] = []
+    for root, dirs, files in os.walk(top, followlinks=False):
+        keep = []
+        for d in sorted(dirs):
+            if d.startswith("."):
+                continue
+            r = resolved(Path(root, d))
+            if r is not None and r != out_abs:
+                keep.append(d)
+        dirs[:] = keep
+        for name in sorted(files):
+            p = Path(root, name)
+            if name.startswith(".") or not is_supported(p) or _is_own_output(p, suffix):
+                continue
+            if resolved(p) is None or not p.exists():
+                bad.append(FileResult(str(p), None, "failed", "cannot be opened (a broken link or a link loop)"))
+                continue
+            found.append(p)
+    return found, bad
 
 
 def convert_for_format(pixels: np.ndarray, fmt: str, space: str) -> np.ndarray:
@@ -134,6 +268,19 @@ def convert_for_format(pixels: np.ndarray, fmt: str, space: str) -> np.ndarray:
     return pixels
 
 
+def check_samples(path: Path | str, pixels: np.ndarray, what: str) -> None:
+    """A float image must be finite and within the fp16 range the passes hold (one-line ImageError)."""
+    if pixels.dtype.kind != "f":
+        return
+    finite = np.isfinite(pixels)
+    if not finite.all():
+        raise ImageError(path, f"{what} holds {int((~finite).sum())} non-finite sample(s) (NaN or infinity)")
+    peak = float(np.abs(pixels).max(initial=0.0))
+    if peak > MAX_FLOAT_SAMPLE:
+        raise ImageError(path, f"{what} holds a sample of magnitude {peak:.3g}; linear light must stay within "
+                               f"+-{MAX_FLOAT_SAMPLE:g}")
+
+
 class BatchRunner:
     """Runs jobs through one :class:`~gpu_deconv.gl.engine.Deconvolver`.
 
@@ -143,107 +290,155 @@ class BatchRunner:
         Its context is used for the whole run; textures are reused across same-size frames.
     params : DeconvParams
     overwrite : bool
+        Replace existing outputs.
+    skip_existing : bool
+        Keep existing outputs and move on (resume); counted as skipped, not as failures.
     fmt : str or None
-        Output format override.
+        Output format for images (videos keep a video container).
+    quality : int or None
+        Quality of lossy outputs (JPEG, WebP); None keeps the input's character (lossy in, lossy out).
     tile : int or None
         Force tiled processing (tile edge in pixels).
     progress : bool or None
         tqdm bars on stderr; None = only when stderr is a terminal.
+    verbose : bool
+        One line per file (input, output, method, noise, ms).
     debug : bool
         Print tracebacks of failures.
     log : callable
         Where one-line messages go (default: stderr, through tqdm).
     """
 
-    def __init__(self, deconvolver, params: DeconvParams, *, overwrite: bool = False, fmt: str | None = None,
-                 tile: int | None = None, progress: bool | None = None, debug: bool = False,
+    def __init__(self, deconvolver, params: DeconvParams, *, overwrite: bool = False, skip_existing: bool = False,
+                 fmt: str | None = None, quality: int | None = None, tile: int | None = None,
+                 progress: bool | None = None, verbose: bool = False, debug: bool = False,
                  log: Callable[[str], None] | None = None) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
         self.d = deconvolver
         self.params = params
         self.overwrite = overwrite
+        self.skip_existing = skip_existing and not overwrite
         self.fmt = fmt
+        self.quality = quality
         self.tile = tile
         self.progress = sys.stderr.isatty() if progress is None else progress
+        self.verbose = verbose
         self.debug = debug
         self.log = log or (lambda m: tqdm.write(m, file=sys.stderr))
         self.d.set_params(params)
 
-    # -- helpers ------------------------------------------------------------------------------------------------
-    def _fail(self, report: BatchReport, msg: str) -> None:
-        report.failed += 1
-        report.errors.append(msg)
-        self.log(f"gpu-deconv: error: {msg}")
-        if self.debug:
-            self.log(traceback.format_exc().rstrip())
+    # -- results --------------------------------------------------------------------------------------------
+    def _result(self, job: Job, status: str, reason: str = "", ms: float = 0.0, frames: int = 0) -> FileResult:
+        d = getattr(self.d, "design", None) if status == "ok" else None
+        return FileResult(str(job.src), str(job.dst), status, reason,
+                          sigma=self.params.sigma if d is not None else None,
+                          noise=None if d is None else float(d.noise_std),
+                          level=None if d is None or d.level is None else float(d.level),
+                          method=None if d is None else d.method, frames=frames, ms=round(ms, 2))
 
-    def _space(self, img: Image) -> str:
-        return self.params.space
+    def _record(self, report: BatchReport, result: FileResult, bar) -> None:
+        report.results.append(result)
+        if result.status == "failed":
+            self.log(f"gpu-deconv: error: {result.reason}")
+            if self.debug and sys.exc_info()[0] is not None:
+                self.log(traceback.format_exc().rstrip())
+        elif result.status == "skipped" and not self.skip_existing:
+            self.log(f"gpu-deconv: {result.output}: output exists; kept (--overwrite replaces it, "
+                     f"--skip-existing skips quietly)")
+        elif self.verbose:
+            what = "kept (exists)" if result.status == "skipped" else (
+                f"{result.method}, noise {result.noise:.4g}, {result.ms:.0f} ms" if result.method else "ok")
+            self.log(f"gpu-deconv: {result.input} -> {result.output}: {what}")
+        bar.update(1)
 
-    def _check_target(self, job: Job, sources: set[Path], claimed: set[Path]) -> None:
+    def _fail(self, job: Job, e: BaseException, path: Path) -> FileResult:
+        return self._result(job, "failed", one_line(e, path))
+
+    def _check_target(self, job: Job, sources: set[Path], claimed: set[Path]) -> bool:
+        """False when the output exists and is kept; raises FileError when it cannot be written."""
         dst = job.dst
-        res = dst.resolve()
+        res = resolved(dst)
+        if res is None:
+            raise FileError(dst, "cannot be resolved (a link loop?)")
         if res in sources:
-            raise ImageError(dst, "output would overwrite an input file; choose another -o or --suffix")
+            raise FileError(dst, "output would overwrite an input file; choose another -o or --suffix")
         check_not_same_file(job.src, dst)
         if res in claimed:
-            raise ImageError(dst, "two inputs map to this output; use --suffix or separate runs")
-        if dst.exists() and not self.overwrite:
-            raise ImageError(dst, "output exists; pass --overwrite to replace it")
+            raise FileError(dst, "two inputs map to this output; use --suffix or separate runs")
+        if os.path.lexists(dst) and not self.overwrite:
+            return False
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ImageError(dst.parent, f"cannot create output folder: {e.strerror or e}") from None
+            raise FileError(dst.parent, f"cannot create output folder: {e.strerror or e}") from None
         if not os.access(dst.parent, os.W_OK):
-            raise ImageError(dst.parent, "output folder is not writable")
+            raise FileError(dst.parent, "output folder is not writable")
         claimed.add(res)
+        return True
 
-    def process_pixels(self, pixels: np.ndarray, bits: int | None, space: str) -> np.ndarray:
-        out = self.d.process(pixels, space=space, bits=bits, tile=self.tile)
-        return out
+    def _add_engine_timings(self, report: BatchReport) -> None:
+        t = getattr(self.d, "timings", None) or {}
+        for k in ("upload", "gpu", "download"):
+            report.stage_ms[k] += float(t.get(k, 0.0) or 0.0)
 
-    # -- images -------------------------------------------------------------------------------------------------
+    # -- the run --------------------------------------------------------------------------------------------
     def run(self, jobs: list[Job], report: BatchReport | None = None) -> BatchReport:
         report = report or BatchReport()
         t0 = time.perf_counter()
-        sources = {j.src.resolve() for j in jobs}
+        sources = {r for j in jobs if (r := resolved(j.src)) is not None}
         claimed: set[Path] = set()
-        bar = tqdm(total=len(jobs), unit="file", file=sys.stderr, disable=not self.progress, leave=False)
-        with ThreadPoolExecutor(1, thread_name_prefix="decode") as dec, \
-                ThreadPoolExecutor(1, thread_name_prefix="encode") as enc:
-            pending_write: list[tuple[Job, Future]] = []
-            images = [j for j in jobs if not j.video]
-            videos = [j for j in jobs if j.video]
-            reads = self._prefetch(dec, images)
-            for job, fut in reads:
-                try:
-                    self._check_target(job, sources, claimed)
+        bar = self._tqdm(total=len(jobs), unit="file", file=sys.stderr, disable=not self.progress, leave=False)
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="decode") as dec, \
+                    ThreadPoolExecutor(1, thread_name_prefix="encode") as enc:
+                ready: list[Job] = []
+                for job in jobs:
+                    try:
+                        if self._check_target(job, sources, claimed):
+                            ready.append(job)
+                        else:
+                            self._record(report, self._result(job, "skipped", "output exists"), bar)
+                    except (FileError, OSError) as e:
+                        self._record(report, self._fail(job, e, job.dst), bar)
+                self._run_images(dec, enc, [j for j in ready if not j.video], report, bar)
+                for job in (j for j in ready if j.video):
                     t = time.perf_counter()
-                    img = fut.result()
-                    report.stage_ms["decode"] += (time.perf_counter() - t) * 1e3
-                    space = self._space(img)
-                    bits = img.bits if img.pixels.dtype != np.float32 else None
-                    out = self.process_pixels(img.pixels, bits, space)
-                    self._add_engine_timings(report)
-                    fmt = self.fmt or img.format
-                    out = convert_for_format(out, fmt, space)
-                    pending_write.append((job, enc.submit(self._write, job, out, img, fmt)))
-                except (ImageError, ValueError, OSError) as e:
-                    self._fail(report, one_line(e, job.src))
-                    bar.update(1)
-                    continue
-                self._drain(pending_write, report, bar, block=False)
-            self._drain(pending_write, report, bar, block=True)
-            for job in videos:
-                try:
-                    self._check_target(job, sources, claimed)
-                    report.frames += self._run_video(job, report)
-                    report.ok += 1
-                except (VideoError, ImageError, ValueError, OSError) as e:
-                    self._fail(report, one_line(e, job.src))
-                bar.update(1)
-        bar.close()
-        report.seconds += time.perf_counter() - t0
+                    try:
+                        frames = self._run_video(job, report)
+                        self._record(report, self._result(job, "ok", ms=(time.perf_counter() - t) * 1e3,
+                                                          frames=frames), bar)
+                    except (FileError, ValueError, OSError) as e:
+                        self._record(report, self._fail(job, e, job.src), bar)
+        finally:
+            bar.close()
+            report.seconds += time.perf_counter() - t0
         return report
+
+    def _run_images(self, dec: ThreadPoolExecutor, enc: ThreadPoolExecutor, jobs: list[Job], report: BatchReport,
+                    bar) -> None:
+        pending: list[tuple[Job, FileResult, Future]] = []
+        for job, fut in self._prefetch(dec, jobs):
+            t = time.perf_counter()
+            try:
+                img = fut.result()
+                report.stage_ms["decode"] += (time.perf_counter() - t) * 1e3
+                check_samples(job.src, img.pixels, "input")
+                space = self.params.space
+                bits = img.bits if img.pixels.dtype != np.float32 else None
+                t_engine = time.perf_counter()
+                out = self.d.process(img.pixels, space=space, bits=bits, tile=self.tile)
+                self._add_engine_timings(report)
+                check_samples(job.dst, out, "the filtered output")
+                fmt = self.fmt or EXTENSIONS.get(job.dst.suffix.lower()) or img.format
+                out = convert_for_format(out, fmt, space)
+                ms = (time.perf_counter() - t_engine) * 1e3
+                pending.append((job, self._result(job, "ok", ms=ms), enc.submit(self._write, job, out, img, fmt)))
+            except (FileError, ValueError, OSError) as e:
+                self._record(report, self._fail(job, e, job.src), bar)
+            self._drain(pending, report, bar, block=False)
+        self._drain(pending, report, bar, block=True)
 
     def _prefetch(self, pool: ThreadPoolExecutor, jobs: list[Job]) -> Iterator[tuple[Job, Future]]:
         """Yield (job, future of its decoded image), keeping one decode ahead of the consumer."""
@@ -256,25 +451,22 @@ class BatchRunner:
 
     def _write(self, job: Job, out: np.ndarray, img: Image, fmt: str) -> float:
         t = time.perf_counter()
-        write_image(job.dst, out, fmt, like=img if fmt == img.format else None, overwrite=self.overwrite)
+        quality = {} if self.quality is None else {"quality": self.quality}
+        write_image(job.dst, out, fmt, like=img if fmt == img.format else None, overwrite=self.overwrite, **quality)
         return (time.perf_counter() - t) * 1e3
 
-    def _drain(self, pending: list[tuple[Job, Future]], report: BatchReport, bar, block: bool) -> None:
-        while pending and (block or pending[0][1].done()):
-            job, fut = pending.pop(0)
+    def _drain(self, pending: list[tuple[Job, FileResult, Future]], report: BatchReport, bar, block: bool) -> None:
+        while pending and (block or pending[0][2].done()):
+            job, result, fut = pending.pop(0)
             try:
-                report.stage_ms["encode"] += fut.result()
-                report.ok += 1
-            except (ImageError, ValueError, OSError) as e:
-                self._fail(report, one_line(e, job.dst))
-            bar.update(1)
+                ms = fut.result()
+                report.stage_ms["encode"] += ms
+                result.ms = round(result.ms + ms, 2)
+                self._record(report, result, bar)
+            except (FileError, ValueError, OSError) as e:
+                self._record(report, self._fail(job, e, job.dst), bar)
 
-    def _add_engine_timings(self, report: BatchReport) -> None:
-        t = getattr(self.d, "timings", None) or {}
-        for k in ("upload", "gpu", "download"):
-            report.stage_ms[k] += float(t.get(k, 0.0) or 0.0)
-
-    # -- video --------------------------------------------------------------------------------------------------
+    # -- video ----------------------------------------------------------------------------------------------
     def _run_video(self, job: Job, report: BatchReport) -> int:
         info = probe_video(job.src)
         space = self.params.space
@@ -283,13 +475,13 @@ class BatchRunner:
             writer = VideoWriter(job.dst, info.size, info.fps, audio_from=job.src, overwrite=self.overwrite)
             for w in writer.warnings:
                 self.log(f"gpu-deconv: note: {job.dst}: {w}")
-            bar = tqdm(total=info.frame_count or None, unit="frame", file=sys.stderr, disable=not self.progress,
-                       leave=False, desc=job.src.name)
+            bar = self._tqdm(total=info.frame_count or None, unit="frame", file=sys.stderr,
+                             disable=not self.progress, leave=False, desc=job.src.name)
             try:
                 t = time.perf_counter()
                 for frame in reader:
                     report.stage_ms["decode"] += (time.perf_counter() - t) * 1e3
-                    out = self.process_pixels(frame, 8, space)
+                    out = self.d.process(frame, space=space, bits=8, tile=self.tile)
                     self._add_engine_timings(report)
                     t = time.perf_counter()
                     writer.write(out)
