@@ -7,7 +7,8 @@ batch/video tool):
    callable, e.g. the viewer's UI state) and hands changed ones to the engine (CPU only);
 2. lets the engine measure the frame's band statistics and re-solve the filter - with the engine's
    ``stats_latency=1`` (the default here) the statistics of frame n steer frame n + 1, so nothing in
-   the loop waits for the GPU;
+   the loop waits for the GPU, and with ``temporal=True`` (the default here) they are smoothed over time
+   and reset at scene cuts (:mod:`gpu_deconv.core.temporal`), so the filter does not flicker;
 3. runs the passes;
 4. collects GPU milliseconds from double-buffered timer queries: :attr:`FrameInfo.gpu_ms` of frame n
    is the GPU time of the newest finished frame (normally n - 1), never a stalling read.
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..core.design import Design
 from ..core.params import DeconvParams
+from ..core.temporal import TemporalSmoother
 from ..gl.engine import Deconvolver
 
 
@@ -68,6 +70,9 @@ class RenderLoop:
         Context for an engine made here.
     stats_latency : {0, 1}
         For an engine made here (1: statistics steer the next frame; see :mod:`gpu_deconv.gl.engine`).
+    temporal : bool
+        Smooth the statistics over frames, resetting at scene cuts (sets the engine's ``temporal``; call
+        :meth:`reset` after a seek or when the source changes).
     history : int
         Number of :class:`FrameInfo` kept in :attr:`history`.
     """
@@ -79,13 +84,21 @@ class RenderLoop:
         *,
         ctx: moderngl.Context | None = None,
         stats_latency: int = 1,
+        temporal: bool = True,
         history: int = 120,
     ) -> None:
         self._own = engine is None
         self.engine = engine if engine is not None else Deconvolver(ctx, stats_latency=stats_latency)
+        if temporal and self.engine.temporal is None:
+            self.engine.temporal = TemporalSmoother()
         self._source = params
         self.history: deque[FrameInfo] = deque(maxlen=max(1, int(history)))
         self.index = 0
+
+    def reset(self) -> None:
+        """A new scene starts (a seek, another source): forget the smoothed statistics."""
+        if self.engine.temporal is not None:
+            self.engine.temporal.reset()
 
     # -- per frame ----------------------------------------------------------------------------------
     def _poll_params(self) -> None:

@@ -104,7 +104,9 @@ def noise_from_stats(stats: BandStats) -> float:
         keep = counts > 0
         n = max(int(np.mean(counts[keep])), 1)
     p = float(np.quantile(means[keep], QUANTILE))
-    return float(math.sqrt(max(p, 0.0) / (HH_GAIN * percentile_bias(n, stats.channels))))
+    # tiles averaged over several frames (temporal smoothing) have proportionally more degrees of freedom
+    pixels = max(int(round(n * stats.frames)), 1)
+    return float(math.sqrt(max(p, 0.0) / (HH_GAIN * percentile_bias(pixels, stats.channels))))
 
 
 def estimate_noise(image: np.ndarray, block: int = BLOCK) -> float:

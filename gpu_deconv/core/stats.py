@@ -60,6 +60,9 @@ class BandStats:
         Tile edge in pixels.
     channels : int
         Colour channels averaged (the noise estimator's degrees of freedom depend on it).
+    frames : float
+        Effective number of independent frames the sums average (1 for one frame; more after temporal
+        smoothing, :mod:`gpu_deconv.core.temporal`) - it multiplies the degrees of freedom too.
     """
 
     band_sums: np.ndarray
@@ -67,6 +70,7 @@ class BandStats:
     block_counts: np.ndarray
     block: int = BLOCK
     channels: int = 3
+    frames: float = 1.0
 
     @property
     def pixels(self) -> int:

@@ -37,6 +37,7 @@ from ..core.design import Design, FilterDesigner, FrameFormat
 from ..core.params import DeconvParams
 from ..core.plan import Plan
 from ..core.stats import BLOCK, BandStats
+from ..core.temporal import TemporalSmoother
 from .context import CurrentContext, RawGL, create_headless_context, current_egl_state, restore_egl_state
 from .executor import TEXTURE_UNITS, DrawTarget, Layout, PlanExecutor, Region
 from .frames import INT_TEX, ImageTransfer, Rect, frame_bytes_per_pixel, layout_of, tile_grid, with_halos
@@ -88,6 +89,10 @@ class Deconvolver:
         How precision-16 intermediates are stored: RGBA16F targets ('native'), or RGBA32F with the
         driver's toward-zero rounding done in the shader ('emulated': bit-identical on Mesa llvmpipe and
         ~20-30% faster there); 'auto' emulates exactly on CPU rasterisers that round toward zero.
+    temporal : TemporalSmoother, optional
+        For video: smooth the per-frame statistics (and so the noise and level estimates) over time, reset
+        at scene cuts (:mod:`gpu_deconv.core.temporal`). Also settable later as :attr:`temporal`; call its
+        ``reset()`` on a seek. None (default): every frame is designed from its own statistics.
 
     Examples
     --------
@@ -97,7 +102,8 @@ class Deconvolver:
 
     def __init__(self, ctx: moderngl.Context | None = None, params: DeconvParams | None = None, *,
                  stats_latency: int = 0, specialize: bool = True, designer: FilterDesigner | None = None,
-                 memory_budget_mb: float = 2048.0, tile_size: int = 2048, fp16_storage: str = "auto") -> None:
+                 memory_budget_mb: float = 2048.0, tile_size: int = 2048, fp16_storage: str = "auto",
+                 temporal: TemporalSmoother | None = None) -> None:
         if stats_latency not in (0, 1):
             raise ValueError(f"stats_latency must be 0 or 1, got {stats_latency!r}")
         self.params = params if params is not None else DeconvParams()
@@ -113,6 +119,7 @@ class Deconvolver:
         self.raw = RawGL(self._ctx)
         self.designer = designer if designer is not None else FilterDesigner()
         self.stats_latency = stats_latency
+        self.temporal = temporal
         self.memory_budget_mb = float(memory_budget_mb)
         self.tile_size = max(BLOCK, -(-int(tile_size) // BLOCK) * BLOCK)
         self._guard = GLStateGuard(self._ctx, self.raw, TEXTURE_UNITS)
@@ -380,6 +387,8 @@ class Deconvolver:
                     acc.add(cells, x0 // BLOCK, y0 // BLOCK)
                 stats = acc.result()
                 self._next = (size, stats) if self.stats_latency == 1 else None
+            if self.temporal is not None:
+                stats = self.temporal.update(stats)
             self.last_stats = stats
             self.timings["stats"] += (time.perf_counter() - t) * 1e3
         if plan is None:

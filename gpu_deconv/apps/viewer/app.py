@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ...core.params import METHODS, DeconvParams
+from ...core.temporal import TemporalSmoother
 from ...errors import one_line
 from .keys import InjectedEvent
 from .panel import PANEL_WIDTH, Panel
@@ -270,7 +271,9 @@ class ViewerApp:
         from .gpu import Display, Encoder, Simulator
 
         # stats_latency=1: a frame's statistics steer the next one, so no frame waits on a GPU read-back
-        self.engine = Deconvolver(ctx=self.ctx, params=self.params, stats_latency=1)
+        # temporal: the noise and level estimates are smoothed over frames (video, or a still that is redrawn
+        # with fresh simulated noise), restarting at scene cuts and whenever another image is shown
+        self.engine = Deconvolver(ctx=self.ctx, params=self.params, stats_latency=1, temporal=TemporalSmoother())
         self._sim = Simulator(self.ctx)
         self._display = Display(self.ctx)
         self._encoder = Encoder(self.ctx)
@@ -343,6 +346,7 @@ class ViewerApp:
         if self.source is not None:
             self.source.close()
         self.source = src
+        self._new_scene()
         self.open_path = path or ""
         if src.error:
             self.report(src.error)
@@ -555,10 +559,16 @@ class ViewerApp:
         """Save the view (image area only) after the next frame is drawn."""
         self._want_view_shot = True
 
+    def _new_scene(self) -> None:
+        if self.engine is not None and self.engine.temporal is not None:
+            self.engine.temporal.reset()
+
     def after_navigation(self) -> None:
         src = self.source
         if src is None:
             return
+        if src.kind == "folder":  # another image; a video's steps continue its scene
+            self._new_scene()
         if src.error:
             self.report(src.error)
         else:
