@@ -309,7 +309,7 @@ def mpv_cost(plan: Plan) -> tuple[int, int]:
     return passes, fetches
 
 
-def export_mpv(plan: Plan, description: str = "") -> str:
+def export_mpv(plan: Plan, description: str = "", *, runtime_strength: float | None = None) -> str:
     """The plan as an mpv user-shader file (``mpv --glsl-shaders=deblur.glsl file.mp4``).
 
     Parameters
@@ -319,6 +319,12 @@ def export_mpv(plan: Plan, description: str = "") -> str:
     description : str
         One line naming the parameters (see :func:`design_description`); written into the header and
         the first hook's ``//!DESC``.
+    runtime_strength : float, optional
+        Export ``strength`` as a ``//!PARAM`` a player can change while playing (mpv >= 0.36 /
+        libplacebo >= 5; mpv 0.35 rejects the file), with this default. ``plan`` must then be the
+        full-strength (strength 1) plan: every method's strength blends the identity and the full filter,
+        ``F_s x = x + s (F_1 x - x)``, which is what the last hook computes. None (default): the strength is
+        the one baked into ``plan`` (works in every mpv).
 
     Returns
     -------
@@ -332,6 +338,8 @@ def export_mpv(plan: Plan, description: str = "") -> str:
     """
     desc = _one_line(description) or "(no description given)"
     n_hooks, n_fetch = mpv_cost(plan)
+    if runtime_strength is not None and not 0.0 <= float(runtime_strength) <= 4.0:
+        raise ValueError(f"runtime_strength must be 0..4, got {runtime_strength!r}")
     hdr = [
         "// gpu_deconv filter export: mpv user shader (vo=gpu; one hook per pass)",
         f"// Filter: {desc}",
@@ -351,12 +359,20 @@ def export_mpv(plan: Plan, description: str = "") -> str:
         "// own texture, then one combine hook per stage.",
         "// Precision: mpv stores hook textures in its FBO format (usually rgba16f, ~1e-3 relative per stored",
         "// value, amplified by large mixture weights |d|); --fbo-format=rgba32f stores them in float32.",
-        "// Strength is baked in: mpv 0.35 does not support the PARAM directive (its parser, and libplacebo",
-        "// 4.208's under vo=gpu-next, reject it as an unrecognized command), so re-export with another",
-        "// --strength to change it. The filter expects the source at its native size: use it on MAIN only.",
+        *(("// Strength is a runtime parameter (PARAM strength, 0..4): needs mpv >= 0.36 or libplacebo >= 5;",
+            "// mpv 0.35 rejects the whole file - export without --runtime-params for it.")
+          if runtime_strength is not None else
+          ("// Strength is baked in: mpv 0.35 does not support the PARAM directive (its parser, and libplacebo",
+           "// 4.208's under vo=gpu-next, reject it as an unrecognized command), so re-export with another",
+           "// --strength to change it (or use --runtime-params with a newer player).")),
+        "// The filter expects the source at its native size: use it on MAIN only. Values above 1.0 (HDR",
+        "// output of newer mpv) pass through: nothing here clamps, and the transfer is odd-symmetric.",
         "",
     ]
     out: list[str] = list(hdr)
+    if runtime_strength is not None:
+        out += ["//!PARAM strength", "//!DESC gpu_deconv strength: 0 = off, 1 = the designed filter, > 1 exaggerates",
+                "//!TYPE float", "//!MINIMUM 0.0", "//!MAXIMUM 4.0", glsl_float(runtime_strength), ""]
     if not plan.stages:
         out += _mpv_hook(f"gpu_deconv identity ({desc})", ["HOOKED"], None,
                          ["vec4 hook() { return HOOKED_tex(HOOKED_pos); }"])
@@ -393,6 +409,8 @@ def export_mpv(plan: Plan, description: str = "") -> str:
             code += _v_sum(s, k, f"GDC_S{s}_H{{k}}_mul * texelFetch(GDC_S{s}_H{{k}}_raw, "
                                  "ivec2(p.x, gdc_mirror_index_periodic(p.y + i, n)), 0)")
         if s == last:
+            if runtime_strength is not None:  # F_s x = x + s (F_1 x - x), for every method's strength
+                code.append("    acc = base + strength * (acc - base);")
             code += ["    return vec4(gdc_linear_to_srgb(acc.rgb), base.a);  // alpha passes through", "}"]
         else:
             code += ["    return acc;", "}"]

@@ -43,6 +43,9 @@ def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--format", required=True, choices=FORMATS, help="mpv user shader or plain GLSL 330")
     add_param_arguments(p)
+    p.add_argument("--runtime-params", action="store_true",
+                   help="mpv: strength as a //!PARAM players can change while playing (mpv >= 0.36, libplacebo >= 5; "
+                        "mpv 0.35 rejects it), default --strength; without it strength is baked in")
     p.add_argument("-o", "--output", default=None, metavar="FILE", help="output file (default: stdout)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=run_export)
@@ -65,14 +68,20 @@ def run_export(args: argparse.Namespace) -> int:
         params = params_from_args(args)
         if params.noise_is_auto:
             raise UsageError("export needs a numeric --noise (there is no image to estimate it from)")
+        if args.runtime_params and args.format != "mpv":
+            raise UsageError("--runtime-params is for --format mpv (a GLSL host sets its own uniforms)")
         designer = FilterDesigner()
         designer.validate(params)
-        design = designer.design(params)
+        # a runtime strength blends the full-strength filter with the identity inside the shader
+        design = designer.design(params.replace(strength=1.0) if args.runtime_params else params)
     except (UsageError, ValueError) as e:
         return _error(e, 2)
     out = None if args.output in (None, "-") else Path(args.output)
     desc = design_description(design)
-    text = export_mpv(design.plan, desc) if args.format == "mpv" else export_glsl(design.plan, desc)
+    if args.format == "mpv":
+        text = export_mpv(design.plan, desc, runtime_strength=params.strength if args.runtime_params else None)
+    else:
+        text = export_glsl(design.plan, desc)
     if out is None:
         sys.stdout.write(text)
         sys.stdout.flush()
