@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from gpu_deconv.core.noise import noise_from_stats
 from gpu_deconv.core.stats import band_statistics
 from gpu_deconv.core.temporal import TemporalSmoother
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _scene(seed: int, shape=(96, 128, 3)) -> np.ndarray:
@@ -96,11 +90,3 @@ def test_engine_applies_the_smoother(gl_ctx):
         finally:
             eng.release()
     assert spreads[8.0] < 0.6 * spreads[None]
-
-
-def test_benchmark_smoke():
-    pytest.importorskip("skimage")
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_temporal.py"), "--quick"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    assert "tau = 8 frames" in proc.stdout and "Goals" in proc.stdout
