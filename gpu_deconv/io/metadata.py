@@ -443,6 +443,8 @@ def read_jpeg_segments(data: bytes, warn: Callable[[str], None]) -> JpegSegments
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
             pos += 2
             continue
+        if marker == 0xD9:  # end of image (a tables-only stream, e.g. a TIFF's JPEGTables)
+            break
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
         payload = data[pos + 4 : pos + 2 + length]
         if len(payload) != length - 2:
@@ -962,23 +964,27 @@ def _reorder(entries: list[IfdEntry], order: str) -> list[IfdEntry]:
     return out
 
 
-def tiff_append_subifds(buf: bytearray, subifds: list[IfdEntry]) -> None:
-    """Append the Exif/GPS IFDs to a little-endian classic TIFF in ``buf`` and point IFD0's placeholders at them."""
+def tiff_append_subifds(fh: Any, subifds: list[IfdEntry]) -> None:
+    """Append the Exif/GPS IFDs to the little-endian classic TIFF open in ``fh`` (``r+b``) and point IFD0's
+    placeholder tags at them. Only IFD0 is read; the image data is not touched."""
     if not subifds:
         return
-    (ifd0,) = struct.unpack("<I", buf[4:8])
-    (n,) = struct.unpack("<H", buf[ifd0 : ifd0 + 2])
-    slots = {}
-    for i in range(n):
-        pos = ifd0 + 2 + 12 * i
-        (tag,) = struct.unpack("<H", buf[pos : pos + 2])
-        slots[tag] = pos + 8
+    fh.seek(4)
+    (ifd0,) = struct.unpack("<I", fh.read(4))
+    fh.seek(ifd0)
+    (n,) = struct.unpack("<H", fh.read(2))
+    table = fh.read(12 * n)
+    slots = {struct.unpack("<H", table[12 * i : 12 * i + 2])[0]: ifd0 + 2 + 12 * i + 8 for i in range(n)}
+    end = fh.seek(0, 2)
     for e in subifds:
-        if len(buf) % 2:
-            buf += b"\x00"
-        base = len(buf)
-        buf += serialize_ifd(e.sub or [], "<", base)
-        buf[slots[e.tag] : slots[e.tag] + 4] = struct.pack("<I", base)
+        if end % 2:
+            fh.write(b"\x00")
+            end += 1
+        block = serialize_ifd(e.sub or [], "<", end)
+        fh.write(block)
+        fh.seek(slots[e.tag])
+        fh.write(struct.pack("<I", end))
+        end = fh.seek(0, 2)
 
 
 # ---------------------------------------------------------------------------------------------------
