@@ -220,12 +220,15 @@ class TransferCurve:
             return linear_to_srgb(v)
         if self.kind == "parametric":
             g, a, b, c, d, e, f = self.params
-            knee = (a * d + b) ** g + e if a * d + b > 0 else e  # linear value at V = d
 
             def enc(x: np.ndarray) -> np.ndarray:
                 power = (np.power(np.maximum(x - e, 0.0), 1 / g) - b) / a
-                toe = (x - f) / c if c != 0 else np.full_like(x, d)
-                return np.where(x >= knee, power, toe)
+                if c == 0:
+                    return power
+                # The inverse of whichever branch decodes there: the toe below V = d. Stored curves (e.g.
+                # Rec. 709 rounded to 1/65536) are not exactly continuous at d, so test V, not L.
+                toe = (x - f) / c
+                return np.where(toe < d, toe, power)
 
             return _odd(enc, v)
         if self.kind == "sampled":

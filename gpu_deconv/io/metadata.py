@@ -931,7 +931,7 @@ def tiff_write_args(m: Metadata) -> tuple[dict[str, Any], list[tuple[int, int, i
         kw["resolution"] = tuple(m.dpi)
         kw["resolutionunit"] = 2
     for e in subifds:
-        extratags.append((e.tag, 4, 1, 0, True))
+        extratags.append((_SUBIFD_PLACEHOLDER[e.tag], 4, 1, 0, True))
     return kw, extratags, [IfdEntry(e.tag, 4, 1, b"", _reorder(e.sub or [], order)) for e in subifds]
 
 
@@ -964,9 +964,14 @@ def _reorder(entries: list[IfdEntry], order: str) -> list[IfdEntry]:
     return out
 
 
+#: tifffile refuses to write the Exif/GPS pointer tags; it writes these unused codes, which sort at the same
+#: place in IFD0, and :func:`tiff_append_subifds` turns them into the real pointers.
+_SUBIFD_PLACEHOLDER = {EXIF_IFD: EXIF_IFD - 1, GPS_IFD: GPS_IFD - 1}
+
+
 def tiff_append_subifds(fh: Any, subifds: list[IfdEntry]) -> None:
-    """Append the Exif/GPS IFDs to the little-endian classic TIFF open in ``fh`` (``r+b``) and point IFD0's
-    placeholder tags at them. Only IFD0 is read; the image data is not touched."""
+    """Append the Exif/GPS IFDs to the little-endian classic TIFF open in ``fh`` (``r+b``) and turn IFD0's
+    placeholder tags into pointers to them. Only IFD0 is read; the image data is not touched."""
     if not subifds:
         return
     fh.seek(4)
@@ -982,8 +987,9 @@ def tiff_append_subifds(fh: Any, subifds: list[IfdEntry]) -> None:
             end += 1
         block = serialize_ifd(e.sub or [], "<", end)
         fh.write(block)
-        fh.seek(slots[e.tag])
-        fh.write(struct.pack("<I", end))
+        entry = slots[_SUBIFD_PLACEHOLDER[e.tag]] - 8
+        fh.seek(entry)
+        fh.write(struct.pack("<HHII", e.tag, 4, 1, end))
         end = fh.seek(0, 2)
 
 
