@@ -914,12 +914,13 @@ def _read_tiff(p: str, max_pixels: int | None) -> Image:
             raise _multi_frame_error(p, "tiff", header.frames)
         page = _tiff_main_pages(tf)[0]
         photometric = page.photometric.name if page.photometric is not None else "NONE"
-        if photometric not in ("MINISBLACK", "RGB"):
+        compression = page.compression.name.lower()
+        # JPEG-compressed colour TIFFs store YCbCr; the JPEG codec returns RGB.
+        if photometric not in ("MINISBLACK", "RGB") and not (photometric == "YCBCR" and compression == "jpeg"):
             raise ImageError(p, f"TIFF photometric {photometric} is not supported (gray and RGB only)")
         if page.bitspersample == 1:
             raise ImageError(p, "1-bit TIFF is not supported")
         meta = md.read_tiff_metadata(tf, p, warnings.append)
-        compression = page.compression.name.lower()
         encoding: dict[str, Any] = {
             "compression": compression,
             "predictor": int(page.predictor),
@@ -929,9 +930,15 @@ def _read_tiff(p: str, max_pixels: int | None) -> Image:
             encoding["extrasamples"] = tuple(int(x) for x in page.extrasamples)
         lossy = compression in ("jpeg", "ojpeg", "webp", "jpegxl", "jpeg_2000")
         quality = None
-        tables = page.tags.get(347)
-        if compression == "jpeg" and tables is not None:
-            js = md.read_jpeg_segments(bytes(tables.value), lambda _: None)
+        if compression == "jpeg":
+            # The quantisation tables are in JPEGTables, or else in each strip's own JPEG header.
+            tables = page.tags.get(347)
+            if tables is not None:
+                head = bytes(tables.value)
+            else:
+                tf.filehandle.seek(page.dataoffsets[0])
+                head = tf.filehandle.read(min(int(page.databytecounts[0]), 65536))
+            js = md.read_jpeg_segments(head, lambda _: None)
             if js.quant_tables:
                 tids = tuple(sorted(js.quant_tables))
                 if len(tids) > 1:
@@ -1270,7 +1277,7 @@ def _encode(fh: BinaryIO, a: np.ndarray, plan: _Plan) -> None:
         if plan.lossless:
             data = imagecodecs.webp_encode(rgb, lossless=True, level=100, method=4)
         else:
-            data = imagecodecs.webp_encode(rgb, level=plan.quality, method=4)
+            data = imagecodecs.webp_encode(rgb, level=plan.quality, lossless=False, method=4)
         fh.write(md.webp_with_metadata(bytes(data), meta, a.shape[1], a.shape[0], c in (2, 4)))
     elif fmt == "bmp":
         data = bytearray(imagecodecs.bmp_encode(_gray_to_rgb(a) if c == 2 else np.ascontiguousarray(a)))
