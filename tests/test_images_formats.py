@@ -14,7 +14,7 @@ import pytest
 import tifffile
 from PIL import Image as PILImage
 
-from gpu_deconv.core.jpeg_noise import ijg_table, STD_LUMINANCE  # noqa: I001 - one line, both used
+from gpu_deconv.core.jpeg_noise import STD_LUMINANCE, ZIGZAG, JpegQuantisation, estimate_quality, ijg_table
 from gpu_deconv.io import images as imagefile
 from gpu_deconv.io.images import ImageError, probe_image, read_image, write_image
 
@@ -100,14 +100,9 @@ def test_lossy_in_lossy_out_lossless_in_lossless_out(tmp_path):
 
 
 def test_jpeg_quality_estimate_matches_ijg_scaling():
-    from gpu_deconv.core.jpeg_noise import JpegQuantisation, estimate_quality
-
     for q in (10, 50, 75, 90, 100):
         t = ijg_table(STD_LUMINANCE, q)
-        zig = np.zeros(64)
-        from gpu_deconv.core.jpeg_noise import ZIGZAG
-
-        zig[:] = t.reshape(-1)[ZIGZAG]
+        zig = t.reshape(-1)[ZIGZAG]
         quant = JpegQuantisation.from_zigzag({0: list(zig.astype(int))}, (0,), ((1, 1),))
         assert estimate_quality(quant) == q
 
