@@ -98,6 +98,19 @@ def test_jpeg_to_webp_and_tiff_keep_metadata(tmp_path, camera_jpeg):
         assert ex[274] == 6 and ex[271] == "Canon" and ex.get_ifd(0x8769)[33434] == (1, 250)
 
 
+def test_jpeg_to_avif_keeps_icc_exif_xmp(tmp_path, camera_jpeg):
+    src, icc = camera_jpeg
+    im = read_image(src)
+    r = write_image(tmp_path / "o.avif", im.pixels, like=im)
+    assert any("orientation 6" in w for w in r.warnings)  # applied once, to the pixels
+    back = read_image(tmp_path / "o.avif")
+    assert back.metadata.icc == icc and back.metadata.xmp == XMP and back.orientation == 1
+    with PILImage.open(tmp_path / "o.avif") as pil:  # an independent reader (libavif through Pillow)
+        pil.load()
+        assert pil.info["icc_profile"] == icc and pil.info["xmp"] == XMP
+        assert pil.getexif()[271] == "Canon" and pil.size == (24, 40)
+
+
 def test_tiff_descriptive_tags_and_private_tags(tmp_path):
     a = np.random.default_rng(1).integers(0, 65536, (12, 16, 3), dtype=np.uint16)
     src = tmp_path / "scan.tif"

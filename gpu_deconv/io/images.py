@@ -17,8 +17,8 @@ format    read                                             write
 ``bmp``   8-bit gray, RGB, RGBA, palette/16-bit expanded   8-bit gray, RGB, RGBA (BITMAPV4 with alpha mask)
 ``jxl``   8/10/12/16-bit and float, gray/GA/RGB/RGBA       the same, lossless or lossy (``quality``);
           (orientation applied); PQ/HLG tags read          EXIF/XMP boxes
-``avif``  8/10/12-bit gray/RGB/RGBA (irot/imir applied);   8/10/12-bit, lossless or lossy; CICP (PQ/HLG)
-          CICP, ICC, EXIF, XMP read                        written
+``avif``  8/10/12-bit gray/RGB/RGBA (irot/imir applied);   8/10/12-bit, lossless or lossy; CICP (PQ/HLG),
+          CICP, ICC, EXIF, XMP read                        ICC, EXIF, XMP written
 ``npy``   any float dtype -> float32 (linear light)        float32
 ========  ===============================================  ================================================
 
@@ -1211,8 +1211,8 @@ def _plan(p: str, a: np.ndarray, fmt: str, like: Image | None, quality: int | No
         o = md.exif_orientation(meta.exif)
         a = _apply_orientation(a, o)
         meta.exif = md.set_exif_orientation(meta.exif, 1)
-        warnings.append(f"EXIF orientation {o} applied to the pixels ({fmt.upper()} keeps orientation in the "
-                        "codestream, where viewers read it)")
+        warnings.append(f"EXIF orientation {o} applied to the pixels ({fmt.upper()} viewers orient by the file's "
+                        "own orientation field, not by EXIF)")
     # colour: a curve the target cannot label is a conversion the user must hear about
     colour = like.colour if like is not None else None
     if colour is not None and a.dtype.kind != "f" and not colour.is_srgb and fmt in ("jxl", "bmp"):
@@ -1302,7 +1302,8 @@ def _encode(fh: BinaryIO, a: np.ndarray, plan: _Plan) -> None:
             kw["level"] = plan.quality
             if meta.cicp is not None:
                 kw["matrix"] = meta.cicp[2] or 9
-        fh.write(imagecodecs.avif_encode(np.ascontiguousarray(a), **kw))
+        data = bytes(imagecodecs.avif_encode(np.ascontiguousarray(a), **kw))
+        fh.write(md.avif_with_metadata(data, meta))
     elif fmt == "tiff":
         _encode_tiff(fh, a, plan)
     else:

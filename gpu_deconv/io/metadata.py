@@ -5,8 +5,8 @@ What is carried (``Metadata`` fields) and where each lives in each container:
 ==========  ==================  ==================  ===============  ===================  ==================
 field       PNG                 JPEG                TIFF             WebP                 JPEG XL / AVIF
 ==========  ==================  ==================  ===============  ===================  ==================
-``icc``     iCCP                APP2 ICC_PROFILE    tag 34675        ICCP (VP8X)          AVIF colr 'prof'
-                                                                                          (read); JXL: no
+``icc``     iCCP                APP2 ICC_PROFILE    tag 34675        ICCP (VP8X)          AVIF colr 'prof';
+                                                                                          JXL: not written
 ``exif``    eXIf                APP1 Exif           IFD0 tags +      EXIF (VP8X)          Exif box / item
                                                     Exif/GPS IFDs
 ``xmp``     iTXt XML:com.       APP1 XMP            tag 700          XMP  (VP8X)          xml box / mime item
@@ -729,6 +729,156 @@ def read_heif(data: bytes) -> HeifInfo:
     return info
 
 
+def _box(btype: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), btype) + payload
+
+
+def avif_with_metadata(avif: bytes, m: Metadata) -> bytes:
+    """Add ``m``'s ICC profile (a ``colr``/``prof`` property of the primary item) and its EXIF and XMP (items
+    described by the primary item, ``cdsc`` references) to an encoder's AVIF file.
+
+    The new items' data go in a second ``mdat`` box at the end; the ``iloc`` box is rewritten with every
+    existing file offset moved by the growth of ``meta``. Raises ``ValueError`` on a layout not handled
+    (extent indices, offsets that are not absolute).
+    """
+    if not (m.icc or m.exif or m.xmp):
+        return avif
+    top = list(iter_boxes(avif))
+    meta_at = next(i for i, (t, _, _) in enumerate(top) if t == b"meta")
+    _, ma, mb = top[meta_at]
+    meta_start = ma - 8
+    children = [(t, avif[a:b]) for t, a, b in iter_boxes(avif, ma + 4, mb)]
+    kinds = [t for t, _ in children]
+    body = dict(children)
+    (primary,) = struct.unpack(">H", body[b"pitm"][4:6]) if body[b"pitm"][0] == 0 else struct.unpack(
+        ">I", body[b"pitm"][4:8])
+    items = _iloc_parse(body[b"iloc"])
+    next_id = max([primary, *(i[0] for i in items)]) + 1
+    new_items: list[tuple[int, bytes, bytes]] = []  # (id, infe payload, data)
+    if m.exif:
+        new_items.append((next_id, b"Exif\x00", b"\x00\x00\x00\x00" + m.exif))
+    if m.xmp:
+        new_items.append((next_id + len(new_items), b"mime\x00application/rdf+xml\x00", m.xmp))
+    # iinf: version 0 counts in 16 bits
+    iinf = body[b"iinf"]
+    version = iinf[0]
+    head = 6 if version == 0 else 8
+    count = int.from_bytes(iinf[4:head], "big") + len(new_items)
+    infes = iinf[head:] + b"".join(_box(b"infe", bytes([2, 0, 0, 0]) + struct.pack(">HH", item_id, 0) + payload)
+                                   for item_id, payload, _ in new_items)
+    body[b"iinf"] = iinf[:4] + count.to_bytes(head - 4, "big") + infes
+    # iref: cdsc from each metadata item to the primary image
+    refs = b"".join(_box(b"cdsc", struct.pack(">HHH", item_id, 1, primary)) for item_id, _, _ in new_items)
+    if refs:
+        if b"iref" in body:
+            if body[b"iref"][0] != 0:
+                raise ValueError("iref version 1 not handled")
+            body[b"iref"] += refs
+        else:
+            body[b"iref"] = bytes(4) + refs
+            kinds.insert(kinds.index(b"iinf") + 1, b"iref")
+    # ICC: a colr 'prof' property associated with the primary item
+    if m.icc:
+        parts = [(t, body[b"iprp"][a:b]) for t, a, b in iter_boxes(body[b"iprp"])]
+        ipco = next(v for t, v in parts if t == b"ipco")
+        ipma = next(v for t, v in parts if t == b"ipma")
+        n_props = len(list(iter_boxes(ipco)))
+        ipco += _box(b"colr", b"prof" + m.icc)
+        ipma = _ipma_add(ipma, primary, n_props + 1)
+        body[b"iprp"] = _box(b"ipco", ipco) + _box(b"ipma", ipma)
+    # iloc: existing items + new ones; offsets fixed once the size of meta is known
+    tail_len = len(avif)
+
+    def build(delta: int) -> bytes:
+        entries = [(item_id, method, [(off + delta if method == 0 else off, length) for off, length in extents])
+                   for item_id, method, extents in items]
+        pos = tail_len + delta + 8  # the new mdat's payload
+        for item_id, _, data in new_items:
+            entries.append((item_id, 0, [(pos, len(data))]))
+            pos += len(data)
+        body[b"iloc"] = _iloc_build(entries)
+        return _box(b"meta", avif[ma : ma + 4] + b"".join(_box(t, body[t]) for t in kinds))
+
+    old_meta_len = mb - meta_start
+    meta = build(0)
+    delta = len(meta) - old_meta_len
+    meta = build(delta)
+    out = bytearray(avif[:meta_start]) + meta + avif[mb:]
+    if new_items:
+        out += _box(b"mdat", b"".join(data for _, _, data in new_items))
+    return bytes(out)
+
+
+def _iloc_parse(iloc: bytes) -> list[tuple[int, int, list[tuple[int, int]]]]:
+    """(item id, construction method, [(absolute offset, length)]) of every item in an iloc payload."""
+    version = iloc[0]
+    p = 4
+    off_size, len_size = iloc[p] >> 4, iloc[p] & 15
+    base_size = iloc[p + 1] >> 4
+    idx_size = iloc[p + 1] & 15 if version in (1, 2) else 0
+    if idx_size:
+        raise ValueError("iloc extent indices not handled")
+    p += 2
+    id_size = 2 if version < 2 else 4
+    count = int.from_bytes(iloc[p : p + id_size], "big")
+    p += id_size
+    out = []
+
+    def uint(size: int) -> int:
+        nonlocal p
+        v = int.from_bytes(iloc[p : p + size], "big") if size else 0
+        p += size
+        return v
+
+    for _ in range(count):
+        item_id = uint(id_size)
+        method = uint(2) & 15 if version in (1, 2) else 0
+        uint(2)
+        base = uint(base_size)
+        extents = [(base + uint(off_size), uint(len_size)) for _ in range(uint(2))]
+        out.append((item_id, method, extents))
+    return out
+
+
+def _iloc_build(entries: list[tuple[int, int, list[tuple[int, int]]]]) -> bytes:
+    """An iloc payload (version 1: 4-byte offsets and lengths, no base offset, construction methods)."""
+    out = bytearray([1, 0, 0, 0, 0x44, 0x00]) + struct.pack(">H", len(entries))
+    for item_id, method, extents in entries:
+        out += struct.pack(">HHHH", item_id, method, 0, len(extents))
+        for off, length in extents:
+            out += struct.pack(">II", off, length)
+    return bytes(out)
+
+
+def _ipma_add(ipma: bytes, item_id: int, prop_index: int) -> bytes:
+    """An ipma payload with ``prop_index`` (1-based, not essential) added to ``item_id``'s associations."""
+    version, flags = ipma[0], int.from_bytes(ipma[1:4], "big")
+    assoc = _heif_ipma(ipma, 0, len(ipma))
+    # keep the essential bits: re-read them raw
+    essential: dict[int, list[bool]] = {}
+    p = 8
+    for _ in range(struct.unpack(">I", ipma[4:8])[0]):
+        iid = struct.unpack(">H", ipma[p : p + 2])[0] if version < 1 else struct.unpack(">I", ipma[p : p + 4])[0]
+        p += 2 if version < 1 else 4
+        n = ipma[p]
+        p += 1
+        bits = []
+        for _ in range(n):
+            bits.append(bool(ipma[p] & 0x80))
+            p += 2 if flags & 1 else 1
+        essential[iid] = bits
+    assoc.setdefault(item_id, []).append(prop_index)
+    essential.setdefault(item_id, []).append(False)
+    wide = bool(flags & 1) or prop_index > 127
+    out = bytearray([version]) + (1 if wide else 0).to_bytes(3, "big") + struct.pack(">I", len(assoc))
+    for iid, idx in assoc.items():
+        out += struct.pack(">H", iid) if version < 1 else struct.pack(">I", iid)
+        out.append(len(idx))
+        for i, ess in zip(idx, essential[iid], strict=True):
+            out += struct.pack(">H", (0x8000 if ess else 0) | i) if wide else bytes([(0x80 if ess else 0) | i])
+    return bytes(out)
+
+
 def _heif_items(data: bytes, meta: dict[bytes, tuple[int, int]]) -> dict[int, tuple[bytes, str]]:
     items: dict[int, tuple[bytes, str]] = {}
     if b"iinf" not in meta:
@@ -1003,7 +1153,7 @@ _CAN_HOLD = {
     "tiff": {"icc", "exif", "xmp", "text", "dpi"},
     "webp": {"icc", "exif", "xmp"},
     "jxl": {"exif", "xmp"},
-    "avif": {"cicp"},
+    "avif": {"icc", "exif", "xmp", "cicp"},
     "bmp": set(),
     "npy": set(),
 }
