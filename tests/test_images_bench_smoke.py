@@ -6,14 +6,28 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import pytest
+_BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_codecs.py"
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, _BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_jpeg_noise_quick(capsys):
+    try:
+        _load("bench_jpeg_noise").main(["--quick"])
+    finally:
+        sys.modules.pop("bench_jpeg_noise", None)
+    out = capsys.readouterr().out
+    assert "| camera | 75 | 75 | gray |" in out and "| coffee | 90 | 90 | 4:2:0 |" in out
 
 
 def test_bench_codecs_quick(capsys):
-    pytest.importorskip("skimage")
-    spec = importlib.util.spec_from_file_location("bench_codecs", _PATH)
+    spec = importlib.util.spec_from_file_location("bench_codecs", _BENCH / "bench_codecs.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     try:
