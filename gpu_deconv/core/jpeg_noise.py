@@ -160,10 +160,13 @@ def coefficient_error_variance(table: np.ndarray, zero_fraction: np.ndarray | No
         return uniform
     p0 = np.clip(np.asarray(zero_fraction, dtype=np.float64), 1e-9, 1 - 1e-9)
     t = q / 2.0
-    lam = -np.log1p(-p0) / t  # P(|F| < T) = p0 for a Laplacian of rate lam
-    e = np.exp(-lam * t)
-    truncated = (2 / lam**2 - e * (t * t + 2 * t / lam + 2 / lam**2)) / (1 - e)
-    return (1 - p0) * uniform + p0 * np.minimum(truncated, uniform)
+    x = -np.log1p(-p0)  # lambda * T, from P(|F| < T) = 1 - exp(-lambda T) = p0
+    # E[F^2 | |F| < T] / T^2 = (2 - e^-x (x^2 + 2x + 2)) / (x^2 (1 - e^-x)); -> 1/3 - x/12 as x -> 0
+    # (uniform), where the closed form cancels catastrophically.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        closed = (2 - np.exp(-x) * (x * x + 2 * x + 2)) / (x * x * -np.expm1(-x))
+    ratio = np.clip(np.where(x < 1e-3, 1 / 3 - x / 12, closed), 0.0, 1 / 3)
+    return (1 - p0) * uniform + p0 * ratio * t * t
 
 
 def _block_dct_zero_fraction(plane: np.ndarray, table: np.ndarray) -> np.ndarray:
