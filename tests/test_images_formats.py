@@ -257,3 +257,14 @@ def test_write_result_is_path_like(tmp_path):
     r = write_image(tmp_path / "a.png", _photo())
     assert os.fspath(r) == str(tmp_path / "a.png") and r.format == "png" and r.lossless and r.warnings == []
     assert io.BytesIO(open(r, "rb").read()).getvalue()[:4] == b"\x89PNG"
+
+
+def test_interlaced_png_prints_no_raw_library_warning(tmp_path, capfd):
+    import png
+
+    a = RNG.integers(0, 65536, (19, 27, 3), dtype=np.uint16)
+    p = tmp_path / "i.png"
+    with open(p, "wb") as fh:
+        png.Writer(27, 19, greyscale=False, bitdepth=16, interlace=True).write(fh, a.reshape(19, -1))
+    np.testing.assert_array_equal(read_image(p).pixels, a)
+    assert capfd.readouterr().err == ""

@@ -48,8 +48,10 @@ whose ``str`` is the one line ``"<path>: <reason>"``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -760,6 +762,21 @@ def _channels(a: np.ndarray) -> int:
 # --- PNG ------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 for the duration (a C library's raw warning); anything else written to
+    stderr meanwhile by another thread is lost, so keep the block short."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _read_png(p: str, data: bytes) -> Image:
     import imagecodecs
 
@@ -776,7 +793,11 @@ def _read_png(p: str, data: bytes) -> Image:
     if not any(c == b"IDAT" for c, _, _ in chunks):
         raise ImageError(p, "corrupt PNG: no image data (IDAT)")
     meta = md.read_png_metadata(chunks, warnings.append)
-    a = imagecodecs.png_decode(data)
+    if interlace:
+        with _quiet_stderr():  # libpng prints "Interlace handling should be turned on" (harmless) to fd 2
+            a = imagecodecs.png_decode(data)
+    else:
+        a = imagecodecs.png_decode(data)
     has_trns = any(c == b"tRNS" for c, _, _ in chunks)
     if ctype == 3:
         warnings.append(f"palette expanded to {'RGBA' if _channels(a) == 4 else 'RGB'}")
