@@ -220,3 +220,34 @@ def test_hdr_pq_avif_and_png_keep_their_tags(tmp_path):
     # HLG
     write_image(tmp_path / "hlg.avif", a, bits=10, metadata=md.Metadata(cicp=(9, 18, 9, 1)))
     assert read_image(tmp_path / "hlg.avif").transfer.kind == "hlg"
+
+
+@pytest.mark.parametrize(("bits", "cicp"), [(10, (9, 16, 9, 1)), (16, (9, 16, 9, 1)), (12, (9, 18, 9, 1)),
+                                            (8, (11, 13, 0, 1))])
+def test_jxl_carries_pq_hlg_and_p3_labels(tmp_path, bits, cicp):
+    dtype = np.uint8 if bits == 8 else np.uint16
+    a = np.random.default_rng(bits).integers(0, 1 << bits, (18, 26, 3), dtype=dtype)
+    r = write_image(tmp_path / "hdr.jxl", a, bits=bits if bits > 8 else None, metadata=md.Metadata(cicp=cicp))
+    assert r.lossless and not r.warnings
+    im = read_image(tmp_path / "hdr.jxl")
+    assert im.metadata.cicp[:2] == cicp[:2] and im.bits == bits
+    expected = {16: "pq", 18: "hlg", 13: "srgb"}[cicp[1]]
+    assert im.transfer.kind == expected
+    np.testing.assert_array_equal(im.pixels, a)  # relabelling the headers left the samples alone
+    # a lossy request is turned lossless, with one line saying so
+    r = write_image(tmp_path / "lossy.jxl", a, quality=80, bits=bits if bits > 8 else None,
+                    metadata=md.Metadata(cicp=cicp))
+    assert r.lossless and "written lossless" in r.warnings[0]
+
+
+def test_pq_avif_to_jxl_and_back(tmp_path):
+    a = np.random.default_rng(9).integers(0, 1024, (16, 20, 3), dtype=np.uint16)
+    write_image(tmp_path / "a.avif", a, bits=10, metadata=md.Metadata(cicp=(9, 16, 9, 1)))
+    im = read_image(tmp_path / "a.avif")
+    write_image(tmp_path / "b.jxl", im.pixels, like=im)
+    jxl = read_image(tmp_path / "b.jxl")
+    assert jxl.transfer.kind == "pq" and jxl.bits == 10
+    write_image(tmp_path / "c.avif", jxl.pixels, like=jxl)
+    back = read_image(tmp_path / "c.avif")
+    assert back.transfer.kind == "pq" and back.bits == 10
+    np.testing.assert_array_equal(back.pixels, a)

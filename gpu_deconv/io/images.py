@@ -472,22 +472,28 @@ def _jxl_bit_depth(b: _Bits) -> tuple[int, bool]:
 def jxl_header(codestream: bytes) -> dict[str, Any]:
     """Size, orientation, animation, bit depth and colour encoding from a JPEG XL codestream's headers.
 
-    Reference: ISO/IEC 18181-1 sections D.2 (SizeHeader), D.3 (ImageMetadata), E.2 (ColourEncoding).
+    ``'_pos'`` holds the bit positions (after the 2-byte signature) :func:`jxl_set_colour_encoding` splices
+    at. Reference: ISO/IEC 18181-1 sections D.2 (SizeHeader), D.3 (ImageMetadata), E.2 (ColourEncoding).
     """
     if codestream[:2] != b"\xff\x0a":
         raise ValueError("no JPEG XL codestream signature")
     b = _Bits(codestream[2:])
     width, height = _jxl_size(b)
+    pos: dict[str, Any] = {"meta": b.pos, "plain": True}
     out: dict[str, Any] = {"width": width, "height": height, "orientation": 1, "animation": False,
                            "bits": 8, "float": False, "xyb": True, "want_icc": False, "transfer": 13,
-                           "primaries": 1, "gamma": None}
+                           "primaries": 1, "gamma": None, "_pos": pos}
     if b.u(1):  # all_default
+        pos["all_default"] = True
         return out
-    if b.u(1):  # extra_fields
+    pos["extra_fields"] = bool(b.u(1))
+    if pos["extra_fields"]:
         out["orientation"] = 1 + b.u(3)
         if b.u(1):  # have_intr_size
+            pos["plain"] = False
             _jxl_size(b)
         if b.u(1):  # have_preview
+            pos["plain"] = False
             if b.u(1):
                 b.u32((0, 16), (0, 32), (5, 1), (9, 33))
             else:
@@ -500,6 +506,7 @@ def jxl_header(codestream: bytes) -> dict[str, Any]:
         if b.u(1):  # have_animation
             out["animation"] = True
             return out
+    pos["depth"] = b.pos
     out["bits"], out["float"] = _jxl_bit_depth(b)
     b.u(1)  # modular_16_bit_buffer_sufficient
     for _ in range(b.u32((0, 0), (0, 1), (4, 2), (12, 1))):  # extra channels
@@ -517,31 +524,149 @@ def jxl_header(codestream: bytes) -> dict[str, Any]:
             elif kind == 5:
                 b.u32((0, 1), (2, 0), (4, 3), (8, 19))
     out["xyb"] = bool(b.u(1))
-    if b.u(1):  # colour encoding all_default: sRGB
-        return out
-    out["want_icc"] = bool(b.u(1))
-    space = b.enum()
-    if out["want_icc"]:
-        return out
+    pos["colour"] = b.pos
+    if not b.u(1):  # colour encoding not all_default (sRGB)
+        out["want_icc"] = bool(b.u(1))
+        space = b.enum()
+        out["gray"] = space == 1
+        if not out["want_icc"]:
 
-    def custom_xy() -> None:
-        for _ in range(2):
-            b.u32((19, 0), (19, 524288), (20, 1048576), (21, 2097152))
+            def custom_xy() -> None:
+                for _ in range(2):
+                    b.u32((19, 0), (19, 524288), (20, 1048576), (21, 2097152))
 
-    if space != 2:  # not XYB
-        if b.enum() == 2:  # custom white point
-            custom_xy()
-        if space != 1:  # has primaries (not gray)
-            out["primaries"] = b.enum()
-            if out["primaries"] == 2:
-                for _ in range(3):
+            if space != 2:  # not XYB
+                if b.enum() == 2:  # custom white point
                     custom_xy()
-    if b.u(1):  # have_gamma
-        out["gamma"] = b.u(24) / 1e7
-        out["transfer"] = None
-    else:
-        out["transfer"] = b.enum()
+                if space != 1:  # has primaries (not gray)
+                    out["primaries"] = b.enum()
+                    if out["primaries"] == 2:
+                        for _ in range(3):
+                            custom_xy()
+                if b.u(1):  # have_gamma
+                    out["gamma"] = b.u(24) / 1e7
+                    out["transfer"] = None
+                else:
+                    out["transfer"] = b.enum()
+            b.enum()  # rendering intent
+    pos["colour_end"] = b.pos
+    pos["bits"] = b
     return out
+
+
+def _jxl_header_end(hdr: dict[str, Any]) -> tuple[int, int]:
+    """Bit positions (after the signature) of CustomTransformData's start and the headers' end."""
+    pos = hdr["_pos"]
+    b: _Bits = pos["bits"]
+    b.pos = pos["colour_end"]
+    if pos["extra_fields"] and not b.u(1):  # tone mapping not all_default
+        b.f16()
+        b.f16()
+        b.u(1)
+        b.f16()
+    if b.u(2) != 0:  # ImageMetadata extensions
+        raise ValueError("JPEG XL header extensions not handled")
+    start = b.pos
+    if not b.u(1):  # CustomTransformData not all_default
+        if hdr["xyb"] and not b.u(1):
+            for _ in range(16):
+                b.f16()
+        mask = b.u(3)
+        for bit, n in ((1, 15), (2, 55), (4, 210)):
+            if mask & bit:
+                for _ in range(n):
+                    b.f16()
+    return start, b.pos
+
+
+class _BitWriter:
+    """LSB-first bit writer, the counterpart of :class:`_Bits`."""
+
+    def __init__(self) -> None:
+        self.bits: list[int] = []
+
+    def u(self, n: int, v: int) -> None:
+        self.bits.extend((v >> i) & 1 for i in range(n))
+
+    def copy(self, reader: _Bits, start: int, end: int) -> None:
+        reader.pos = start
+        self.bits.extend(reader.u(1) for _ in range(end - start))
+
+    def enum(self, v: int) -> None:
+        if v in (0, 1):
+            self.u(2, v)
+        elif v < 18:
+            self.u(2, 2)
+            self.u(4, v - 2)
+        else:
+            self.u(2, 3)
+            self.u(6, v - 18)
+
+    def f16(self, v: float) -> None:
+        self.u(16, int(np.array(v, np.float16).view(np.uint16)))
+
+    def tobytes(self) -> bytes:
+        bits = self.bits + [0] * (-len(self.bits) % 8)
+        return bytes(sum(bits[i + k] << k for k in range(8)) for i in range(0, len(bits), 8))
+
+
+def jxl_set_colour_encoding(codestream: bytes, cicp: tuple[int, int, int, int]) -> bytes:
+    """A lossless (non-XYB) JPEG XL codestream relabelled with CICP primaries and transfer characteristics.
+
+    Only the headers change: the colour encoding is rewritten (white D65; primaries sRGB/BT.709 (1),
+    BT.2020 (9) or P3 (11); any JPEG XL transfer enum: BT.709 1, linear 8, sRGB 13, PQ 16, DCI 17, HLG 18) and,
+    for PQ and HLG, the tone-mapping intensity target (10000 and 1000 cd/m^2, as libjxl sets them). The
+    samples of a lossless codestream are stored as given, so the label is all that makes them PQ/HLG; a
+    lossy (XYB) codestream would need the encoder to know the space, and is refused. Frames start on a
+    byte boundary after the headers (18181-1 section 9.1), so the rest of the codestream is copied as is.
+
+    Raises
+    ------
+    ValueError
+        The codestream is XYB-encoded, has an ICC profile, preview, animation or header extensions, or the
+        CICP codes have no JPEG XL equivalent.
+    """
+    primaries, transfer = int(cicp[0]), int(cicp[1])
+    if primaries not in (1, 9, 11) or transfer not in (1, 8, 13, 16, 17, 18):
+        raise ValueError(f"CICP primaries {primaries} / transfer {transfer} have no JPEG XL colour enum")
+    hdr = jxl_header(codestream)
+    pos = hdr["_pos"]
+    if pos.get("all_default") or hdr["xyb"] or hdr["want_icc"] or not pos["plain"] or hdr["animation"]:
+        raise ValueError("only a lossless still JPEG XL codestream without ICC can be relabelled")
+    ctd_start, end = _jxl_header_end(hdr)
+    reader: _Bits = pos["bits"]
+    reader.pos = end
+    if any(reader.u(1) for _ in range(-(end + 16) % 8)):
+        raise ValueError("JPEG XL headers are not followed by byte padding")
+    w = _BitWriter()
+    w.copy(reader, 0, pos["meta"])  # SizeHeader
+    w.u(1, 0)  # ImageMetadata.all_default
+    w.u(1, 1)  # extra_fields (for the tone mapping)
+    w.u(3, hdr["orientation"] - 1)
+    w.u(3, 0)  # no intrinsic size, preview, animation
+    w.copy(reader, pos["depth"], pos["colour"])  # bit depth .. xyb_encoded
+    w.u(1, 0)  # ColourEncoding.all_default
+    w.u(1, 0)  # want_icc
+    w.enum(1 if hdr.get("gray") else 0)
+    w.enum(1)  # D65
+    if not hdr.get("gray"):
+        w.enum(primaries)
+    w.u(1, 0)  # have_gamma
+    w.enum(transfer)
+    w.enum(1)  # relative rendering intent
+    target = {16: 10000.0, 18: 1000.0}.get(transfer)
+    if target is None:
+        w.u(1, 1)  # ToneMapping.all_default
+    else:
+        w.u(1, 0)
+        w.f16(target)
+        w.f16(0.0)
+        w.u(1, 0)
+        w.f16(0.0)
+    w.u(2, 0)  # extensions
+    w.copy(reader, ctd_start, end)  # CustomTransformData
+    rest = 2 + (end + 7) // 8
+    return b"\xff\x0a" + w.tobytes() + codestream[rest:]
 
 
 def _png_size(data: bytes) -> tuple[int, int, int]:
@@ -1243,9 +1368,16 @@ def _plan(p: str, a: np.ndarray, fmt: str, like: Image | None, quality: int | No
                         "own orientation field, not by EXIF)")
     # colour: a curve the target cannot label is a conversion the user must hear about
     colour = like.colour if like is not None else None
-    if colour is not None and a.dtype.kind != "f" and not colour.is_srgb and fmt in ("jxl", "bmp"):
+    labelled = fmt == "jxl" and _jxl_labels(meta.cicp)
+    if colour is not None and a.dtype.kind != "f" and not colour.is_srgb and fmt in ("jxl", "bmp") and not labelled:
         warnings.append(f"{fmt.upper()} output cannot say its code values are {colour.source}; viewers will "
                         "assume sRGB")
+    if labelled and not lossless:
+        # The label goes into the headers of a lossless codestream; a lossy (XYB) one would need the encoder
+        # to know the colour space.
+        lossless, q = True, None
+        warnings.append("JPEG XL with PQ/HLG/wide-gamut tags is written lossless (the lossy encoder here "
+                        "only knows sRGB)")
     if fmt in ("webp",) and _channels(a) in (1, 2):
         warnings.append("WebP has no gray: stored as RGB" + ("A" if _channels(a) == 2 else ""))
     if fmt == "bmp" and _channels(a) == 2:
@@ -1317,8 +1449,11 @@ def _encode(fh: BinaryIO, a: np.ndarray, plan: _Plan) -> None:
         kw: dict[str, Any] = {"lossless": True} if plan.lossless else {"distance": _jxl_distance(plan.quality)}
         if a.dtype == np.uint16:
             kw["bitspersample"] = plan.bits
-        data = imagecodecs.jpegxl_encode(np.ascontiguousarray(a), usecontainer=container, effort=JXL_EFFORT, **kw)
-        fh.write(md.jxl_with_metadata(bytes(data), meta) if container else data)
+        data = bytes(imagecodecs.jpegxl_encode(np.ascontiguousarray(a), usecontainer=container, effort=JXL_EFFORT,
+                                               **kw))
+        if _jxl_labels(meta.cicp):
+            data = _jxl_relabel(data, meta.cicp)
+        fh.write(md.jxl_with_metadata(data, meta) if container else data)
     elif fmt == "avif":
         kw = {"bitspersample": plan.bits, "speed": AVIF_SPEED}
         if meta.cicp is not None:
@@ -1336,6 +1471,30 @@ def _encode(fh: BinaryIO, a: np.ndarray, plan: _Plan) -> None:
         _encode_tiff(fh, a, plan)
     else:
         np.save(fh, np.ascontiguousarray(a), allow_pickle=False)
+
+
+def _jxl_labels(cicp: tuple[int, int, int, int] | None) -> bool:
+    """True when CICP tags say something other than sRGB and JPEG XL's colour enums can say it."""
+    return cicp is not None and (cicp[0], cicp[1]) != (1, 13) and cicp[0] in (1, 9, 11) and \
+        cicp[1] in (1, 8, 13, 16, 17, 18)
+
+
+def _jxl_relabel(data: bytes, cicp: tuple[int, int, int, int]) -> bytes:
+    """:func:`jxl_set_colour_encoding` on a bare codestream or on the ``jxlc`` box of a container."""
+    if data[:2] == b"\xff\x0a":
+        return jxl_set_colour_encoding(data, cicp)
+    out = bytearray()
+    start = 0  # boxes follow each other: each starts where the previous ended
+    for btype, a, b in md.iter_boxes(data):
+        if btype == b"jxlp":
+            raise ValueError("JPEG XL codestream split in jxlp boxes cannot be relabelled")
+        if btype == b"jxlc":
+            body = jxl_set_colour_encoding(data[a:b], cicp)
+            out += struct.pack(">I4s", 8 + len(body), b"jxlc") + body
+        else:
+            out += data[start:b]
+        start = b
+    return bytes(out)
 
 
 def _jxl_distance(quality: int | None) -> float:

@@ -1152,7 +1152,7 @@ _CAN_HOLD = {
     "jpeg": {"icc", "exif", "xmp", "dpi", "comment"},
     "tiff": {"icc", "exif", "xmp", "text", "dpi"},
     "webp": {"icc", "exif", "xmp"},
-    "jxl": {"exif", "xmp"},
+    "jxl": {"exif", "xmp", "cicp"},
     "avif": {"icc", "exif", "xmp", "cicp"},
     "bmp": set(),
     "npy": set(),
