@@ -931,8 +931,7 @@ def _read_png(p: str, data: bytes) -> Image:
     if has_trns and ctype in (0, 2):
         warnings.append("tRNS transparency expanded to an alpha channel")
     bits = 16 if a.dtype == np.uint16 else 8
-    return Image(a, "png", bits, _channels(a), meta, warnings=warnings,
-                 encoding={"interlaced": bool(interlace)})
+    return Image(a, "png", bits, _channels(a), meta, warnings=warnings)
 
 
 # --- JPEG -----------------------------------------------------------------------------------------
@@ -957,7 +956,7 @@ def _read_jpeg(p: str, data: bytes) -> Image:
         quality = quant.quality
     bits = 8 if a.dtype == np.uint8 else js.precision
     return Image(a, "jpeg", bits, _channels(a), js.metadata, lossy=True, quality=quality, jpeg=quant,
-                 warnings=warnings, encoding={"subsampling": quant.subsampling if quant else ""})
+                 warnings=warnings)
 
 
 # --- WebP -----------------------------------------------------------------------------------------
