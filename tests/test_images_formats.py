@@ -268,3 +268,28 @@ def test_interlaced_png_prints_no_raw_library_warning(tmp_path, capfd):
         png.Writer(27, 19, greyscale=False, bitdepth=16, interlace=True).write(fh, a.reshape(19, -1))
     np.testing.assert_array_equal(read_image(p).pixels, a)
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("h", "w"), [(64, 64), (48, 64), (750, 1000), (31, 977), (1080, 1920)])
+def test_jxl_and_avif_headers_give_the_size(tmp_path, h, w):
+    a = np.zeros((h, w, 3), np.uint8)
+    (tmp_path / "a.jxl").write_bytes(imagecodecs.jpegxl_encode(a, lossless=True, effort=1))
+    header = probe_image(tmp_path / "a.jxl")
+    assert (header.width, header.height, header.frames) == (w, h, 1)
+    if h * w <= 100_000:
+        (tmp_path / "a.avif").write_bytes(imagecodecs.avif_encode(a, level=50, speed=10))
+        header = probe_image(tmp_path / "a.avif")
+        assert (header.width, header.height, header.frames) == (w, h, 1)
+
+
+def test_planar_tiff_written_back_planar(tmp_path):
+    a = RNG.integers(0, 65536, (3, 20, 30), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "p.tif", a, photometric="rgb", planarconfig="separate", compression="zlib",
+                     predictor=True)
+    im = read_image(tmp_path / "p.tif")
+    assert im.encoding == {"compression": "adobe_deflate", "predictor": 2, "planar": "separate"}
+    write_image(tmp_path / "o.tif", im.pixels, like=im)
+    with tifffile.TiffFile(tmp_path / "o.tif") as tf:
+        page = tf.pages[0]
+        assert page.planarconfig == 2 and page.compression == 8 and page.predictor == 2
+    np.testing.assert_array_equal(read_image(tmp_path / "o.tif").pixels, np.moveaxis(a, 0, -1))

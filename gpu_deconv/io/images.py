@@ -16,7 +16,8 @@ format    read                                             write
                                                            written as RGB/RGBA
 ``bmp``   8-bit gray, RGB, RGBA, palette/16-bit expanded   8-bit gray, RGB, RGBA (BITMAPV4 with alpha mask)
 ``jxl``   8/10/12/16-bit and float, gray/GA/RGB/RGBA       the same, lossless or lossy (``quality``);
-          (orientation applied); PQ/HLG tags read          EXIF/XMP boxes
+          (orientation applied); colour enums (PQ, HLG,    EXIF/XMP boxes; PQ/HLG/P3/BT.2020 labels (then
+          P3, ...) read as CICP; embedded ICC not read     lossless); no ICC
 ``avif``  8/10/12-bit gray/RGB/RGBA (irot/imir applied);   8/10/12-bit, lossless or lossy; CICP (PQ/HLG),
           CICP, ICC, EXIF, XMP read                        ICC, EXIF, XMP written
 ``npy``   any float dtype -> float32 (linear light)        float32
