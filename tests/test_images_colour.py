@@ -208,11 +208,13 @@ def test_hdr_pq_avif_and_png_keep_their_tags(tmp_path):
     assert im.bits == 10 and im.pixels.dtype == np.uint16 and im.metadata.cicp[:2] == (9, 16)
     assert im.transfer.kind == "pq" and im.colour.is_hdr
     np.testing.assert_array_equal(im.pixels, a)
-    # AVIF (10-bit PQ) -> 16-bit PNG keeps the CICP tags in cICP; back to AVIF keeps 10 bits
-    a16 = (im.pixels.astype(np.uint32) * 65535 // 1023).astype(np.uint16)
-    write_image(tmp_path / "hdr.png", a16, like=im)
+    # AVIF (10-bit PQ) -> 16-bit PNG keeps the CICP tags in cICP, samples scaled exactly to 16 bits
+    write_image(tmp_path / "hdr.png", im.pixels, like=im)
     png = read_image(tmp_path / "hdr.png")
-    assert png.metadata.cicp[:2] == (9, 16) and png.transfer.kind == "pq"
+    assert png.metadata.cicp[:2] == (9, 16) and png.transfer.kind == "pq" and png.bits == 16
+    np.testing.assert_array_equal(png.pixels, np.rint(a * (65535 / 1023)).astype(np.uint16))
+    write_image(tmp_path / "from_png.avif", png.pixels, like=png, bits=16)
+    assert read_image(tmp_path / "from_png.avif").bits == 12  # AVIF holds at most 12
     write_image(tmp_path / "back.avif", im.pixels, like=im)
     again = read_image(tmp_path / "back.avif")
     assert again.bits == 10 and again.transfer.kind == "pq"

@@ -293,3 +293,17 @@ def test_planar_tiff_written_back_planar(tmp_path):
         page = tf.pages[0]
         assert page.planarconfig == 2 and page.compression == 8 and page.predictor == 2
     np.testing.assert_array_equal(read_image(tmp_path / "o.tif").pixels, np.moveaxis(a, 0, -1))
+
+
+def test_rescale_bits_round_trips_and_avif_reduction_is_reported(tmp_path):
+    for b in range(9, 16):
+        v = np.arange(1 << b, dtype=np.uint16)
+        up = imagefile.rescale_bits(v, b, 16)
+        assert up[-1] == 65535 and up[0] == 0
+        np.testing.assert_array_equal(imagefile.rescale_bits(up, 16, b), v)
+    a = RNG.integers(0, 65536, (8, 8, 3), dtype=np.uint16)
+    r = write_image(tmp_path / "a.avif", a)
+    assert "16-bit samples reduced to 12 bits" in r.warnings[0]
+    back = read_image(tmp_path / "a.avif")
+    assert back.bits == 12
+    np.testing.assert_array_equal(back.pixels, imagefile.rescale_bits(a, 16, 12))

@@ -1234,6 +1234,13 @@ def _prepare_pixels(p: str, pixels: np.ndarray, fmt: str) -> np.ndarray:
     return a
 
 
+def rescale_bits(a: np.ndarray, from_bits: int, to_bits: int) -> np.ndarray:
+    """Integer code values from ``from_bits`` to ``to_bits`` significant bits: ``round(v * (2^to - 1) /
+    (2^from - 1))`` exactly (so 10 -> 16 -> 10 bits returns every value)."""
+    src, dst = (1 << from_bits) - 1, (1 << to_bits) - 1
+    return ((a.astype(np.uint64) * dst + src // 2) // src).astype(np.uint16)
+
+
 def _apply_orientation(a: np.ndarray, orientation: int) -> np.ndarray:
     """Pixels as displayed for an EXIF orientation (TIFF 6.0 / EXIF 2.3 tag 274 values 1..8)."""
     if orientation == 2:
@@ -1288,9 +1295,10 @@ def write_image(
         the input - lossy at the input's estimated quality but at least :data:`MIN_REENCODE_QUALITY` when
         ``like`` was lossy, lossless otherwise (JPEG, always lossy: :data:`DEFAULT_LOSSY_QUALITY`).
     bits : int, optional
-        Significant bits of ``uint16`` pixels for AVIF (10 or 12) and JPEG XL (9..16). Default ``like.bits``
-        when that is one of those, else 16 for JPEG XL and 12 for AVIF (then the samples are scaled, with a
-        warning).
+        Significant bits (9..16) of ``uint16`` pixels: values run to ``2**bits - 1``. Default ``like.bits``
+        (10 for a 10-bit AVIF input), else 16. JPEG XL stores them as they are; PNG and TIFF scale them to the
+        16-bit range (exactly, :func:`rescale_bits`); AVIF stores 10 or 12 bits (more are reduced to 12,
+        with a warning).
     metadata : Metadata, optional
         Metadata to write instead of ``like.metadata``.
 
@@ -1349,20 +1357,22 @@ def _plan(p: str, a: np.ndarray, fmt: str, like: Image | None, quality: int | No
         q = max(like.quality or MIN_REENCODE_QUALITY, MIN_REENCODE_QUALITY)
     else:
         q = DEFAULT_LOSSY_QUALITY
-    # significant bits
+    # significant bits: uint16 pixels hold `bits` of them (default: as many as the input had)
     nbits = 8 * a.dtype.itemsize if a.dtype.kind != "f" else 32
-    if a.dtype == np.uint16 and fmt in ("avif", "jxl"):
-        allowed = (10, 12) if fmt == "avif" else tuple(range(9, 17))
-        want = bits or (like.bits if like is not None and like.bits in allowed else (12 if fmt == "avif" else 16))
-        if want not in allowed:
-            raise ImageError(p, f"{fmt.upper()} cannot store {want}-bit samples (allowed: {allowed})")
-        if bits is None and (like is None or like.bits != want):
-            peak = int(a.max(initial=0))
-            if peak >= (1 << want):
-                a = (a.astype(np.uint32) * ((1 << want) - 1) // 65535).astype(np.uint16)
-                warnings.append(f"16-bit samples scaled to {want} bits ({fmt.upper()} holds at most 12)"
-                                if fmt == "avif" else f"samples scaled to {want} bits")
-        nbits = want
+    if a.dtype == np.uint16:
+        source = bits if bits is not None else (like.bits if like is not None and 9 <= like.bits <= 16 else 16)
+        if not 9 <= source <= 16:
+            raise ImageError(p, f"bits must be in 9..16 for uint16 pixels, got {source}")
+        if fmt == "avif":
+            nbits = source if source in (10, 12) else (10 if source < 10 else 12)
+        elif fmt == "jxl":
+            nbits = source
+        else:
+            nbits = 16  # PNG and TIFF samples use the full 16-bit range
+        if nbits != source:
+            a = rescale_bits(a, source, nbits)
+            if nbits < source:
+                warnings.append(f"{source}-bit samples reduced to {nbits} bits ({fmt.upper()} holds at most 12)")
     # orientation: JPEG XL and AVIF viewers take it from the codestream/container, which we cannot write
     if fmt in ("jxl", "avif") and meta.exif and md.exif_orientation(meta.exif) != 1:
         o = md.exif_orientation(meta.exif)
