@@ -11,7 +11,7 @@ scikit-image sets are shown (the quality benchmark's images and the calibration 
 Part 2 - deblurring. Photographs (centre crop) are blurred (pixel-integrated Gaussian, sigma 1.0, linear
 light), sRGB-encoded to 8 bits and stored as q75 JPEG; the GL engine deblurs the decoded JPEG with
 ``noise='auto'`` (default) and with the JPEG-aware noise ``sqrt(auto^2 + jpeg^2)`` (jpeg: the model's
-linear-light std, RMS over the image). PSNR (linear light, 16 px border excluded) against the sharp
+linear-light std, RMS over the image: ``jpeg_noise_rms``). PSNR (linear light, 16 px border excluded) against the sharp
 original; a crop of each is written to ``jpeg_noise_crop.png``.
 
 Run: ``python benchmarks/bench_jpeg_noise.py [--size N] [--quick] [--no-write]``
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _results import machine_line, update_section  # noqa: E402
 
 from gpu_deconv.core.colour import TransferCurve, linear_to_srgb, srgb_to_linear  # noqa: E402
-from gpu_deconv.core.jpeg_noise import jpeg_noise_std, jpeg_noise_variance  # noqa: E402
+from gpu_deconv.core.jpeg_noise import jpeg_noise_rms, jpeg_noise_std, jpeg_noise_variance  # noqa: E402
 
 BENCHMARK_SET = ("moon", "coins", "page", "immunohistochemistry", "hubble_deep_field", "cell", "retina")
 CALIBRATION_SET = ("astronaut", "camera", "coffee", "chelsea", "rocket")
@@ -113,9 +113,7 @@ def deblur_rows(size: int, folder: Path, crop_path: Path | None) -> list[dict]:
             im = jpeg_round_trip(codes, 75, folder, f"blurred_{name}")
             lin_in = srgb_to_linear(im.pixels / np.float32(255.0))
             auto = estimate_noise(lin_in)
-            chans = 1 if im.pixels.ndim == 2 else 3
-            levels = (im.pixels / 255.0).reshape(-1, chans)
-            jpeg = float(np.sqrt(np.mean(jpeg_noise_std(im.jpeg, levels, None, im.pixels).astype(np.float64) ** 2)))
+            jpeg = jpeg_noise_rms(im.jpeg, im.pixels, im.transfer)
             outs = {}
             for label, noise in (("default", "auto"), ("jpeg-aware", math.hypot(auto, jpeg))):
                 d.set_params(DeconvParams(sigma=SIGMA, noise=noise))

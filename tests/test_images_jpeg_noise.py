@@ -15,6 +15,7 @@ from gpu_deconv.core.jpeg_noise import (
     JpegQuantisation,
     coefficient_error_variance,
     ijg_table,
+    jpeg_noise_rms,
     jpeg_noise_std,
     jpeg_noise_variance,
 )
@@ -84,3 +85,13 @@ def test_model_tracks_the_measured_error(tmp_path, which, quality):
     bound = np.sqrt(jpeg_noise_variance(im.jpeg).mean())
     assert measured / 1.5 < model < measured * 1.5, (measured, model)
     assert bound > 1.2 * measured
+
+
+def test_rms_over_the_image_matches_the_per_pixel_model(tmp_path):
+    """jpeg_noise_rms (histogram of code values) equals the RMS of jpeg_noise_std evaluated at every pixel."""
+    p = tmp_path / "c.jpg"
+    PILImage.fromarray(_coffee()).save(p, quality=75)
+    im = read_image(p)
+    per_pixel = jpeg_noise_std(im.jpeg, im.pixels.reshape(-1, 3) / 255.0, im.transfer, im.pixels)
+    direct = float(np.sqrt(np.mean(per_pixel.astype(np.float64) ** 2)))
+    assert jpeg_noise_rms(im.jpeg, im.pixels, im.transfer) == pytest.approx(direct, rel=0.02)
