@@ -872,9 +872,9 @@ def _check_pixels(p: str, a: np.ndarray) -> None:
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ImageError(p, f"image has no pixels (shape {a.shape})")
     if a.dtype.kind == "f":
-        # One pass over the data: max(|a|) is NaN if any NaN, inf if any inf.
+        # max and min propagate NaN and inf, and (unlike max(|a|)) need no full-size temporary.
         with np.errstate(invalid="ignore"):
-            peak = float(np.max(np.abs(a)))
+            peak = max(abs(float(a.max())), abs(float(a.min())))
         if not np.isfinite(peak):
             n_nan = int(np.isnan(a).sum())
             n_inf = int(np.isinf(a).sum())

@@ -34,6 +34,10 @@ sub-IFD, ICC, XMP, a comment) converted to PNG:
 * this module: all of them, byte for byte (eXIf, iCCP, iTXt XMP, tEXt Comment), in microseconds, with no
   extra dependency.
 
+Into and out of TIFF, the Exif and GPS directories are re-serialised (TIFF keeps them as directories of the
+file, not as one block); a maker note is copied as its bytes, so one that points at absolute offsets (Canon's)
+is left pointing at the old positions - as with any tool that does not rewrite maker notes field by field.
+
 EXIF orientation is honoured once: the pixels are never rotated where the target container can say the
 orientation itself (the EXIF tag travels with the pixels, so a viewer rotates once). JPEG XL and AVIF keep
 orientation in the codestream/container, where a viewer takes it from and ignores EXIF; there the image
