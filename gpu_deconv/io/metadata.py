@@ -276,12 +276,13 @@ def set_exif_orientation(exif: bytes, value: int) -> bytes:
 
 
 def png_chunks(data: bytes, on_error: Callable[[str], None]) -> Iterator[tuple[bytes, bytes, int]]:
-    """Yield ``(type, body, offset)`` of each PNG chunk up to IEND.
+    """Yield ``(type, body, offset)`` of each PNG chunk up to IEND (``body`` is bytes, a memoryview for IDAT).
 
     Critical chunks with a bad CRC, a chunk that runs past the end and a missing IEND call
     ``on_error(reason)`` (which raises); an ancillary chunk with a bad CRC is skipped.
     """
     pos, n = len(PNG_SIGNATURE), len(data)
+    view = memoryview(data)  # IDAT bodies stay views: no second copy of the compressed image
     first = True
     while True:
         if pos + 8 > n:
@@ -290,7 +291,9 @@ def png_chunks(data: bytes, on_error: Callable[[str], None]) -> Iterator[tuple[b
         end = pos + 12 + length
         if length > 0x7FFFFFFF or end > n:
             on_error(f"truncated PNG: the {ctype.decode('latin-1')!r} chunk runs past the end of the file")
-        body = data[pos + 8 : pos + 8 + length]
+        body = view[pos + 8 : pos + 8 + length]
+        if ctype != b"IDAT":
+            body = bytes(body)
         if first and ctype != b"IHDR":
             on_error("corrupt PNG: first chunk is not IHDR")
         first = False
