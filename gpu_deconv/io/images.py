@@ -89,9 +89,6 @@ DEFAULT_EXTENSION = {
     "npy": ".npy",
 }
 
-#: Formats that can be lossy; the rest are always lossless.
-LOSSY_FORMATS = ("jpeg", "webp", "jxl", "avif", "tiff")
-
 #: Default pixel limit (width x height). 250 MP: a 200 MP phone photo (16320 x 12240) and a 150 MP
 #: medium-format frame pass; a file declaring 16000 x 16000 (256 MP, 1.5 GB as 16-bit RGB) is refused until
 #: the limit is raised. At 250 MP an 8-bit RGB image is 750 MB decoded.
