@@ -433,9 +433,7 @@ class JpegSegments:
     quant_tables: dict[int, list[int]] = field(default_factory=dict)  # id -> 64 values in zig-zag order
     component_tables: tuple[int, ...] = ()  # quantisation table id of each component
     adobe_transform: int | None = None
-    progressive: bool = False
     frames: int = 0
-    sof: int = 0
 
 
 def read_jpeg_segments(data: bytes, warn: Callable[[str], None]) -> JpegSegments:
@@ -465,8 +463,6 @@ def read_jpeg_segments(data: bytes, warn: Callable[[str], None]) -> JpegSegments
             break
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             js.frames += 1
-            js.sof = marker
-            js.progressive = marker in (0xC2, 0xC6, 0xCA, 0xCE)
             js.precision, js.height, js.width, nc = struct.unpack(">BHHB", payload[:6])
             js.components = nc
             comps = [payload[6 + 3 * i : 9 + 3 * i] for i in range(nc)]
