@@ -177,3 +177,13 @@ def test_validation_messages_quote_the_declared_range(field, bad):
         assert spec.range_text() in msg
     else:
         assert "0.1..4 px" in msg and "gaussian" in msg
+
+
+def test_cli_format_choices_are_the_image_formats():
+    """``run --format`` spells the formats out so --help loads no codec; they must stay the codecs' list."""
+    from gpu_deconv.apps.cli import IMAGE_FORMATS
+    from gpu_deconv.io.images import DEFAULT_MAX_PIXELS, FORMATS
+
+    assert IMAGE_FORMATS == FORMATS
+    parser = _parsers()["run"]
+    assert next(a for a in parser._actions if a.dest == "max_pixels").default == DEFAULT_MAX_PIXELS

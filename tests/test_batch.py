@@ -201,3 +201,126 @@ def test_sigterm_leaves_no_temp_file(tmp_path):
     assert not [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
     for p in (tmp_path / "out").iterdir():  # whatever was finished is whole
         assert read_image(p).pixels.shape == big.shape
+
+
+# --- image files through the batch (each failed before the batch used the new image layer) ------------------
+def _camera_jpeg(path: Path) -> bytes:
+    from PIL import Image as PILImage
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    ex = PILImage.Exif()
+    ex[274] = 6  # rotated: a viewer turns it upright
+    ex[271] = "Canon"
+    PILImage.fromarray(img((24, 40, 3))).save(path, quality=92, exif=ex.tobytes(), icc_profile=icc)
+    return icc
+
+
+def test_format_change_keeps_exif_orientation_and_icc(tmp_path, capsys):
+    """Was: --format png on a JPEG dropped EXIF and ICC, so the photo displayed rotated."""
+    icc = _camera_jpeg(tmp_path / "cam.jpg")
+    code, _, err = run(capsys, "run", str(tmp_path / "cam.jpg"), "-o", str(tmp_path / "o"), "--format", "png",
+                       "--sigma", "1", "--noise", "0.01", "-q")
+    assert code == 0, err
+    out = read_image(tmp_path / "o" / "cam.png")
+    assert out.format == "png" and out.orientation == 6 and out.metadata.icc == icc
+
+
+def test_non_srgb_profile_is_linearised_with_its_own_curve(tmp_path, capsys):
+    """Was: an embedded Adobe RGB profile was ignored when linearising."""
+    from test_images_colour import build_icc, curv
+
+    from gpu_deconv.core.colour import TransferCurve
+    from gpu_deconv.core.params import DeconvParams
+    from gpu_deconv.gl.engine import Deconvolver
+
+    icc = build_icc(curv(563 / 256), "adobe", name="Adobe RGB (1998)")
+    codes = np.random.default_rng(4).integers(0, 65536, (20, 26, 3), dtype=np.uint16)
+    write_image(tmp_path / "a.png", codes, metadata=None)
+    src = read_image(tmp_path / "a.png")
+    src.metadata.icc = icc
+    write_image(tmp_path / "adobe.png", codes, like=src)
+    assert read_image(tmp_path / "adobe.png").transfer == TransferCurve.gamma(563 / 256)
+    code, _, err = run(capsys, "run", str(tmp_path / "adobe.png"), "-o", str(tmp_path / "o"), "--sigma", "1",
+                       "--noise", "0.002", "--method", "laplacian", "-q")
+    assert code == 0, err
+    got = read_image(tmp_path / "o" / "adobe.png")
+    assert got.metadata.icc == icc  # the same profile written back
+    curve = TransferCurve.gamma(563 / 256)
+    with Deconvolver(params=DeconvParams(sigma=1, noise=0.002, method="laplacian")) as d:
+        lin = d.process(curve.to_linear(codes.astype(np.float32) / 65535), space="linear", bits=16)
+    want = np.clip(np.rint(curve.from_linear(lin) * 65535), 0, 65535)
+    assert np.abs(got.pixels.astype(np.int64) - want).max() <= 1
+
+
+def test_max_pixels_refuses_from_the_header_and_the_batch_goes_on(tmp_path, capsys):
+    """Was: a 500 KB PNG declaring 16000 x 16000 took 90 s and 2.4 GB."""
+    from test_images_formats import _png_declaring
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bomb.png").write_bytes(_png_declaring(16000, 16000))
+    write_image(tmp_path / "in" / "ok.png", img())
+    t = time.perf_counter()
+    code, _, err = run(capsys, "run", str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--sigma", "1",
+                       "--noise", "0.01", "-q")
+    assert code == 1 and time.perf_counter() - t < 60
+    (line,) = errors(err)
+    assert "bomb.png" in line and "--max-pixels" in line
+    assert (tmp_path / "o" / "ok.png").exists()
+    code, _, err = run(capsys, "run", str(tmp_path / "in" / "ok.png"), "-o", str(tmp_path / "o2"), "--sigma", "1",
+                       "--noise", "0.01", "--max-pixels", "100", "-q")
+    assert code == 1 and "--max-pixels" in err
+
+
+def test_lossy_webp_stays_lossy(tmp_path, capsys):
+    """Was: a lossy WebP input became a 24x larger lossless file."""
+    from PIL import Image as PILImage
+    from test_images_formats import _photo
+
+    PILImage.fromarray(_photo((96, 128, 3))).save(tmp_path / "a.webp", quality=80)
+    code, _, err = run(capsys, "run", str(tmp_path / "a.webp"), "-o", str(tmp_path / "o"), "--sigma", "1",
+                       "--noise", "0.01", "-q")
+    assert code == 0, err
+    out = read_image(tmp_path / "o" / "a.webp")
+    assert out.lossy and (tmp_path / "o" / "a.webp").stat().st_size < 3 * (tmp_path / "a.webp").stat().st_size
+
+
+def test_lzw_tiff_from_an_editor(tmp_path, capsys):
+    """Was: 'requires the imagecodecs package' for LZW/JPEG-compressed TIFFs."""
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "e.tif", img((20, 24, 3)), photometric="rgb", compression="lzw")
+    code, _, err = run(capsys, "run", str(tmp_path / "e.tif"), "-o", str(tmp_path / "o"), "--sigma", "1",
+                       "--noise", "0.01", "-q")
+    assert code == 0, err
+    assert read_image(tmp_path / "o" / "e.tif").encoding.get("compression") in ("lzw", "LZW", 5)
+
+
+def test_jpeg_input_adds_its_compression_noise(tmp_path, capsys):
+    """Was: JPEG inputs got their 8x8 blocking amplified (the noise model did not know the compression)."""
+    from PIL import Image as PILImage
+    from test_images_formats import _photo
+
+    PILImage.fromarray(_photo((128, 128, 3))).save(tmp_path / "q75.jpg", quality=75)
+    noise = {}
+    for flag in ([], ["--no-jpeg-noise"]):
+        out = tmp_path / f"o{len(flag)}"
+        code, _, err = run(capsys, "run", str(tmp_path / "q75.jpg"), "-o", str(out), "--sigma", "1", "--noise",
+                           "0.002", "--report", str(out) + ".json", *flag, "-q")
+        assert code == 0, err
+        row = json.loads(Path(str(out) + ".json").read_text())["files"][0]
+        assert row["noise"] == pytest.approx(0.002)  # the given noise, either way
+        noise[bool(flag)] = row["noise_total"]
+    assert noise[True] == pytest.approx(np.hypot(0.002, 1 / 255 / np.sqrt(12)), rel=1e-6)  # + 8-bit quantization
+    assert noise[False] > 2 * noise[True]  # the compression noise joined it
+
+
+def test_10_bit_avif_keeps_its_depth(tmp_path, capsys):
+    codes = np.random.default_rng(6).integers(0, 1024, (16, 20, 3), dtype=np.uint16)
+    write_image(tmp_path / "ten.avif", codes, bits=10)
+    code, _, err = run(capsys, "run", str(tmp_path / "ten.avif"), "-o", str(tmp_path / "o"), "--sigma", "1",
+                       "--method", "identity", "-q")
+    assert code == 0, err
+    out = read_image(tmp_path / "o" / "ten.avif")
+    assert out.bits == 10
+    np.testing.assert_array_equal(out.pixels, read_image(tmp_path / "ten.avif").pixels)

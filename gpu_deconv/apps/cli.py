@@ -20,6 +20,8 @@ from ..errors import FileError, UsageError, one_line
 from .flags import add_param_arguments, params_from_args
 
 PROG = "gpu-deconv"
+#: Output formats of ``run --format`` (gpu_deconv.io.images.FORMATS, spelled out so --help imports no codec).
+IMAGE_FORMATS = ("png", "jpeg", "tiff", "webp", "bmp", "jxl", "avif", "npy")
 
 
 def _validate(params: DeconvParams) -> DeconvParams:
@@ -45,6 +47,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--tile must be >= 16 px, got {args.tile}")
     if args.quality is not None and not 1 <= args.quality <= 100:
         raise UsageError(f"--quality must be 1..100, got {args.quality}")
+    if args.max_pixels < 0:
+        raise UsageError(f"--max-pixels must be >= 0 (0: no limit), got {args.max_pixels}")
     if args.report:
         report_format(args.report)
         if os.path.lexists(args.report) and not args.overwrite:
@@ -73,6 +77,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 with deconv:
                     runner = BatchRunner(deconv, params, overwrite=args.overwrite, skip_existing=args.skip_existing,
                                          fmt=args.format, quality=args.quality, tile=args.tile,
+                                         max_pixels=args.max_pixels or None, jpeg_noise=not args.no_jpeg_noise,
                                          progress=None if not args.quiet else False, verbose=args.verbose,
                                          debug=args.debug)
                     runner.run(jobs, report)
@@ -236,10 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-existing", action="store_true",
                    help="keep outputs that already exist and go on (resume an interrupted run)")
     p.add_argument("--suffix", default="", help="added to output file names, e.g. _deblur")
-    p.add_argument("--format", choices=("png", "jpeg", "tiff", "webp", "bmp", "npy"), default=None,
-                   help="output format of images (default: the input's; videos keep a video container)")
+    p.add_argument("--format", choices=IMAGE_FORMATS, default=None,
+                   help="output format of images (default: the input's; videos keep a video container); metadata "
+                        "and the colour profile go along")
     p.add_argument("--quality", type=int, default=None, metavar="Q",
                    help="quality 1..100 of lossy outputs (JPEG, WebP); default: like the input")
+    p.add_argument("--max-pixels", type=int, default=250_000_000, metavar="N",
+                   help="refuse images with more pixels, read from the header before decoding (0: no limit; "
+                        "default 250000000)")
+    p.add_argument("--no-jpeg-noise", action="store_true",
+                   help="do not add a JPEG's compression noise (from its quantisation tables) to the noise model")
     p.add_argument("--tile", type=int, default=None, help="force tiled processing with this tile edge (px)")
     p.add_argument("--report", metavar="FILE.json|FILE.csv", default=None,
                    help="write one row per file: input, output, status, reason, sigma, noise, level, method, ms")

@@ -65,15 +65,22 @@ class FrameFormat:
         How the codes relate to linear light (the engine decodes 'srgb' before filtering). The design does
         not depend on it yet: the quantization noise uses the code step, exact at the sRGB curve's unit
         slope and conservative in highlights (see :mod:`gpu_deconv.core.noise`).
+    extra_noise : float
+        Noise the source's coding added that the frame statistics cannot see as white noise - a JPEG's
+        compression noise (:func:`gpu_deconv.core.jpeg_noise.jpeg_noise_rms`) - as a linear std; added in
+        quadrature to the estimated or given noise.
     """
 
     bits: int | None = None
     transfer: str = "linear"
+    extra_noise: float = 0.0
 
     def __post_init__(self) -> None:
         quantization_variance(self.bits)  # validates the depth
         if self.transfer not in ("linear", "srgb"):
             raise ValueError(f"transfer must be 'linear' or 'srgb', got {self.transfer!r}")
+        if not (math.isfinite(self.extra_noise) and self.extra_noise >= 0):
+            raise ValueError(f"extra_noise must be a finite std >= 0, got {self.extra_noise!r}")
 
 
 @dataclass(eq=False)
@@ -175,16 +182,17 @@ class FilterDesigner:
             Parameters outside what the method supports (the message says what is allowed).
         """
         frame = frame or FrameFormat()
-        key = (params, frame.bits)  # all of the frame format the design depends on today
+        key = (params, frame.bits, frame.extra_noise)  # all of the frame format the design depends on
         if not self.needs_stats(params):
             if self._cached is not None and self._cached[0] == key:
                 return self._cached[1]
-            d = self._design(params, None, frame.bits)
+            d = self._design(params, None, frame.bits, frame.extra_noise)
             self._cached = (key, d)
             return d
-        return self._design(params, stats, frame.bits)
+        return self._design(params, stats, frame.bits, frame.extra_noise)
 
-    def _design(self, params: DeconvParams, stats: BandStats | None, bits: int | None) -> Design:
+    def _design(self, params: DeconvParams, stats: BandStats | None, bits: int | None,
+                extra_noise: float = 0.0) -> Design:
         p = params
         blur = make_blur(p.blur, p.sigma, p.binomial_order)
         if p.method == "identity":  # needs neither a noise estimate nor statistics
@@ -202,7 +210,7 @@ class FilterDesigner:
         else:
             noise_std = float(p.noise)
             noise_var = noise_std * noise_std + quantization_variance(bits)
-        noise_var = max(noise_var, NOISE_FLOOR * NOISE_FLOOR)
+        noise_var = max(noise_var + extra_noise * extra_noise, NOISE_FLOOR * NOISE_FLOOR)
         method, opts = p.method, {}
         sigma_eff = getattr(blur, "sigma", p.sigma)
         if method == "auto":

@@ -204,7 +204,7 @@ class Deconvolver:
     # -- process (NumPy in, NumPy out) --------------------------------------------------------------
     def process(self, image: np.ndarray, *, space: str = "auto", bits: int | None = None,
                 tile: int | tuple[int, int] | None = None, out: np.ndarray | None = None,
-                plan: Plan | None = None) -> np.ndarray:
+                plan: Plan | None = None, extra_noise: float = 0.0) -> np.ndarray:
         """Deconvolve one image.
 
         Parameters
@@ -224,6 +224,9 @@ class Deconvolver:
             Output array (same shape; dtype of the result) to fill instead of allocating one.
         plan : Plan, optional
             Run this plan instead of designing one from the parameters (tests, fixed filters).
+        extra_noise : float
+            Coding noise the statistics cannot see (a JPEG's compression noise), linear std; added in
+            quadrature to the noise model (:class:`~gpu_deconv.core.design.FrameFormat`).
 
         Returns
         -------
@@ -280,8 +283,8 @@ class Deconvolver:
             self.transfer.download(dst, layout, tex_dtype, out[y0:y1, x0:x1], (x0 - r[0], y0 - r[1], x1 - x0, y1 - y0))
             self.timings["download"] += (time.perf_counter() - t) * 1e3
 
-        frame = _Frame(w, h, layout, srgb, srgb, self._format(default_bits if bits is None else int(bits), srgb),
-                       tile_grid(w, h, tile), load, target, store)
+        fmt = FrameFormat(default_bits if bits is None else int(bits), "srgb" if srgb else "linear", float(extra_noise))
+        frame = _Frame(w, h, layout, srgb, srgb, fmt, tile_grid(w, h, tile), load, target, store)
         with self._current, self._guard:
             self._run_frame(frame, plan)
             self.timings["gpu"] = self.timer.result_now() or 0.0

@@ -42,13 +42,24 @@ from ..core.colour import linear_to_srgb, srgb_to_linear
 from ..core.params import DeconvParams
 from ..errors import FileError, ImageError, UsageError, VideoError, one_line
 from .atomic import write_text_atomic
-from .images import DEFAULT_EXTENSION, EXTENSIONS, Image, check_not_same_file, read_image, write_image
+from .images import (
+    DEFAULT_EXTENSION,
+    DEFAULT_MAX_PIXELS,
+    EXTENSIONS,
+    Image,
+    check_not_same_file,
+    read_image,
+    rescale_bits,
+    write_image,
+)
 from .video import VideoReader, VideoWriter, is_video_path, probe_video
 
 #: Formats that store float samples.
-FLOAT_FORMATS = ("tiff", "npy")
+FLOAT_FORMATS = ("tiff", "jxl", "npy")
 #: Largest magnitude a float sample may have: fp16 intermediates hold at most 65504.
 MAX_FLOAT_SAMPLE = 65504.0
+#: Bit depths the engine decodes through its sRGB tables as they are (others are rescaled to 16 bits).
+ENGINE_BITS = (8, 16)
 
 
 @dataclass
@@ -65,9 +76,10 @@ class FileResult:
     """What happened to one input (one row of ``--report``).
 
     ``status`` is ``'ok'``, ``'failed'`` (with ``reason``) or ``'skipped'`` (the output existed and was
-    kept). ``sigma`` (px), ``noise`` (linear std, the value the filter was designed for, estimated or
-    given), ``level`` and ``method`` are those of the design used (of the last frame, for a video);
-    ``ms`` is the file's wall time in the engine and codecs.
+    kept). ``sigma`` (px), ``noise`` (linear std, estimated or given), ``noise_total`` (the std the filter
+    was designed for: ``noise`` with the input's quantization and, for a JPEG, compression noise), ``level``
+    and ``method`` are those of the design used (of the last frame, for a video); ``ms`` is the file's wall
+    time in the engine and codecs.
     """
 
     input: str
@@ -76,6 +88,7 @@ class FileResult:
     reason: str = ""
     sigma: float | None = None
     noise: float | None = None
+    noise_total: float | None = None
     level: float | None = None
     method: str | None = None
     frames: int = 0
@@ -250,21 +263,25 @@ def _walk(top: Path, out_abs: Path | None, suffix: str) -> tuple[list[Path], lis
     return found, bad
 
 
-def convert_for_format(pixels: np.ndarray, fmt: str, space: str) -> np.ndarray:
-    """Make processed pixels storable in ``fmt`` when ``--format`` changed the format.
+def convert_for_format(pixels: np.ndarray, fmt: str, img: Image | None, space: str) -> np.ndarray:
+    """Make processed pixels storable in ``fmt`` when the output format differs from the input's.
 
-    Float (linear) into an integer format is sRGB-encoded (16-bit for PNG/TIFF, else 8-bit); integer
-    (sRGB) into ``.npy`` is decoded to linear float32 (unless ``space`` says the codes are linear).
+    Float (linear) into an integer format is encoded with the input's transfer curve (sRGB for float input)
+    and quantized (16-bit for PNG/TIFF/JPEG XL/AVIF, else 8-bit); integer codes into ``.npy`` are decoded to
+    linear float32 with the input's curve (unless ``space`` says the codes are linear).
     """
+    colour = img.colour if img is not None and img.colour is not None else None
     if pixels.dtype == np.float32 and fmt not in FLOAT_FORMATS:
-        enc = linear_to_srgb(pixels) if space != "srgb" else pixels
-        if fmt == "png":
+        enc = pixels if space == "srgb" else (colour.from_linear(pixels) if colour is not None
+                                              else linear_to_srgb(pixels))
+        if fmt in ("png", "tiff", "jxl", "avif"):
             return np.clip(np.rint(enc * 65535.0), 0, 65535).astype(np.uint16)
         return np.clip(np.rint(enc * 255.0), 0, 255).astype(np.uint8)
     if pixels.dtype != np.float32 and fmt == "npy":
-        scale = np.float32(np.iinfo(pixels.dtype).max)
-        v = pixels.astype(np.float32) / scale
-        return v if space == "linear" else srgb_to_linear(v)
+        v = pixels.astype(np.float32) / np.float32(np.iinfo(pixels.dtype).max)
+        if space == "linear":
+            return v
+        return colour.to_linear(v) if colour is not None else srgb_to_linear(v)
     return pixels
 
 
@@ -299,6 +316,11 @@ class BatchRunner:
         Quality of lossy outputs (JPEG, WebP); None keeps the input's character (lossy in, lossy out).
     tile : int or None
         Force tiled processing (tile edge in pixels).
+    max_pixels : int or None
+        Refuse images with more pixels (read from the header, before decoding); None: no limit.
+    jpeg_noise : bool
+        Add a JPEG input's compression noise (from its quantisation tables) to the noise model, so the
+        8x8 block edges are not sharpened (:mod:`gpu_deconv.core.jpeg_noise`).
     progress : bool or None
         tqdm bars on stderr; None = only when stderr is a terminal.
     verbose : bool
@@ -311,6 +333,7 @@ class BatchRunner:
 
     def __init__(self, deconvolver, params: DeconvParams, *, overwrite: bool = False, skip_existing: bool = False,
                  fmt: str | None = None, quality: int | None = None, tile: int | None = None,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS, jpeg_noise: bool = True,
                  progress: bool | None = None, verbose: bool = False, debug: bool = False,
                  log: Callable[[str], None] | None = None) -> None:
         from tqdm import tqdm
@@ -323,6 +346,8 @@ class BatchRunner:
         self.fmt = fmt
         self.quality = quality
         self.tile = tile
+        self.max_pixels = max_pixels
+        self.jpeg_noise = jpeg_noise
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.verbose = verbose
         self.debug = debug
@@ -335,6 +360,7 @@ class BatchRunner:
         return FileResult(str(job.src), str(job.dst), status, reason,
                           sigma=self.params.sigma if d is not None else None,
                           noise=None if d is None else float(d.noise_std),
+                          noise_total=None if d is None else float(np.sqrt(d.noise_var)),
                           level=None if d is None or d.level is None else float(d.level),
                           method=None if d is None else d.method, frames=frames, ms=round(ms, 2))
 
@@ -424,42 +450,74 @@ class BatchRunner:
             try:
                 img = fut.result()
                 report.stage_ms["decode"] += (time.perf_counter() - t) * 1e3
+                for w in img.warnings:
+                    self.log(f"gpu-deconv: note: {job.src}: {w}")
                 check_samples(job.src, img.pixels, "input")
-                space = self.params.space
-                bits = img.bits if img.pixels.dtype != np.float32 else None
                 t_engine = time.perf_counter()
-                out = self.d.process(img.pixels, space=space, bits=bits, tile=self.tile)
+                out, bits = self._filter_image(img)
                 self._add_engine_timings(report)
                 check_samples(job.dst, out, "the filtered output")
                 fmt = self.fmt or EXTENSIONS.get(job.dst.suffix.lower()) or img.format
-                out = convert_for_format(out, fmt, space)
+                out = convert_for_format(out, fmt, img, self.params.space) if fmt != img.format else out
                 ms = (time.perf_counter() - t_engine) * 1e3
-                pending.append((job, self._result(job, "ok", ms=ms), enc.submit(self._write, job, out, img, fmt)))
+                pending.append((job, self._result(job, "ok", ms=ms),
+                                enc.submit(self._write, job, out, img, fmt, bits)))
             except (FileError, ValueError, OSError) as e:
                 self._record(report, self._fail(job, e, job.src), bar)
             self._drain(pending, report, bar, block=False)
         self._drain(pending, report, bar, block=True)
 
+    def _filter_image(self, img: Image) -> tuple[np.ndarray, int | None]:
+        """The engine's output for one image, in the image's own coding, and the significant bits of its codes.
+
+        sRGB-coded 8/16-bit codes go to the GPU as they are (decoded there through an exact table); 10/12-bit
+        codes are rescaled to 16 bits for the GPU and back to their own depth after (exact both ways). Codes
+        under another transfer curve (an Adobe RGB, ProPhoto, PQ or HLG file) are linearised here with the
+        file's own curves, filtered as linear light and encoded back with them. The quantization noise of the
+        file's real depth and, for a JPEG, its compression noise join the noise model.
+        """
+        px, space = img.pixels, self.params.space
+        coded = px.dtype != np.float32 and space != "linear"
+        extra = 0.0
+        if self.jpeg_noise and img.jpeg is not None and coded:
+            from ..core.jpeg_noise import jpeg_noise_rms
+
+            extra = jpeg_noise_rms(img.jpeg, px, img.transfer)
+        if px.dtype == np.float32:
+            return self.d.process(px, space=space, bits=None, tile=self.tile), None
+        if not coded or img.colour is None or img.colour.is_srgb:
+            if img.bits in ENGINE_BITS:
+                return self.d.process(px, space=space, bits=img.bits, tile=self.tile, extra_noise=extra), None
+            out = self.d.process(rescale_bits(px, img.bits, 16), space=space, bits=img.bits, tile=self.tile,
+                                 extra_noise=extra)
+            return rescale_bits(out, 16, img.bits), img.bits  # back to the file's own depth
+        top = np.float32((1 << img.bits) - 1)
+        lin = img.colour.to_linear(px.astype(np.float32) / top)
+        out = self.d.process(lin, space="linear", bits=img.bits, tile=self.tile, extra_noise=extra)
+        codes = np.clip(np.rint(img.colour.from_linear(out) * top), 0, top).astype(px.dtype)
+        return codes, None
+
     def _prefetch(self, pool: ThreadPoolExecutor, jobs: list[Job]) -> Iterator[tuple[Job, Future]]:
         """Yield (job, future of its decoded image), keeping one decode ahead of the consumer."""
         futs: list[tuple[Job, Future]] = []
         for job in jobs:
-            futs.append((job, pool.submit(read_image, job.src)))
+            futs.append((job, pool.submit(read_image, job.src, max_pixels=self.max_pixels)))
             if len(futs) > 1:
                 yield futs.pop(0)
         yield from futs
 
-    def _write(self, job: Job, out: np.ndarray, img: Image, fmt: str) -> float:
+    def _write(self, job: Job, out: np.ndarray, img: Image, fmt: str, bits: int | None) -> tuple[float, list[str]]:
         t = time.perf_counter()
-        quality = {} if self.quality is None else {"quality": self.quality}
-        write_image(job.dst, out, fmt, like=img if fmt == img.format else None, overwrite=self.overwrite, **quality)
-        return (time.perf_counter() - t) * 1e3
+        res = write_image(job.dst, out, fmt, like=img, overwrite=self.overwrite, quality=self.quality, bits=bits)
+        return (time.perf_counter() - t) * 1e3, res.warnings
 
     def _drain(self, pending: list[tuple[Job, FileResult, Future]], report: BatchReport, bar, block: bool) -> None:
         while pending and (block or pending[0][2].done()):
             job, result, fut = pending.pop(0)
             try:
-                ms = fut.result()
+                ms, warnings = fut.result()
+                for w in warnings:
+                    self.log(f"gpu-deconv: note: {job.dst}: {w}")
                 report.stage_ms["encode"] += ms
                 result.ms = round(result.ms + ms, 2)
                 self._record(report, result, bar)
