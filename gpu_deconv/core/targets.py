@@ -73,7 +73,7 @@ def soft_max(t: np.ndarray, floor: float, eps: float = CLAMP_SOFTNESS) -> np.nda
     Why: a kinked target costs the Gauss-Legendre fit two orders of accuracy, a plain softplus lifts
     the DC region (where the Wiener target is 1 - tiny) to ``1 + eps log 2`` so the fit boosts all low
     frequencies, and a softplus never reaches the floor, so huge noise would not give the identity.
-    This one dips at most ``0.052 eps`` below the floor near ``v = -0.5``.
+    This one dips at most ``0.0705 eps`` below the floor, near ``v = -0.3``.
 
     Evaluated without masks (they cost more than arithmetic on a few hundred values): with ``u = t - floor``,
     ``g(v) = v/2 + E(v)``, ``E(v) = 15v^2/16 - 5v^4/8 + 3v^6/16`` even, and ``E(a) <= a/2`` exactly for
