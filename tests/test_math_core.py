@@ -261,7 +261,7 @@ def test_quantization_noise_is_added_for_integer_input():
 def test_params_json_round_trip(tmp_path):
     p = DeconvParams(sigma=0.7, noise=0.004, method="comb", comb_levels=3, strength=0.8)
     f = tmp_path / "p.json"
-    f.write_text(p.to_json(), encoding="utf-8")
+    p.save(f)
     assert DeconvParams.load(f) == p
     f.write_text("{not json")
     with pytest.raises(ValueError, match="p.json"):
