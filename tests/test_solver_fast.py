@@ -168,3 +168,23 @@ def test_singular_normal_equations_raise():
     solver = LaplacianFit(Comb(3), "1d", ridge=0.0)
     with pytest.raises(np.linalg.LinAlgError, match="singular"):
         solver.coefficients(np.zeros(solver.nodes.size), np.zeros(solver.nodes.size))
+
+
+def test_symmetric_half_is_the_same_quadrature():
+    from gpu_deconv.core.quadrature import gauss_legendre, symmetric_half, uniform_grid
+
+    blur, basis = Gaussian(1.3), GaussianLaplacian()
+    symmetric = (lambda wx, wy: blur.response(wx) * blur.response(wy) / (wx**2 + wy**2 + 0.01),
+                 lambda wx, wy: basis.bands_2d(wx, wy)[:, 2] ** 2)
+    for full in (gauss_legendre("2d", 24), uniform_grid("2d", 16)):
+        half = symmetric_half(full)
+        n = full.axis.size
+        assert half.size == n * (n + 1) // 2 and np.all(half.wy <= half.wx)
+        assert half.q.sum() == pytest.approx(1.0, abs=1e-14)
+        for f in symmetric:
+            assert half.q @ f(half.wx, half.wy) == pytest.approx(full.q @ f(full.wx, full.wy), rel=1e-13)
+        np.testing.assert_array_equal(half.wx, full.axis[half.ix])
+        np.testing.assert_array_equal(half.wy, full.axis[half.iy])
+    with pytest.raises(ValueError, match="full 2D tensor"):
+        symmetric_half(gauss_legendre("1d", 8))
+    assert LaplacianFit(Comb(2), "2d").nodes.size == 300  # the default 24x24 rule, folded

@@ -45,7 +45,7 @@ import numpy as np
 from .basis import Basis
 from .blur import BlurModel
 from .plan import MixtureStage
-from .quadrature import Nodes, gauss_legendre, uniform_grid
+from .quadrature import Nodes, gauss_legendre, symmetric_half, uniform_grid
 from .targets import OMEGA0, Target, evaluate_many_for_fit
 
 WEIGHTINGS = ("output", "uniform")
@@ -162,7 +162,9 @@ class LaplacianFit:
     domain : {'2d', '1d'}
     nodes : int or Nodes or None
         Gauss-Legendre nodes per axis (default 24 per axis in 2D, 96 in 1D), or explicit nodes (e.g.
-        :func:`gpu_deconv.core.quadrature.uniform_grid` for the seed's dense reference procedure).
+        :func:`gpu_deconv.core.quadrature.uniform_grid` for the seed's dense reference procedure). A full
+        2D tensor rule is folded onto ``wy <= wx`` (:func:`gpu_deconv.core.quadrature.symmetric_half`):
+        :attr:`nodes` then holds ``n(n+1)/2`` nodes, the same quadrature.
     weighting : {'output', 'uniform'}
     ridge : float or None
         Relative ridge ``lambda`` (scaled by ``tr G / K``); None picks 0 in 2D and 1e-4 in 1D (1D fits of
@@ -189,6 +191,8 @@ class LaplacianFit:
             nodes = gauss_legendre(domain, int(nodes))
         if nodes.kind != domain:
             raise ValueError(f"nodes are {nodes.kind} but domain is {domain}")
+        if domain == "2d" and nodes.size == nodes.axis.size**2:
+            nodes = symmetric_half(nodes)  # every integrand here is symmetric in (wx, wy): half the nodes
         self.basis, self.domain, self.nodes, self.weighting = basis, domain, nodes, weighting
         self.ridge = (0.0 if domain == "2d" else 1e-4) if ridge is None else float(ridge)
         if not np.isfinite(self.ridge) or self.ridge < 0:
@@ -247,7 +251,7 @@ class LaplacianFit:
             b1 = t[r] + self._cos[:, :r] @ t[r + 1 :] if r else np.full(self.nodes.axis.size, t[0])
         else:
             b1 = blur.response(self.nodes.axis)
-        b = _frozen(b1 if self.domain == "1d" else np.outer(b1, b1).ravel())
+        b = _frozen(b1 if self.domain == "1d" else b1[self.nodes.ix] * b1[self.nodes.iy])
         if not t.flags.writeable:  # the entry holds t, so its id cannot be reused while cached
             if len(self._blur_cache) >= _CACHE_SIZE:
                 del self._blur_cache[next(iter(self._blur_cache))]
