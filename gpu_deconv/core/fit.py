@@ -312,11 +312,14 @@ class LaplacianFit:
     def coefficients(self, t_minus_1: np.ndarray, w: np.ndarray, roundoff_var: float = 0.0) -> np.ndarray:
         """Least-squares coefficients for targets ``T = 1 + t_minus_1`` and weights ``w`` at the nodes (see
         :meth:`normal_equations`): shape (K,) for one problem, (M, K) for a batch of M."""
-        t_minus_1 = np.asarray(t_minus_1, dtype=np.float64)
+        return self._coefficients(np.asarray(t_minus_1, dtype=np.float64), np.asarray(w, dtype=np.float64),
+                                  roundoff_var)
+
+    def _coefficients(self, t_minus_1: np.ndarray, w: np.ndarray, roundoff_var: float) -> np.ndarray:
         if self._uniform_solution is not None and not roundoff_var:
             return t_minus_1.dot(self._uniform_solution)
         if t_minus_1.ndim == 1:
-            return self._solve_one(*self._gram_rhs(t_minus_1, np.asarray(w, dtype=np.float64), roundoff_var))
+            return self._solve_one(*self._gram_rhs(t_minus_1, w, roundoff_var))
         g, r = self.normal_equations(t_minus_1, w, roundoff_var)
         return np.linalg.solve(g, r[..., None])[..., 0]
 
@@ -361,7 +364,7 @@ class LaplacianFit:
         t_minus_1, w = target.evaluate_for_fit(b, nodes.r2, self._shape_at_nodes(target.omega0))
         if self.weighting == "uniform":
             w = self._ones
-        c = self.coefficients(t_minus_1, w, roundoff_var)
+        c = self._coefficients(t_minus_1, w, roundoff_var)
         return FitResult(self.basis, c, self.domain, nodes.label, target, blur, nodes.q, w, self._phi, t_minus_1)
 
     def solve_many(
@@ -392,7 +395,7 @@ class LaplacianFit:
             b = np.stack([self.blur_at_nodes(blur) for blur in blurs])
         omega0 = targets[0].omega0 if targets else OMEGA0
         t_minus_1, w = evaluate_many_for_fit(targets, b, self.nodes.r2, self._shape_at_nodes(omega0))
-        return self.coefficients(t_minus_1, w, roundoff_var)
+        return self._coefficients(t_minus_1, w, roundoff_var)
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
