@@ -188,3 +188,14 @@ def test_symmetric_half_is_the_same_quadrature():
     with pytest.raises(ValueError, match="full 2D tensor"):
         symmetric_half(gauss_legendre("1d", 8))
     assert LaplacianFit(Comb(2), "2d").nodes.size == 300  # the default 24x24 rule, folded
+
+
+def test_mixture_weights_of_a_coefficient_table():
+    basis = GaussianLaplacian()
+    table = np.random.default_rng(0).normal(size=(4, 3, basis.size))
+    d = basis.mixture_weights(table, 0.5)
+    assert d.shape == (4, 3, basis.size + 1)
+    np.testing.assert_array_equal(d[2, 1], basis.mixture_weights(table[2, 1], 0.5))
+    np.testing.assert_allclose(d.sum(axis=-1), 1.0, rtol=0, atol=1e-12)  # DC gain 1 in every entry
+    with pytest.raises(ValueError, match="takes 5 coefficients"):
+        basis.mixture_weights(np.zeros((3, 4)))
