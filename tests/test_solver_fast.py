@@ -93,10 +93,11 @@ def test_mask_free_soft_max_equals_its_definition(floor):
     np.testing.assert_array_equal(soft_max(batch, floor), np.stack([got, got[::-1]]))
 
 
+@pytest.mark.parametrize("weighting", ["output", "uniform"])
 @pytest.mark.parametrize("domain", ["1d", "2d"])
 @pytest.mark.parametrize("basis_name", ["comb2", "laplacian5"])
-def test_solve_many_rows_equal_single_solves(basis_name, domain):
-    solver = LaplacianFit(BASES[basis_name], domain)
+def test_solve_many_rows_equal_single_solves(basis_name, domain, weighting):
+    solver = LaplacianFit(BASES[basis_name], domain, weighting=weighting)
     levels = np.geomspace(1e-5, 1e-1, 32)  # an adaptive table over the local level
     targets = [wiener_natural(1e-4, a) for a in levels]
     blur = Gaussian(1.0 if basis_name == "laplacian5" else 0.6)

@@ -254,7 +254,7 @@ class LaplacianFit:
         b = _frozen(b1 if self.domain == "1d" else b1[self.nodes.ix] * b1[self.nodes.iy])
         if not t.flags.writeable:  # the entry holds t, so its id cannot be reused while cached
             if len(self._blur_cache) >= _CACHE_SIZE:
-                del self._blur_cache[next(iter(self._blur_cache))]
+                self._blur_cache.clear()  # (atomic, so safe if threads share a solver; refilling is cheap)
             self._blur_cache[id(t)] = (t, b)
         return b
 
@@ -263,7 +263,7 @@ class LaplacianFit:
         shape = self._shape.get(omega0)
         if shape is None:
             if len(self._shape) >= _CACHE_SIZE:
-                del self._shape[next(iter(self._shape))]
+                self._shape.clear()
             shape = self._shape[omega0] = _frozen(1.0 / (self.nodes.r2 + omega0**2))
         return shape
 
