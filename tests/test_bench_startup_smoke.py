@@ -55,10 +55,12 @@ def test_measure_reports_a_failing_command(bench):
 def test_quick_run_measures_every_command(bench, capsys):
     results = _PATH.parent / "RESULTS.md"
     before = results.read_bytes() if results.exists() else None
-    med = bench.main(["--quick", "--no-write"])["median"]
-    for key in ("help", "import", "default", "identity", "folder"):
+    # the checkout itself as the side-by-side baseline: the rows and ratios exist (their values mean nothing here)
+    med = bench.main(["--quick", "--no-write", "--baseline", str(_PATH.parents[1])])["median"]
+    for key in ("help", "import", "default", "identity", "folder", "base_default", "base_folder"):
         assert med[key].wall_s > 0 and med[key].peak_mib > 5, key
     assert med["default"].peak_mib > med["help"].peak_mib * 0.5  # a real run, not an error exit
     table = capsys.readouterr().out
     assert "| `gpu-deconv --help` |" in table and "folder of 3 320x180 PNGs" in table
+    assert "| folder, baseline checkout |" in table and ">= 2 x baseline img/s" in table
     assert (results.read_bytes() if results.exists() else None) == before
