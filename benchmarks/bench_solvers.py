@@ -10,6 +10,7 @@ Goals on a 2-core machine (issue #15): <= 10 us comb (1D), <= 20 us 5x5 (1D), <=
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             print(f"{name:<12}{domain:<8}{'table-' + str(TABLE_SIZE):<22}{solver.nodes.size:>7}{ms * 1e3:>10.1f}"
                   f"{'':>27}  {verdict} ms")
             table_rows.append(f"| {name} | {domain} | {ms:.3f} | {ms * 1e3 / TABLE_SIZE:.1f} | {verdict} |")
-    md = [f"Machine: {machine_line()}", "",
+    load = f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "?"
+    md = [f"Machine: {machine_line()}; 1-min load average {load} at the end of the run.", "",
           f"Per-frame solve (a fresh Gaussian blur and natural target each call, so target evaluation is "
           f"included): sigma={sigma}, noise={noise}, level={level}, output-error weighting, gain clamp on. "
           "Best chunk of 10 calls. Errors are against a 600-node (1D) / 160x160 (2D) solve; 'fit err rel' is the "
