@@ -50,14 +50,18 @@ class Basis:
         return g[..., :-1] - g[..., 1:]
 
     def mixture_weights(self, c: np.ndarray, strength: float = 1.0) -> np.ndarray:
-        """Gaussian-mixture weights ``d`` of ``1 + strength * sum c_k L_k`` (see the module docstring)."""
+        """Gaussian-mixture weights ``d`` of ``1 + strength * sum c_k L_k`` (see the module docstring).
+
+        ``c`` has shape ``(K,)`` or ``(..., K)`` (a coefficient table, e.g. from
+        :meth:`gpu_deconv.core.fit.LaplacianFit.solve_many`); ``d`` has shape ``(..., K + 1)``.
+        """
         c = np.asarray(c, dtype=np.float64) * strength
-        if c.shape != (self.size,):
+        if c.ndim == 0 or c.shape[-1] != self.size:
             raise ValueError(f"{self} takes {self.size} coefficients, got shape {c.shape}")
-        d = np.empty(self.size + 1)
-        d[0] = 1.0 + c[0]
-        d[1:-1] = c[1:] - c[:-1]
-        d[-1] = -c[-1]
+        d = np.empty(c.shape[:-1] + (self.size + 1,))
+        d[..., 0] = 1.0 + c[..., 0]
+        d[..., 1:-1] = c[..., 1:] - c[..., :-1]
+        d[..., -1] = -c[..., -1]
         return d
 
     def stage(self, c: np.ndarray, strength: float = 1.0) -> MixtureStage:

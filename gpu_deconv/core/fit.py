@@ -12,11 +12,13 @@ shaders apply; neither basis is exactly isotropic there). The normal equations a
 with ``Phi`` the band responses at the quadrature nodes (fixed per basis and domain, so computed once)
 and ``q`` the quadrature weights. Weightings:
 
-* ``'uniform'`` (the seed's): ``w = 1``; G is then frame-independent and Cholesky-factorised once.
-* ``'output'`` (default): ``w = B^2 S + sigma^2``; then ``E`` is the expected excess squared error of
+* ``'uniform'`` (the seed's): ``w = 1``; G is then frame-independent and the solve is one product with
+  a precomputed ``R G^-1`` table.
+* ``'output'`` (default): ``w = B^2 S + noise_var``; then ``E`` is the expected excess squared error of
   the restored image over the target's (see :meth:`gpu_deconv.core.targets.Target.weight`), which is the
-  quantity that matters. G is accumulated per frame over the nodes - a few hundred products, which is
-  why quadrature (not a dense grid) makes a per-frame solve cost microseconds.
+  quantity that matters. G is accumulated per frame over the nodes from a precomputed per-node table
+  (see :class:`LaplacianFit`), which is why quadrature (not a dense grid) makes a per-frame solve cost
+  microseconds.
 
 The 2-coefficient case uses the closed-form 2x2 inverse.
 
@@ -34,17 +36,17 @@ Reference: the seed post (weighted least squares of a Laplacian basis onto a Wie
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
 
 from .basis import Basis
 from .blur import BlurModel
 from .plan import MixtureStage
-from .quadrature import Nodes, gauss_legendre, uniform_grid
-from .targets import Target
+from .quadrature import Nodes, gauss_legendre, symmetric_half, uniform_grid
+from .targets import OMEGA0, Target, evaluate_many_for_fit
 
 WEIGHTINGS = ("output", "uniform")
 #: Default Gauss-Legendre nodes per axis, measured to reproduce a 160x160 (2D) or 600-node (1D) solve
@@ -57,6 +59,8 @@ _COS_TERMS = 20
 #: values 0.05-0.3 have ulps 2^-15..2^-12, so 3e-9 sits mid-range; for fp32 1e-10 is far above its
 #: round-off and only trims the near-singular directions (measured: never costs more than 0.1 dB).
 ROUNDOFF_VAR = {16: 3e-9, 32: 1e-10}
+#: Entries kept in each solver's per-blur and per-omega0 node caches (a live viewer's slider revisits values).
+_CACHE_SIZE = 64
 
 
 @dataclass(eq=False)
@@ -83,7 +87,11 @@ class FitResult:
     _q: np.ndarray = field(repr=False)
     _w: np.ndarray = field(repr=False)
     _phi: np.ndarray = field(repr=False)
-    _t: np.ndarray = field(repr=False)
+    _t_minus_1: np.ndarray = field(repr=False)
+
+    @cached_property
+    def _t(self) -> np.ndarray:
+        return 1.0 + self._t_minus_1
 
     @cached_property
     def _f(self) -> np.ndarray:
@@ -137,8 +145,16 @@ class FitResult:
 
 
 class LaplacianFit:
-    """Reusable solver for one (basis, domain, nodes, weighting): precomputes ``Phi`` (and for uniform
-    weighting the Cholesky factor of G); :meth:`solve` is the per-frame call.
+    """Reusable solver for one (basis, domain, nodes, weighting).
+
+    Everything that does not depend on the frame is tabulated once per node: ``Phi``, the right-hand side
+    table ``R[n, k] = q_n Phi_nk`` and the Gram table ``P[n, (i, j)] = q_n Phi_ni Phi_nj`` (both symmetric
+    halves filled from one, so G comes out exactly symmetric). A frame's normal equations are then two
+    vector-matrix products, ``G = w P`` and ``r = (w (T - 1)) R``, and a frame costs a fixed ~20 small
+    array operations (target, gain clamp, two products, a KxK solve) whatever the node count. With uniform
+    weighting (and no rounding term) the whole solve is one product with the precomputed ``R G^-1``.
+    :meth:`solve` is the per-frame call; :meth:`solve_many` and :meth:`coefficients` solve a batch (a table
+    over levels, noise or blur sigmas) with the same operations on ``(M, N)`` arrays.
 
     Parameters
     ----------
@@ -146,7 +162,9 @@ class LaplacianFit:
     domain : {'2d', '1d'}
     nodes : int or Nodes or None
         Gauss-Legendre nodes per axis (default 24 per axis in 2D, 96 in 1D), or explicit nodes (e.g.
-        :func:`gpu_deconv.core.quadrature.uniform_grid` for the seed's dense reference procedure).
+        :func:`gpu_deconv.core.quadrature.uniform_grid` for the seed's dense reference procedure). A full
+        2D tensor rule is folded onto ``wy <= wx`` (:func:`gpu_deconv.core.quadrature.symmetric_half`):
+        :attr:`nodes` then holds ``n(n+1)/2`` nodes, the same quadrature.
     weighting : {'output', 'uniform'}
     ridge : float or None
         Relative ridge ``lambda`` (scaled by ``tr G / K``); None picks 0 in 2D and 1e-4 in 1D (1D fits of
@@ -173,33 +191,162 @@ class LaplacianFit:
             nodes = gauss_legendre(domain, int(nodes))
         if nodes.kind != domain:
             raise ValueError(f"nodes are {nodes.kind} but domain is {domain}")
+        if domain == "2d" and nodes.size == nodes.axis.size**2:
+            nodes = symmetric_half(nodes)  # every integrand here is symmetric in (wx, wy): half the nodes
         self.basis, self.domain, self.nodes, self.weighting = basis, domain, nodes, weighting
         self.ridge = (0.0 if domain == "2d" else 1e-4) if ridge is None else float(ridge)
         if not np.isfinite(self.ridge) or self.ridge < 0:
             raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
-        self._phi = basis.bands_1d(nodes.wx) if domain == "1d" else basis.bands_2d(nodes.wx, nodes.wy)
-        self._phi_t = np.ascontiguousarray(self._phi.T)
+        k = self._k = basis.size
+        phi = basis.bands_1d(nodes.wx) if domain == "1d" else basis.bands_2d(nodes.wx, nodes.wy)
+        self._phi = _frozen(phi)
+        self._rhs_table = _frozen(phi * nodes.q[:, None])
+        upper_i, upper_j = np.triu_indices(k)
+        column = np.empty((k, k), dtype=np.intp)
+        column[upper_i, upper_j] = column[upper_j, upper_i] = np.arange(upper_i.size)
+        upper = self._rhs_table[:, upper_i] * phi[:, upper_j]
+        self._gram_table = _frozen(upper[:, column.ravel()])
         self._cos = 2.0 * np.cos(np.multiply.outer(nodes.axis, np.arange(1, _COS_TERMS + 1)))
-        self._k = basis.size
-        self._shape: dict[float, np.ndarray] = {}
+        self._ones = _frozen(np.ones(nodes.size))
         # d_k (k >= 1) = (D c)_k: rounding penalty sum_k ||g_k||^2 d_k^2 = c^T (D^T N D) c
-        dmat = np.eye(self._k, k=1) - np.eye(self._k)
+        dmat = np.eye(k, k=1) - np.eye(k)
         norms = np.array([float(np.sum(np.square(t))) for t in basis.lowpass_taps])
-        self._roundoff = dmat.T @ (norms[:, None] * dmat)
+        self._roundoff = _frozen(dmat.T @ (norms[:, None] * dmat))
+        self._blur_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._shape: dict[float, np.ndarray] = {}
+        self._uniform_solution = None
         if weighting == "uniform":
-            g = (self._phi_t * nodes.q) @ self._phi
-            g[np.diag_indices_from(g)] += self.ridge * np.trace(g) / self._k
-            self._chol = cho_factor(g)
+            g = self._ones @ self._gram_table
+            g[:: k + 1] += self.ridge * (g[:: k + 1].sum() / k)
+            # G is frame-independent: c = G^-1 R^T (T - 1) = (T - 1) @ (R G^-1), one product per solve
+            self._uniform_solution = _frozen(np.linalg.solve(g.reshape(k, k), self._rhs_table.T).T)
+        if k > 2:
+            # LAPACK's gesv without numpy.linalg's per-call set-up (2.5 us instead of 14 us for 5x5)
+            from scipy.linalg.lapack import dgesv
+
+            self._gesv = dgesv
+
+    @property
+    def phi(self) -> np.ndarray:
+        """Band responses ``L_k`` at the nodes, shape ``(N, K)`` (read-only)."""
+        return self._phi
+
+    @property
+    def roundoff_matrix(self) -> np.ndarray:
+        """``D^T diag(||g_k||^2) D``: the rounding penalty is ``roundoff_var * c^T M c`` (read-only, (K, K))."""
+        return self._roundoff
 
     def blur_at_nodes(self, blur: BlurModel) -> np.ndarray:
-        """``B`` at the nodes (product of the 1D responses in 2D)."""
+        """``B`` at the nodes (product of the 1D responses in 2D), read-only.
+
+        Read-only taps (the Gaussian's are cached per sigma, so a frame's new ``Gaussian(sigma)`` shares
+        them) are remembered: a per-frame solve for an unchanged blur skips this step.
+        """
         t = blur.taps
+        hit = self._blur_cache.get(id(t))
+        if hit is not None and hit[0] is t:
+            return hit[1]
         r = t.size // 2
         if r <= _COS_TERMS:
             b1 = t[r] + self._cos[:, :r] @ t[r + 1 :] if r else np.full(self.nodes.axis.size, t[0])
         else:
             b1 = blur.response(self.nodes.axis)
-        return b1 if self.domain == "1d" else np.outer(b1, b1).ravel()
+        b = _frozen(b1 if self.domain == "1d" else b1[self.nodes.ix] * b1[self.nodes.iy])
+        if not t.flags.writeable:  # the entry holds t, so its id cannot be reused while cached
+            if len(self._blur_cache) >= _CACHE_SIZE:
+                self._blur_cache.clear()  # (atomic, so safe if threads share a solver; refilling is cheap)
+            self._blur_cache[id(t)] = (t, b)
+        return b
+
+    def _shape_at_nodes(self, omega0: float) -> np.ndarray:
+        """The natural spectrum's ``1 / (|w|^2 + w0^2)`` at the nodes, cached per corner ``w0``."""
+        shape = self._shape.get(omega0)
+        if shape is None:
+            if len(self._shape) >= _CACHE_SIZE:
+                self._shape.clear()
+            shape = self._shape[omega0] = _frozen(1.0 / (self.nodes.r2 + omega0**2))
+        return shape
+
+    def _gram_rhs(
+        self, t_minus_1: np.ndarray, w: np.ndarray, roundoff_var: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``G`` flattened to (..., K*K) with the rounding term but no ridge, and ``r`` (..., K)."""
+        if self.weighting == "uniform":
+            w = self._ones if t_minus_1.ndim == 1 else np.broadcast_to(self._ones, t_minus_1.shape)
+        y = t_minus_1 * w
+        g = w.dot(self._gram_table)
+        r = y.dot(self._rhs_table)
+        if roundoff_var:
+            g += roundoff_var * self._roundoff.ravel()
+        return g, r
+
+    def normal_equations(
+        self, t_minus_1: np.ndarray, w: np.ndarray, roundoff_var: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The normal equations ``G c = r`` for targets ``t`` and weights ``w`` at the nodes.
+
+        ``G = sum_n q_n w_n Phi_n Phi_n^T + roundoff_var * M + lambda (tr / K) I`` and
+        ``r = sum_n q_n w_n (T_n - 1) Phi_n`` (``M`` = :attr:`roundoff_matrix`, ``lambda`` the ridge).
+
+        Parameters
+        ----------
+        t_minus_1, w : ndarray (N,) or (M, N)
+            Target minus one, ``T - 1``, and weighting (``B^2 S + noise_var`` for the output weighting) at
+            :attr:`nodes`, one row per problem (:meth:`gpu_deconv.core.targets.Target.evaluate_for_fit`);
+            ``w`` is ignored (taken as 1) with uniform weighting.
+        roundoff_var : float
+            Rounding variance of the intermediate textures (:data:`ROUNDOFF_VAR`).
+
+        Returns
+        -------
+        G : ndarray (..., K, K)
+        r : ndarray (..., K)
+        """
+        t_minus_1 = np.asarray(t_minus_1, dtype=np.float64)
+        g, r = self._gram_rhs(t_minus_1, np.asarray(w, dtype=np.float64), roundoff_var)
+        if self.ridge:
+            diagonal = g[..., :: self._k + 1]
+            diagonal += (self.ridge / self._k) * diagonal.sum(axis=-1, keepdims=True)
+        return g.reshape(g.shape[:-1] + (self._k, self._k)), r
+
+    def coefficients(self, t_minus_1: np.ndarray, w: np.ndarray, roundoff_var: float = 0.0) -> np.ndarray:
+        """Least-squares coefficients for targets ``T = 1 + t_minus_1`` and weights ``w`` at the nodes (see
+        :meth:`normal_equations`): shape (K,) for one problem, (M, K) for a batch of M."""
+        return self._coefficients(np.asarray(t_minus_1, dtype=np.float64), np.asarray(w, dtype=np.float64),
+                                  roundoff_var)
+
+    def _coefficients(self, t_minus_1: np.ndarray, w: np.ndarray, roundoff_var: float) -> np.ndarray:
+        if self._uniform_solution is not None and not roundoff_var:
+            return t_minus_1.dot(self._uniform_solution)
+        if t_minus_1.ndim == 1:
+            return self._solve_one(*self._gram_rhs(t_minus_1, w, roundoff_var))
+        g, r = self.normal_equations(t_minus_1, w, roundoff_var)
+        return np.linalg.solve(g, r[..., None])[..., 0]
+
+    def _solve_one(self, g: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Solve one system (``g`` flat, without its ridge) in Python floats and LAPACK: numpy's batched
+        machinery costs more than the arithmetic at K <= 5."""
+        k = self._k
+        if k == 1:
+            (a,), (r0,) = g.tolist(), r.tolist()
+            return np.array([r0 / (a + self.ridge * (a / 1))])
+        if k == 2:  # closed-form 2x2 inverse
+            a, b, _, d = g.tolist()
+            r0, r1 = r.tolist()
+            if self.ridge:
+                lam = self.ridge * ((a + d) / 2)
+                a += lam
+                d += lam
+            det = a * d - b * b
+            return np.array([(d * r0 - b * r1) / det, (a * r1 - b * r0) / det])
+        if self.ridge:
+            diagonal = g[:: k + 1]
+            diagonal += self.ridge * (sum(diagonal.tolist()) / k)
+        # G is exactly symmetric, so its transpose is the Fortran-ordered matrix LAPACK takes without a copy
+        _, _, c, info = self._gesv(g.reshape(k, k).T, r, overwrite_a=1, overwrite_b=1)
+        if info:
+            raise np.linalg.LinAlgError(f"singular normal equations (LAPACK gesv info={info})")
+        return c
 
     def solve(self, blur: BlurModel, target: Target, roundoff_var: float = 0.0) -> FitResult:
         """Fit the coefficients for one frame's blur and target.
@@ -214,33 +361,47 @@ class LaplacianFit:
         """
         nodes = self.nodes
         b = self.blur_at_nodes(blur)
-        shape = self._shape.get(target.omega0)
-        if shape is None:
-            shape = self._shape[target.omega0] = 1.0 / (nodes.r2 + target.omega0**2)
-        t, _, w = target.evaluate_weighted(b, nodes.r2, shape)
-        if self.weighting != "output":
-            w = np.ones_like(t)
-        qw = nodes.q * w
-        rhs = self._phi_t @ (qw * (t - 1.0))
-        if self.weighting == "uniform" and not roundoff_var:
-            c = cho_solve(self._chol, rhs)
+        t_minus_1, w = target.evaluate_for_fit(b, nodes.r2, self._shape_at_nodes(target.omega0))
+        if self.weighting == "uniform":
+            w = self._ones
+        c = self._coefficients(t_minus_1, w, roundoff_var)
+        return FitResult(self.basis, c, self.domain, nodes.label, target, blur, nodes.q, w, self._phi, t_minus_1)
+
+    def solve_many(
+        self, blurs: BlurModel | Sequence[BlurModel], targets: Sequence[Target], roundoff_var: float = 0.0
+    ) -> np.ndarray:
+        """Coefficient table for M problems at once, row m equal to ``solve(blur_m, targets[m])`` up to
+        float64 round-off: the batched tables of the adaptive (over local level) and sigma-map (over blur)
+        filters. Cost: one set of ~20 array operations on (M, N) arrays plus one batched KxK solve.
+
+        Parameters
+        ----------
+        blurs : BlurModel or sequence of M BlurModel
+            One blur shared by all rows, or one per row.
+        targets : sequence of M Target
+            Differing in ``noise_var`` and ``level``; sharing kind, omega0 and the gain clamp (see
+            :func:`gpu_deconv.core.targets.evaluate_many_for_fit`).
+        roundoff_var : float
+
+        Returns
+        -------
+        ndarray (M, K)
+        """
+        if isinstance(blurs, BlurModel):
+            b = self.blur_at_nodes(blurs)
         else:
-            g = (self._phi_t * qw) @ self._phi
-            if roundoff_var:
-                g += roundoff_var * self._roundoff
-            lam = self.ridge * (g.trace() / self._k) if self.ridge else 0.0
-            if self._k == 2:
-                (a, bb), (_, d) = g.tolist()
-                r0, r1 = rhs.tolist()
-                a += lam
-                d += lam
-                det = a * d - bb * bb
-                c = np.array([(d * r0 - bb * r1) / det, (a * r1 - bb * r0) / det])
-            else:
-                if lam:
-                    g[np.diag_indices_from(g)] += lam
-                c = np.linalg.solve(g, rhs)
-        return FitResult(self.basis, c, self.domain, nodes.label, target, blur, nodes.q, w, self._phi, t)
+            if len(blurs) != len(targets):
+                raise ValueError(f"solve_many got {len(blurs)} blurs for {len(targets)} targets")
+            b = np.stack([self.blur_at_nodes(blur) for blur in blurs])
+        omega0 = targets[0].omega0 if targets else OMEGA0
+        t_minus_1, w = evaluate_many_for_fit(targets, b, self.nodes.r2, self._shape_at_nodes(omega0))
+        return self._coefficients(t_minus_1, w, roundoff_var)
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    a.setflags(write=False)
+    return a
 
 
 def solve_dense_reference(

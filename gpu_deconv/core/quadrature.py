@@ -34,6 +34,9 @@ class Nodes:
     r2 : ndarray (N,)
         ``wx^2 + wy^2`` (the natural-image prior's |w|^2; in 1D just wx^2).
     label : str
+    ix, iy : ndarray (N,) of int
+        Indices into ``axis`` of each node's ``wx`` and ``wy`` (``iy`` is -1 in 1D): a separable response
+        at the nodes is ``b[ix] * b[iy]`` from its 1D values ``b`` on the axis.
     """
 
     kind: str
@@ -43,6 +46,8 @@ class Nodes:
     q: np.ndarray
     r2: np.ndarray
     label: str
+    ix: np.ndarray
+    iy: np.ndarray
 
     @property
     def size(self) -> int:
@@ -55,17 +60,44 @@ def _freeze(*arrays: np.ndarray) -> None:
 
 
 def _build(kind: str, axis: np.ndarray, q1: np.ndarray, label: str) -> Nodes:
+    n = axis.size
     if kind == "1d":
+        ix, iy = np.arange(n), np.full(n, -1)
         wx, wy, q = axis.copy(), np.zeros_like(axis), q1.copy()
     elif kind == "2d":
-        wy2, wx2 = np.meshgrid(axis, axis, indexing="ij")
-        wx, wy = wx2.ravel(), wy2.ravel()
+        iy, ix = (i.ravel() for i in np.meshgrid(np.arange(n), np.arange(n), indexing="ij"))
+        wx, wy = axis[ix], axis[iy]
         q = np.outer(q1, q1).ravel()
     else:
         raise ValueError(f"domain must be '1d' or '2d', got {kind!r}")
     r2 = wx * wx + wy * wy
-    _freeze(axis, wx, wy, q, r2)
-    return Nodes(kind, axis, wx, wy, q, r2, label)
+    _freeze(axis, wx, wy, q, r2, ix, iy)
+    return Nodes(kind, axis, wx, wy, q, r2, label, ix, iy)
+
+
+def symmetric_half(nodes: Nodes) -> Nodes:
+    """A 2D tensor rule folded onto ``wy <= wx``: the nodes with ``iy <= ix``, off-diagonal weights doubled.
+
+    For an integrand symmetric under swapping the axes, ``f(wx, wy) = f(wy, wx)``, this is the same
+    quadrature (the same sum, grouped in pairs) at ``n(n+1)/2`` instead of ``n^2`` nodes. Everything the
+    fits integrate is symmetric: separable blurs and bases use one 1D response on both axes, and the
+    spectrum depends on ``|w|^2``.
+
+    Raises
+    ------
+    ValueError
+        ``nodes`` is not a full 2D tensor rule.
+    """
+    n = nodes.axis.size
+    if nodes.kind != "2d" or nodes.size != n * n:
+        raise ValueError(f"symmetric_half needs a full 2D tensor rule, got {nodes.kind} with {nodes.size} nodes")
+    keep = nodes.iy <= nodes.ix
+    q = np.where(nodes.iy == nodes.ix, nodes.q, 2.0 * nodes.q)[keep]
+    fields = [a[keep] for a in (nodes.wx, nodes.wy)]
+    ix, iy = nodes.ix[keep], nodes.iy[keep]
+    r2 = nodes.r2[keep]
+    _freeze(*fields, q, r2, ix, iy)
+    return Nodes("2d", nodes.axis, *fields, q, r2, f"{nodes.label} folded", ix, iy)
 
 
 @lru_cache(maxsize=64)

@@ -1,10 +1,10 @@
 """Targets: the frequency response the deconvolver should have.
 
-With blur response ``B(w)``, signal power spectrum ``S(w)`` and noise variance ``sigma^2`` (white, so
-its spectrum is flat at ``sigma^2``), the linear filter minimising the expected squared error is the
+With blur response ``B(w)``, signal power spectrum ``S(w)`` and noise variance ``noise_var`` (white, so
+its spectrum is flat at ``noise_var``), the linear filter minimising the expected squared error is the
 Wiener filter
 
-    T(w) = B(w) S(w) / (B(w)^2 S(w) + sigma^2).
+    T(w) = B(w) S(w) / (B(w)^2 S(w) + noise_var).
 
 * :func:`wiener_flat` takes ``S = 1`` (the seed post's simplification). On real photographs with
   noise 0.005 at blur sigma 0.7 it makes images ~10 dB *worse* than doing nothing: a flat spectrum
@@ -17,9 +17,13 @@ Both are then clamped: ``T <- min(max(T, min_gain), max_gain)`` (corners rounded
 ``min_gain = 1`` (default) keeps the filter from *denoising by blurring* - a deconvolver only
 restores lost contrast - and makes huge noise give exactly the identity; ``min_gain = 0`` is the textbook Wiener filter.
 
-Units: ``w`` in rad/pixel; ``sigma^2`` in linear units^2 (per-pixel variance, equal to the white
-spectrum's level); ``A`` in linear units^2 x rad^2/px^2, normalised like ``sigma^2`` (the mean of S
-over [-pi, pi]^2 is the signal variance).
+Units: ``w`` in rad/pixel; ``noise_var`` in linear units^2 (the square of the noise standard deviation
+``noise_std``, per pixel, equal to the white spectrum's level); ``A`` in linear units^2 x rad^2/px^2,
+normalised like ``noise_var`` (the mean of S over [-pi, pi]^2 is the signal variance). The only "sigma"
+in the package is the blur's size in pixels.
+
+:func:`evaluate_many_for_fit` evaluates many targets at once (one row per target), for the batched solves
+of :meth:`gpu_deconv.core.fit.LaplacianFit.solve_many`.
 
 Reference: N. Wiener (1949); the seed post "GPU deconvolution with a Laplacian basis".
 """
@@ -27,7 +31,9 @@ Reference: N. Wiener (1949); the seed post "GPU deconvolution with a Laplacian b
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -37,6 +43,25 @@ OMEGA0 = 0.02
 
 #: Half-width of the rounded corner of the gain clamp (see :func:`soft_max`).
 CLAMP_SOFTNESS = 0.2
+
+# A per-frame solve is a few dozen small array operations, so their call overhead is the cost (measured:
+# an operation with a Python float operand costs ~1.6x one with an array operand, a comparison 3x, and a
+# reduction such as ``.any()`` 4x). Hence 0-d array constants, and no boolean masks.
+_ONE = np.array(1.0)
+
+
+@lru_cache(maxsize=64)
+def _scalar(x: float) -> np.ndarray:
+    """``x`` as a read-only 0-d array (see above), cached: clamp floors and softness repeat every frame."""
+    a = np.array(x, dtype=np.float64)
+    a.setflags(write=False)
+    return a
+
+
+@lru_cache(maxsize=8)
+def _soft_max_constants(eps: float) -> tuple[np.ndarray, ...]:
+    e2 = eps * eps
+    return tuple(_scalar(c) for c in (5.0 / 3.0 * e2, 20.0 / 9.0 * e2 * e2, 3.0 / (16.0 * e2 * e2 * eps), 0.5))
 
 
 def soft_max(t: np.ndarray, floor: float, eps: float = CLAMP_SOFTNESS) -> np.ndarray:
@@ -48,16 +73,55 @@ def soft_max(t: np.ndarray, floor: float, eps: float = CLAMP_SOFTNESS) -> np.nda
     Why: a kinked target costs the Gauss-Legendre fit two orders of accuracy, a plain softplus lifts
     the DC region (where the Wiener target is 1 - tiny) to ``1 + eps log 2`` so the fit boosts all low
     frequencies, and a softplus never reaches the floor, so huge noise would not give the identity.
-    This one dips at most ``0.052 eps`` below the floor near ``v = -0.5``.
+    This one dips at most ``0.0705 eps`` below the floor, near ``v = -0.3``.
+
+    Evaluated without masks (they cost more than arithmetic on a few hundred values): with ``u = t - floor``,
+    ``g(v) = v/2 + E(v)``, ``E(v) = 15v^2/16 - 5v^4/8 + 3v^6/16`` even, and ``E(a) <= a/2`` exactly for
+    ``a <= 1`` (equality at 0 and 1, reversed beyond), so
+
+        soft_max = floor + u/2 + min(eps E(|u|/eps), |u|/2),
+
+    with ``eps E = 3/(16 eps^5) z ((z - 5 eps^2/3)^2 + 20 eps^4/9)``, ``z = u^2``. Outside the band this is
+    ``floor + (u/2 + |u|/2)``, i.e. exactly ``floor + max(u, 0)``. ``t`` may have any shape (a batch of targets is
+    clamped in one call); a new array is returned.
     """
-    u = t - floor
-    out = np.maximum(t, floor)  # exact outside the rounded band
-    band = np.abs(u) < eps
-    if band.any():  # only the few nodes near the corner pay for the polynomial
-        v = u[band] * (1.0 / eps)
-        x = 0.5 * (v + 1.0)
-        out[band] = floor + eps * v * (x * x * x * (x * (6.0 * x - 15.0) + 10.0))
+    c1, c2, c3, half = _soft_max_constants(eps)
+    u = t - _scalar(floor) if floor else t  # the fit clamps T - 1 at min_gain - 1 = 0, saving two operations
+    z = u * u
+    corner = z - c1
+    corner *= corner
+    corner += c2
+    corner *= z
+    corner *= c3  # eps E(|v|), E(v) = g(v) - v/2 (even)
+    ramp = abs(u)
+    ramp *= half  # eps |v| / 2 = max(u, 0) - u/2
+    np.minimum(corner, ramp, out=corner)  # E(a) <= a/2 exactly where a = |v| <= 1: selects the band
+    out = u * half
+    out += corner
+    if floor:
+        out += _scalar(floor)
     return out
+
+
+def _wiener(
+    b: np.ndarray, s: np.ndarray | float, noise_var, noisy: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(T, B^2 S + noise_var)`` before the gain clamp; ``noise_var`` a number or a column of them, ``noisy``
+    whether every one is > 0 (else the denominator is kept off zero)."""
+    bs = b * s
+    den = b * bs
+    den += noise_var
+    return bs / (den if noisy else np.maximum(den, 1e-300)), den
+
+
+def _clamp_minus_one(t: np.ndarray, min_gain: float, max_gain: float | None) -> np.ndarray:
+    """``clamp(T) - 1``, clamping ``T - 1`` (soft_max commutes with a shift) so the fit gets it directly."""
+    y = t - _ONE
+    if min_gain > 0:
+        y = soft_max(y, min_gain - 1.0)
+    if max_gain is not None:
+        y = -soft_max(-y, 1.0 - max_gain)
+    return y
 
 
 @dataclass(frozen=True)
@@ -68,7 +132,7 @@ class Target:
     ----------
     kind : {'natural', 'flat'}
     noise_var : float
-        ``sigma^2``, linear units^2 (noise plus quantization).
+        Noise variance, linear units^2 (noise plus quantization).
     level : float
         Natural-spectrum level ``A`` (ignored for 'flat').
     omega0 : float
@@ -85,16 +149,24 @@ class Target:
     max_gain: float | None = None
 
     def __post_init__(self) -> None:
+        # one chained test on the common path (a Target is built per frame); the loop below says what is wrong
+        nv, lv, w0, mg = self.noise_var, self.level, self.omega0, self.min_gain
+        try:
+            ok = (0.0 <= nv < math.inf and 0.0 <= lv < math.inf and 0.0 <= w0 < math.inf and 0.0 <= mg < math.inf
+                  and bool not in (type(nv), type(lv), type(w0), type(mg)))
+        except TypeError:
+            ok = False
+        if not ok:
+            for name in ("noise_var", "level", "omega0", "min_gain"):
+                v = getattr(self, name)
+                try:
+                    good = 0.0 <= v < math.inf and not isinstance(v, bool)
+                except TypeError:
+                    good = False
+                if not good:
+                    raise ValueError(f"target {name} must be a finite number >= 0, got {v!r}")
         if self.kind not in ("natural", "flat"):
             raise ValueError(f"target kind must be 'natural' or 'flat', got {self.kind!r}")
-        for name in ("noise_var", "level", "omega0", "min_gain"):
-            v = getattr(self, name)
-            try:
-                ok = 0.0 <= v < math.inf and not isinstance(v, bool)
-            except TypeError:
-                ok = False
-            if not ok:
-                raise ValueError(f"target {name} must be a finite number >= 0, got {v!r}")
         if self.max_gain is not None and not (math.isfinite(self.max_gain) and self.max_gain >= 1):
             raise ValueError(f"target max_gain must be a finite number >= 1, got {self.max_gain!r}")
 
@@ -119,20 +191,25 @@ class Target:
     def evaluate_weighted(
         self, b: np.ndarray, r2: np.ndarray, shape: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray | float, np.ndarray]:
-        """``(T, S, B^2 S + sigma^2)``: the target with its output-error weighting, sharing the work."""
+        """``(T, S, B^2 S + noise_var)``: the target with its output-error weighting, sharing the work."""
         s = self.spectrum(r2, shape)
-        bs = b * s
-        den = b * bs
-        den += self.noise_var
-        t = bs / (den if self.noise_var > 0 else np.maximum(den, 1e-300))
+        t, w = _wiener(b, s, self.noise_var, self.noise_var > 0)
         if self.min_gain > 0:
             t = soft_max(t, self.min_gain)
         if self.max_gain is not None:
             t = -soft_max(-t, -self.max_gain)
-        return t, s, den
+        return t, s, w
+
+    def evaluate_for_fit(
+        self, b: np.ndarray, r2: np.ndarray, shape: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(T - 1, B^2 S + noise_var)``: what the least-squares fit uses (its right-hand side is
+        ``w (T - 1)``), equal to :meth:`evaluate_weighted`'s ``T - 1`` up to float64 round-off."""
+        t, w = _wiener(b, self.spectrum(r2, shape), self.noise_var, self.noise_var > 0)
+        return _clamp_minus_one(t, self.min_gain, self.max_gain), w
 
     def weight(self, b: np.ndarray, s: np.ndarray | float) -> np.ndarray:
-        """Output-error weighting ``B^2 S + sigma^2``: with it the fit error is the excess mean squared error
+        """Output-error weighting ``B^2 S + noise_var``: with it the fit error is the excess mean squared error
         of the restored image over the target's."""
         return b * b * s + self.noise_var
 
@@ -147,13 +224,47 @@ class Target:
         return self.evaluate(b, r2)[0]
 
 
+def evaluate_many_for_fit(
+    targets: Sequence[Target], b: np.ndarray, r2: np.ndarray, shape: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`Target.evaluate_for_fit` of M targets at once: ``(T - 1, B^2 S + noise_var)``, one row each
+    (shape ``(M, N)``), row m equal to ``targets[m].evaluate_for_fit(b[m], r2, shape)``.
+
+    The targets may differ in ``noise_var`` and ``level`` (and ``b`` may hold one blur response per
+    row, shape ``(M, N)``, or one shared, ``(N,)``); ``kind``, ``omega0`` and the gain clamp must be shared,
+    which is what lets one set of array operations serve the whole batch.
+
+    Raises
+    ------
+    ValueError
+        No targets, or targets differing in kind, omega0, min_gain or max_gain.
+    """
+    if not targets:
+        raise ValueError("evaluate_many_for_fit needs at least one target")
+    first = targets[0]
+    shared = (first.kind, first.omega0, first.min_gain, first.max_gain)
+    if any((t.kind, t.omega0, t.min_gain, t.max_gain) != shared for t in targets):
+        raise ValueError("targets evaluated together must share kind, omega0, min_gain and max_gain")
+    noise_var = np.array([t.noise_var for t in targets])[:, None]
+    if first.kind == "flat":
+        s = 1.0
+    else:
+        if shape is None:
+            shape = 1.0 / (r2 + first.omega0 * first.omega0)
+        s = np.array([t.level for t in targets])[:, None] * shape
+    b = np.broadcast_to(b, (len(targets), r2.size))
+    t, w = _wiener(b, s, noise_var, bool(noise_var.all()))
+    return _clamp_minus_one(t, first.min_gain, first.max_gain), w
+
+
 def wiener_flat(noise_var: float, *, min_gain: float = 1.0, max_gain: float | None = None) -> Target:
-    """Wiener target with a flat signal spectrum, ``T = B / (B^2 + sigma^2)`` (the seed's; not the default).
+    """Wiener target with a flat signal spectrum, ``T = B / (B^2 + noise_var)`` (the seed's; not the default).
 
     Parameters
     ----------
     noise_var : float
-        Noise variance ``sigma^2`` in linear units^2 (see :class:`gpu_deconv.core.noise.NoiseModel`).
+        Noise variance in linear units^2, the square of the noise standard deviation ``noise_std`` (see
+        :class:`gpu_deconv.core.noise.NoiseModel`).
     min_gain, max_gain : float, float or None
         Clamp of the response.
     """
@@ -170,12 +281,12 @@ def wiener_natural(
 ) -> Target:
     """Wiener target with the natural-image spectrum ``S = A / (|w|^2 + w0^2)`` (the default).
 
-    ``T = B S / (B^2 S + sigma^2)``, clamped to ``[min_gain, max_gain]``.
+    ``T = B S / (B^2 S + noise_var)``, clamped to ``[min_gain, max_gain]``.
 
     Parameters
     ----------
     noise_var : float
-        Noise variance ``sigma^2`` in linear units^2.
+        Noise variance in linear units^2 (the square of the noise standard deviation ``noise_std``).
     level : float
         Spectrum level ``A`` (linear units^2 rad^2/px^2), from :func:`gpu_deconv.core.spectrum.estimate_level`.
     omega0 : float
