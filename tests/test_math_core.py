@@ -71,7 +71,7 @@ def test_binomial_box_taps():
         (lambda: Gaussian(0), "sigma"),
         (lambda: Gaussian(-1), "sigma"),
         (lambda: Gaussian(float("nan")), "finite"),
-        (lambda: Gaussian(5), r"\[0.1, 4.0\]"),
+        (lambda: Gaussian(5), r"0\.1\.\.4 px"),
         (lambda: Binomial(3), "even"),
         (lambda: Box(0.5), "width"),
         (lambda: Taps([1, 2]), "odd"),

@@ -102,7 +102,7 @@ class Gaussian(BlurModel):
         s = _check_number("sigma", sigma)
         lo, hi = GAUSSIAN_SIGMA_RANGE
         if not lo <= s <= hi:
-            raise ValueError(f"Gaussian sigma must be in [{lo}, {hi}] px, got {s:g}")
+            raise ValueError(f"Gaussian sigma must be {lo:g}..{hi:g} px, got {s:g}")
         self.sigma = s
         self.taps = _gaussian_taps(s)
 
@@ -138,7 +138,7 @@ class Box(BlurModel):
     def __init__(self, width: float) -> None:
         w = _check_number("box width", width)
         if not 1.0 <= w <= 2 * MAX_RADIUS + 1:
-            raise ValueError(f"box width must be in [1, {2 * MAX_RADIUS + 1}] px, got {w:g}")
+            raise ValueError(f"box width must be 1..{2 * MAX_RADIUS + 1} px, got {w:g}")
         self.width = w
         r = math.ceil(w / 2.0 - 0.5)
         x = np.arange(-r, r + 1, dtype=np.float64)

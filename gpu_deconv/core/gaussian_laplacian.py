@@ -35,7 +35,7 @@ class GaussianLaplacian(Basis):
         if not 1 <= len(s) <= 7:
             raise ValueError(f"GaussianLaplacian takes 1 to 7 sigmas, got {len(s)}")
         if any(not np.isfinite(v) or not 0.1 <= v <= 3.5 for v in s):
-            raise ValueError(f"GaussianLaplacian sigmas must be in [0.1, 3.5] px, got {s}")
+            raise ValueError(f"GaussianLaplacian sigmas must be 0.1..3.5 px, got {s}")
         if any(b <= a for a, b in zip(s, s[1:], strict=False)):
             raise ValueError(f"GaussianLaplacian sigmas must increase strictly, got {s}")
         self.sigmas = s
