@@ -58,6 +58,7 @@ def params_from_args(args: argparse.Namespace, **defaults) -> DeconvParams:
 def _cmd_run(args: argparse.Namespace) -> int:
     from ..core.design import FilterDesigner
     from ..io.batch import BatchRunner, plan_jobs
+    from ..io.video import video_options_from_args
 
     if args.sigma is None and not args.params:
         raise UsageError("--sigma is required (or --params FILE.json)")
@@ -70,7 +71,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         FilterDesigner().design(probe)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    jobs, errors = plan_jobs(args.inputs, args.output, args.suffix, args.format)
+    try:
+        video_options = video_options_from_args(args)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    jobs, errors = plan_jobs(args.inputs, args.output, args.suffix, args.format, video_options.container)
     for msg in errors:
         print(f"{PROG}: error: {msg}", file=sys.stderr)
     from ..io.batch import BatchReport
@@ -86,7 +91,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return 1
         with deconv:
             runner = BatchRunner(deconv, params, overwrite=args.overwrite, fmt=args.format, tile=args.tile,
-                                 progress=None if not args.quiet else False, debug=args.debug)
+                                 progress=None if not args.quiet else False, debug=args.debug,
+                                 video_options=video_options)
             runner.run(jobs, report)
     print(f"{PROG}: {report.summary()}", file=sys.stderr)
     return 1 if report.failed else 0
@@ -216,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("png", "jpeg", "tiff", "webp", "bmp", "npy"), default=None,
                    help="output format (default: the input's)")
     p.add_argument("--tile", type=int, default=None, help="force tiled processing with this tile edge (px)")
+    __import__("gpu_deconv.io.video", fromlist=["add_video_arguments"]).add_video_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_run)

@@ -9,7 +9,13 @@ Data safety rules (each tested in tests/test_cli.py):
 * one bad file is reported on one line and the batch goes on; the caller exits non-zero if any failed.
 
 Pipelining: while the GPU works on file n, a worker thread decodes file n+1 and another encodes file
-n-1; for video, ffmpeg decodes ahead on its own thread/process and encodes in its own process.
+n-1; for video, frames are decoded ahead and encoded behind on their own threads
+(:func:`gpu_deconv.io.video.transcode`).
+
+Videos (:meth:`BatchRunner._run_video`) keep a video output whatever ``--format`` says (the user is told
+once); their container, codec and pixel format follow the input unless :class:`~gpu_deconv.io.video.VideoOptions`
+say otherwise. A truncated or corrupt video is written with the frames that decoded and counted both as
+failed (exit code 1) and as ``partial`` in the :class:`BatchReport`, with a one-line warning.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from ..core.colour import linear_to_srgb, srgb_to_linear
 from ..core.params import DeconvParams
 from ..errors import ImageError, VideoError, one_line
 from .images import EXTENSIONS, Image, check_not_same_file, read_image, write_image
-from .video import VideoReader, VideoWriter, is_video_path, probe_video
+from .video import REWRAPPED, PixelFormat, VideoOptions, is_video_path, output_extension
 
 #: Canonical file extension written for each format (when ``--format`` changes it).
 FORMAT_EXT = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "webp": ".webp", "bmp": ".bmp", "npy": ".npy"}
@@ -53,6 +59,8 @@ class BatchReport:
 
     ok: int = 0
     failed: int = 0
+    #: Of ``failed``: damaged videos whose decodable frames were written (the output exists).
+    partial: int = 0
     frames: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -62,7 +70,8 @@ class BatchReport:
     def summary(self) -> str:
         total = self.ok + self.failed
         rate = total / self.seconds if self.seconds > 0 else 0.0
-        line = f"{self.ok} ok, {self.failed} failed of {total} file(s)"
+        partial = f" ({self.partial} partly written)" if self.partial else ""
+        line = f"{self.ok} ok, {self.failed} failed{partial} of {total} file(s)"
         if self.frames:
             line += f", {self.frames} video frame(s) ({self.frames / max(self.seconds, 1e-9):.1f} fps)"
         return f"{line}; {self.seconds:.2f} s, {rate:.2f} files/s"
@@ -77,15 +86,21 @@ def _output_name(rel: Path, suffix: str, fmt: str | None) -> Path:
     return rel.with_name(rel.stem + suffix + ext)
 
 
+def _video_output_name(rel: Path, suffix: str, container: str | None) -> Path:
+    return rel.with_name(rel.stem + suffix + output_extension(rel, container))
+
+
 def plan_jobs(
     inputs: Iterable[str | os.PathLike[str]], output: str | os.PathLike[str], suffix: str = "",
-    fmt: str | None = None,
+    fmt: str | None = None, container: str | None = None,
 ) -> tuple[list[Job], list[str]]:
     """Map inputs to outputs.
 
     A single input file with an output path that is not an existing folder and has an extension is
     written to exactly that path; otherwise ``output`` is a folder, files go in at top level and folders
-    are walked recursively and mirrored under it. Returns ``(jobs, errors)``; errors are one-line
+    are walked recursively and mirrored under it. ``fmt`` (``--format``) names the image outputs' format;
+    videos keep a video container: ``container`` (``--container``), else
+    :func:`~gpu_deconv.io.video.output_extension`. Returns ``(jobs, errors)``; errors are one-line
     messages for inputs that cannot be used (missing path, empty folder).
     """
     inputs = [Path(p) for p in inputs]
@@ -110,9 +125,15 @@ def plan_jobs(
             if not found:
                 errors.append(f"{src}: folder holds no supported images or videos")
             for p in found:
-                jobs.append(Job(p, out / _output_name(p.relative_to(src), suffix, fmt), is_video_path(p)))
+                rel = p.relative_to(src)
+                video = is_video_path(p)
+                name = _video_output_name(rel, suffix, container) if video else _output_name(rel, suffix, fmt)
+                jobs.append(Job(p, out / name, video))
         else:
-            jobs.append(Job(src, out / _output_name(Path(src.name), suffix, fmt), is_video_path(src)))
+            video = is_video_path(src)
+            rel = Path(src.name)
+            name = _video_output_name(rel, suffix, container) if video else _output_name(rel, suffix, fmt)
+            jobs.append(Job(src, out / name, video))
     return jobs, errors
 
 
@@ -153,15 +174,18 @@ class BatchRunner:
         Print tracebacks of failures.
     log : callable
         Where one-line messages go (default: stderr, through tqdm).
+    video_options : VideoOptions, optional
+        How video outputs are encoded (``--codec``, ``--crf``... :func:`gpu_deconv.io.video.add_video_arguments`).
     """
 
     def __init__(self, deconvolver, params: DeconvParams, *, overwrite: bool = False, fmt: str | None = None,
                  tile: int | None = None, progress: bool | None = None, debug: bool = False,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, video_options: VideoOptions | None = None) -> None:
         self.d = deconvolver
         self.params = params
         self.overwrite = overwrite
         self.fmt = fmt
+        self.video_options = video_options or VideoOptions()
         self.tile = tile
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.debug = debug
@@ -233,11 +257,13 @@ class BatchRunner:
                     continue
                 self._drain(pending_write, report, bar, block=False)
             self._drain(pending_write, report, bar, block=True)
+            if videos and self.fmt:
+                self.log(f"gpu-deconv: note: --format {self.fmt} applies to images; videos keep a video container "
+                         "(--container chooses it)")
             for job in videos:
                 try:
                     self._check_target(job, sources, claimed)
-                    report.frames += self._run_video(job, report)
-                    report.ok += 1
+                    self._run_video(job, report)
                 except (VideoError, ImageError, ValueError, OSError) as e:
                     self._fail(report, one_line(e, job.src))
                 bar.update(1)
@@ -275,34 +301,55 @@ class BatchRunner:
             report.stage_ms[k] += float(t.get(k, 0.0) or 0.0)
 
     # -- video --------------------------------------------------------------------------------------------------
-    def _run_video(self, job: Job, report: BatchReport) -> int:
-        info = probe_video(job.src)
-        space = self.params.space
-        n = 0
-        with VideoReader(job.src, prefetch=3, info=info) as reader:
-            writer = VideoWriter(job.dst, info.size, info.fps, audio_from=job.src, overwrite=self.overwrite)
-            for w in writer.warnings:
-                self.log(f"gpu-deconv: note: {job.dst}: {w}")
-            bar = tqdm(total=info.frame_count or None, unit="frame", file=sys.stderr, disable=not self.progress,
-                       leave=False, desc=job.src.name)
-            try:
-                t = time.perf_counter()
-                for frame in reader:
-                    report.stage_ms["decode"] += (time.perf_counter() - t) * 1e3
-                    out = self.process_pixels(frame, 8, space)
-                    self._add_engine_timings(report)
-                    t = time.perf_counter()
-                    writer.write(out)
-                    report.stage_ms["encode"] += (time.perf_counter() - t) * 1e3
-                    n += 1
-                    bar.update(1)
-                    t = time.perf_counter()
-                writer.close()
-            except BaseException:
-                writer.abort()
-                raise
-            finally:
-                bar.close()
-        if n == 0:
-            raise VideoError(job.src, "no frames could be decoded")
-        return n
+    def _run_video(self, job: Job, report: BatchReport) -> None:
+        """Deblur one video into ``job.dst`` (:func:`gpu_deconv.io.video.transcode`) and count it in ``report``."""
+        from .video import transcode
+
+        def note(msg: str) -> None:
+            self.log(f"gpu-deconv: note: {job.src}: {msg}")
+
+        src_ext, dst_ext = job.src.suffix.lower(), job.dst.suffix.lower()
+        if src_ext in REWRAPPED and dst_ext != src_ext and self.video_options.container is None:
+            note(f"written as {job.dst.name}: {dst_ext} keeps every stream and timestamp that {src_ext} can't "
+                 f"(--container {src_ext[1:]} keeps {src_ext})")
+        told: list[bool] = []
+        wait = {"t": time.perf_counter()}
+
+        def process(pixels: np.ndarray, fmt: PixelFormat) -> np.ndarray:
+            space = self.params.space
+            if fmt.transfer != "sdr" or space == "auto":
+                if fmt.transfer != "sdr" and space != "auto" and not told:
+                    told.append(True)
+                    note(f"HDR ({fmt.transfer.upper()}) frames are decoded to linear light from their tags; "
+                         f"--space {space} does not apply")
+                space = fmt.space
+            t = time.perf_counter()
+            report.stage_ms["decode"] += (t - wait["t"]) * 1e3  # waiting for the decoder thread
+            out = self.process_pixels(pixels, fmt.bits, space)
+            self._add_engine_timings(report)
+            wait["t"] = time.perf_counter()
+            return out
+
+        bar = tqdm(total=None, unit="frame", file=sys.stderr, disable=not self.progress, leave=False,
+                   desc=job.src.name)
+
+        def frame_done(_frame) -> None:
+            t = time.perf_counter()
+            report.stage_ms["encode"] += (t - wait["t"]) * 1e3  # handing the frame to the encoder thread
+            wait["t"] = t
+            bar.update(1)
+
+        try:
+            result = transcode(job.src, job.dst, process, options=self.video_options, overwrite=self.overwrite,
+                               channels="auto", on_note=note, on_frame=frame_done)
+        finally:
+            bar.close()
+        report.frames += result.frames
+        if result.damage is None:
+            report.ok += 1
+            return
+        report.failed += 1
+        report.partial += 1
+        msg = f"{result.damage}; the {result.frames} frame(s) that decoded were written to {job.dst}"
+        report.errors.append(msg)
+        self.log(f"gpu-deconv: warning: {msg}")
