@@ -242,7 +242,7 @@ class VideoOptions:
         if self.quality is not None and not 1 <= self.quality <= 31:
             raise ValueError(f"--quality must be in 1..31, got {self.quality:g}")
         if self.container is not None:
-            normalise_container(self.container)
+            object.__setattr__(self, "container", normalise_container(self.container))
         if self.codec is not None:
             _encoder(self.codec)
         if self.pix_fmt is not None:
@@ -293,7 +293,7 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
                    help="fixed quantiser 1 (best)..31 for MPEG-2/MPEG-4/MJPEG (default 2)")
     g.add_argument("--pix-fmt", type=_arg(str, lambda v: VideoOptions(pix_fmt=v)), default=None,
                    help="output pixel format, e.g. yuv420p10le (default: the input's)")
-    g.add_argument("--container", type=_arg(str, normalise_container), default=None,
+    g.add_argument("--container", type=_arg(normalise_container, lambda v: None), default=None,
                    help="output container for videos: " + ", ".join(c[1:] for c in CONTAINERS)
                    + f" (default: the input's; {DEFAULT_CONTAINER} for " + "/".join(REWRAPPED[:5]) + ")")
     g.add_argument("--odd-size", choices=ODD_SIZE_RULES, default="pad",
@@ -791,6 +791,24 @@ def _sws_matrix(info: VideoInfo) -> int:
     return 1 if info.height > 576 else 5
 
 
+def _float_white(info: VideoInfo, matrix: int) -> np.float32:
+    """The float RGB swscale gives for nominal white of ``info``'s pixel format, range and matrix."""
+    av = _av()
+    f = av.VideoFrame(16, 16, info.pix_fmt)
+    full = info.colour.get("range") == 2 or info.is_rgb or info.pix_fmt.startswith("yuvj")
+    d = info.bit_depth
+    top = (1 << d) - 1
+    dt = np.uint16 if d > 8 else np.uint8
+    luma = top if full else 235 << (d - 8)
+    for i, plane in enumerate(f.planes):
+        alpha = any(c.is_alpha for c in f.format.components if c.plane == i)
+        chroma = i in (1, 2) and not (alpha or info.is_rgb or info.is_gray)  # Y'CbCr planes: Y, Cb, Cr[, A]
+        _plane_array(plane, dt)[...] = (1 << (d - 1)) if chroma else top if alpha or info.is_rgb else luma
+    f.color_range = 2 if full else 1
+    white = f.reformat(format="gbrpf32le", src_colorspace=matrix).to_ndarray()
+    return np.float32(white[0, 0, 1])
+
+
 @dataclass
 class DecodedFrame:
     """One decoded video frame.
@@ -890,6 +908,10 @@ class VideoReader:
         self._decoder = _decoder_for(self._video)
         self._matrix = _sws_matrix(self.info)
         self._alpha_plane = _alpha_plane(self.info.pix_fmt) if self.info.has_alpha else None
+        #: What swscale makes of this format's nominal white in float RGB: 0.99615 for limited-range 10/12-bit
+        #: Y'CbCr (it scales as if to 255 * 256 / 65535). HDR codes are divided by it before the PQ/HLG decode
+        #: and multiplied after the encode, so that linear 1.0 is 203 cd/m2 exactly (measured per stream).
+        self.float_white = _float_white(self.info, self._matrix) if self.pixel_format.transfer != "sdr" else 1.0
         start = self._container.start_time
         #: Seconds subtracted from every timestamp so the output starts at 0 (MPEG-TS clocks start late).
         self.start_offset = start / 1e6 if start and start > 0 else 0.0
@@ -996,7 +1018,9 @@ class VideoReader:
         carrier = frame.reformat(format=pf.layout, src_colorspace=self._matrix, interpolation=pf.sws_flags)
         carrier.make_writable()  # a no-op reformat returns the decoder's own (shared) buffer
         if pf.transfer != "sdr":
-            pixels = hdr_codes_to_linear(carrier.to_ndarray(), pf.transfer)
+            codes = carrier.to_ndarray()
+            codes *= np.float32(1.0) / self.float_white
+            pixels = hdr_codes_to_linear(codes, pf.transfer)
         else:
             pixels = carrier.to_ndarray()
         return DecodedFrame(pixels, pts, duration, tb, index, carrier, alpha)
@@ -1470,6 +1494,7 @@ class VideoWriter:
         carrier = frame.carrier
         if pf.transfer != "sdr":
             codes = linear_to_hdr_codes(a, pf.transfer)
+            codes *= self._source.float_white
             if self._geometry is None:
                 for plane, ch in zip(carrier.planes, (1, 2, 0), strict=True):  # gbrp plane order
                     _plane_array(plane, np.float32)[...] = codes[..., ch]
