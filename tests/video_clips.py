@@ -94,6 +94,15 @@ def stream_end(path: str | Path, kind: str) -> float:
         return end
 
 
+def packet_times(path: str | Path, kind: str) -> list[float]:
+    """Presentation times (seconds) of the first ``kind`` stream's packets, sorted."""
+    import av
+
+    with av.open(str(path)) as c:
+        s = getattr(c.streams, kind)[0]
+        return sorted(float(p.pts * p.time_base) for p in c.demux(s) if p.pts is not None)
+
+
 def time_base(path: str | Path) -> Fraction:
     import av
 

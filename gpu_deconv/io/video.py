@@ -675,21 +675,20 @@ def probe_video(path: str | os.PathLike[str], *, count_frames: bool = False) -> 
         cc = vs.codec_context
         dec = _decoder_for(vs)
         first = None
-        try:
+        failure = "truncated or corrupt"
+        with contextlib.suppress(_av().error.FFmpegError):  # a damaged file may still hold a first frame
             for packet in container.demux(vs):
-                for frame in dec.decode(packet):
-                    first = frame
-                    break
+                try:
+                    first = next(iter(dec.decode(packet)), None)
+                except _av().error.FFmpegError as e:
+                    failure = e.strerror or one_line(e)
                 if first is not None:
                     break
-            if first is None:
-                for frame in dec.decode(None):
-                    first = frame
-                    break
-        except _av().error.FFmpegError as e:
-            raise VideoError(p, f"no decodable video frame ({e.strerror or one_line(e)})") from None
         if first is None:
-            raise VideoError(p, "no decodable video frame (truncated or corrupt)")
+            with contextlib.suppress(_av().error.FFmpegError):
+                first = next(iter(dec.decode(None)), None)  # frames held back by the decoder's threads
+        if first is None:
+            raise VideoError(p, f"no decodable video frame ({failure})")
         pix_fmt = first.format.name
         depth, chroma, alpha, gray, rgb = _pix_fmt_props(pix_fmt)
         tb = Fraction(vs.time_base) if vs.time_base else Fraction(1, 90000)
@@ -705,8 +704,8 @@ def probe_video(path: str | os.PathLike[str], *, count_frames: bool = False) -> 
             if colour[key] in (0, 2) and key != "range" or key == "range" and colour[key] == 0:
                 colour[key] = int(getattr(cc, attr))  # the container may state what the bitstream does not
         streams = tuple(
-            StreamInfo(s.index, s.type, (s.codec_context.name if s.codec_context is not None else s.type),
-                       s.metadata.get("language"))
+            StreamInfo(s.index, s.type, (s.codec_context.codec.canonical_name if s.codec_context is not None
+                                         else s.type), s.metadata.get("language"))
             for s in container.streams if s.index != vs.index)
         if count_frames:
             container.seek(0)
@@ -984,10 +983,11 @@ class VideoReader:
                     continue
                 for frame in decoded:
                     yield from finish(frame)
-            for frame in dec.decode(None):
-                yield from finish(frame)
-        except av.error.FFmpegError as e:  # the container itself is damaged: stop here
+        except av.error.FFmpegError as e:  # the container itself is damaged: stop reading here
             self._note_damage(last_end * tb, f"unreadable data ({e.strerror or one_line(e)})")
+        with contextlib.suppress(av.error.FFmpegError):
+            for frame in dec.decode(None):  # frames the decoder still holds
+                yield from finish(frame)
         if pending is not None:
             if pending.duration <= 0:
                 pending.duration = default_dur
@@ -1250,6 +1250,8 @@ class VideoWriter:
             tmp = self._exit.enter_context(temp_path(p, VideoError, suffix=ext))
             self._tmp = tmp
             opts = {"movflags": "+faststart"} if CONTAINERS[ext] in ("mp4", "mov") else {}
+            if CONTAINERS[ext] in ("mp4", "mov", "matroska", "webm", "nut"):
+                opts["avoid_negative_ts"] = "disabled"  # they store audio pre-roll below 0: keep every time as is
             self._out = _av().open(tmp, "w", format=CONTAINERS[ext], options=opts)
             self._setup(info, ext)
         except BaseException:
@@ -1267,11 +1269,16 @@ class VideoWriter:
             raise VideoError(p, "output exists; pass --overwrite to replace it")
 
     def _choose_encoder(self, info: VideoInfo | None, ext: str):
-        out, opt = self._out, self._options
-        supported = out.supported_codecs
+        opt = self._options
+        # MPEG-TS has no codec table for FFmpeg to answer from (it says "unknown"): let the muxer decide
+        supported = None if CONTAINERS[ext] == "mpegts" else self._out.supported_codecs
+
+        def fits(codec) -> bool:
+            return supported is None or codec.name in supported or codec.canonical_name in supported
+
         if opt.codec is not None:
             codec = _encoder(opt.codec)
-            if codec.name not in supported and codec.canonical_name not in supported:
+            if not fits(codec):
                 raise VideoError(self.path, f"{ext} cannot hold {codec.name}; choose another --container or --codec")
             return codec
         first = ("libvpx-vp9",) if ext == ".webm" else ()
@@ -1279,7 +1286,7 @@ class VideoWriter:
         for name in candidates:
             with contextlib.suppress(ValueError):
                 codec = _encoder(name)
-                if codec.name in supported or codec.canonical_name in supported:
+                if fits(codec):
                     if info is not None and name != candidates[0]:
                         self.notes.append(f"{info.codec} can't be encoded into {ext} here: using {codec.name}")
                     return codec
