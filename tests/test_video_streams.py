@@ -173,3 +173,18 @@ def test_truncated_input_keeps_the_decoded_frames_and_says_where(tmp_path, ext):
     assert len(frame_times(out)) == n
     with VideoReader(full) as r:  # and an intact file says nothing
         assert sum(1 for _ in r) == 48 and r.damage is None
+
+
+def test_timecode_data_stream_is_copied(tmp_path):
+    """A QuickTime timecode track (a data stream) goes through untouched."""
+    src = tmp_path / "tc.mov"
+    ffmpeg(*pattern(), "-frames:v", "6", "-c:v", "libx264", "-timecode", "01:02:03:04", src)
+    assert [s.type for s in probe_video(src).streams] == ["data"]
+    out = tmp_path / "out.mov"
+    r = transcode(src, out)
+    assert r.notes == []
+    import av
+
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        assert a.streams.data[0].metadata.get("timecode") == b.streams.data[0].metadata.get("timecode")
+        assert b.streams.data[0].metadata.get("timecode") == "01:02:03:04"

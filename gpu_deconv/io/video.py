@@ -572,7 +572,7 @@ def _open_input(p: str):
     except OSError as e:
         raise VideoError(p, f"cannot read: {e.strerror or e}") from None
     name = container.format.name
-    if name in ("image2", "gif_pipe") or name.endswith("_pipe") and name != "gif_pipe":
+    if name == "image2" or name.endswith("_pipe"):  # png_pipe, jpeg_pipe...: one picture
         container.close()
         raise VideoError(p, f"is a still image ({name}), not a video")
     if not container.streams.video:
@@ -635,13 +635,14 @@ def _duration_tag(stream) -> float | None:
 
 
 def _stream_duration(container, stream) -> float | None:
-    """The video stream's stated duration in seconds: the stream's, Matroska's tag, or the container's."""
+    """The video stream's stated duration in seconds: the stream's, Matroska's tag, or the container's when
+    the video is its only stream (else the container's covers the longest stream, often the audio)."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     tag = _duration_tag(stream)
     if tag is not None:
         return tag
-    if container.duration:
+    if container.duration and len(container.streams) == 1:
         return container.duration / 1e6
     return None
 
@@ -941,10 +942,8 @@ class VideoReader:
         video, dec, container = self._video, self._decoder, self._container
         tb = Fraction(video.time_base) if video.time_base else Fraction(1, 90000)
         shift = round(self.start_offset / tb)
-        streams = list(container.streams) if self._copy else [video]
-        for s in streams:
-            if s.index != video.index and s.type == "attachment":
-                streams.remove(s)  # attachments have no packets
+        # attachments have no packets (the writer copies them from the stream itself)
+        streams = [s for s in container.streams if s.type != "attachment"] if self._copy else [video]
         default_dur = max(1, round(1 / (self.info.fps * tb))) if self.info.fps else 1
         pending: DecodedFrame | None = None
         first_pts: int | None = None
@@ -971,7 +970,7 @@ class VideoReader:
                 if self._stop.is_set():
                     return
                 if packet.stream_index != video.index:
-                    if packet.size and packet.dts is not None:
+                    if packet.size and (packet.dts is not None or packet.pts is not None):
                         yield packet
                     continue
                 try:
@@ -984,7 +983,8 @@ class VideoReader:
                 for frame in decoded:
                     yield from finish(frame)
         except av.error.FFmpegError as e:  # the container itself is damaged: stop reading here
-            self._note_damage(last_end * tb, f"unreadable data ({e.strerror or one_line(e)})")
+            self.damage = (f"{self.path}: unreadable data ({e.strerror or one_line(e)}): decoding stopped at "
+                           f"{_format_time(float((last_end - (first_pts or 0)) * tb))}")
         with contextlib.suppress(av.error.FFmpegError):
             for frame in dec.decode(None):  # frames the decoder still holds
                 yield from finish(frame)
@@ -998,16 +998,11 @@ class VideoReader:
             got = float((last_end - (first_pts or 0)) * tb)
             frame_time = float(default_dur * tb)
             if expected is not None and got < expected - max(2.0 * frame_time, 0.05):
-                self._note_damage(got, f"truncated: decoding stopped at {_format_time(got)} of "
-                                  f"{_format_time(expected)}")
+                self.damage = (f"{self.path}: truncated: decoding stopped at {_format_time(got)} of "
+                               f"{_format_time(expected)}")
             elif errors:
                 self.damage = (f"{self.path}: corrupt data: {errors} video packet(s) could not be decoded, the "
                                f"first at {_format_time(first_error or 0.0)}")
-
-    def _note_damage(self, at: float, reason: str) -> None:
-        if self.damage is None:
-            self.damage = f"{self.path}: {reason}" if "decoding stopped" in reason else \
-                f"{self.path}: {reason}: decoding stopped at {_format_time(float(at))}"
 
     def _convert(self, frame, pts: int, duration: int, tb: Fraction, index: int) -> DecodedFrame:
         pf = self.pixel_format
@@ -1246,7 +1241,6 @@ class VideoWriter:
             self._time_base = 1 / self._rate
         self.size = (width, height)
         try:
-            self._exit.enter_context(contextlib.ExitStack())
             tmp = self._exit.enter_context(temp_path(p, VideoError, suffix=ext))
             self._tmp = tmp
             opts = {"movflags": "+faststart"} if CONTAINERS[ext] in ("mp4", "mov") else {}
@@ -1580,18 +1574,17 @@ class VideoWriter:
         if av_frame is None:
             packets = vs.encode(None)
         else:
-            if pts is not None and self._last_pts is not None and pts <= self._last_pts:
+            if self._source is not None and self._time_base != self._source.info.time_base:
+                scale = self._source.info.time_base / self._time_base  # the encoder's constant-rate clock
+                pts, duration = round(pts * scale), max(1, round(duration * scale))
+            if self._last_pts is not None and pts <= self._last_pts:
                 pts = self._last_pts + 1  # encoders need strictly increasing timestamps
             self._last_pts = pts
-            if self._time_base != (self._source.info.time_base if self._source else self._time_base):
-                pts = round(pts * self._source.info.time_base / self._time_base)
-                duration = max(1, round(duration * self._source.info.time_base / self._time_base))
             out = av_frame.reformat(format=self.pix_fmt, dst_colorspace=self._matrix,
                                     dst_color_range=self._range or None, interpolation=ENCODE_FLAGS)
             if alpha is not None and self._alpha_plane is not None and out.format.name == self._source.info.pix_fmt:
-                dst = _plane_array(out.planes[self._alpha_plane], alpha.dtype)
-                dst[...] = self._reshape(alpha) if self._geometry is not None and min(self._geometry) >= 0 \
-                    else alpha[: dst.shape[0], : dst.shape[1]]
+                dst = _plane_array(out.planes[self._alpha_plane], alpha.dtype)  # the source's, bit for bit
+                dst[...] = self._reshape(alpha)
             out.colorspace, out.color_range = self._tags  # the input's tags, not swscale's assumptions
             out.pts = pts
             out.time_base = self._time_base
@@ -1635,7 +1628,6 @@ class VideoWriter:
         """Stop encoding and delete the temp file; the target is left as it was (idempotent)."""
         self._closed = True
         if self._thread is not None and self._thread.is_alive():
-            self._error = self._error or RuntimeError("aborted")
             with contextlib.suppress(queue.Full):
                 while self._thread.is_alive():
                     with contextlib.suppress(queue.Empty):
