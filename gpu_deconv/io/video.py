@@ -1339,6 +1339,8 @@ class VideoWriter:
             self._time_base = 1 / self._rate
         # the processed video goes where it was among the input's streams; the others are copied
         copied = self._source.copy_streams() if self._source is not None else []
+        src_ext = Path(self._source.path).suffix.lower() if self._source is not None else ext
+        self._source_muxer = CONTAINERS.get(src_ext)
         video_index = self._source._video.index if self._source is not None else -1
         self._copy_map: dict[int, Any] = {}
         self._video = None
@@ -1357,6 +1359,11 @@ class VideoWriter:
                     self.notes.append(f"{len(chapters)} chapter(s) can't be stored in {ext}: left out")
                 else:
                     out.set_chapters(chapters)
+        try:  # open the encoder and write the header now: a refusal is reported before any frame is decoded
+            out.start_encoding()
+        except av.error.FFmpegError as e:
+            raise VideoError(self.path, f"cannot start writing {ext} with {self.codec} {self.pix_fmt} "
+                                        f"(FFmpeg: {e.strerror or one_line(e)})") from None
 
     def _add_video_stream(self, av, codec, info: VideoInfo | None, depth: int, has_alpha: bool) -> None:
         out, opt = self._out, self._options
@@ -1432,6 +1439,15 @@ class VideoWriter:
                 return
             out.add_attachment(s.name or f"attachment{s.index}", s.mimetype or "application/octet-stream",
                                bytes(s.data or b""))
+            return
+        timecode = s.metadata.get("timecode")
+        if s.type == "data" and timecode and self._source._video.metadata.get("timecode") == timecode:
+            if CONTAINERS[ext] not in ("mp4", "mov"):  # the tag stays on the video stream
+                self.notes.append(f"timecode track #{s.index} can't be stored in {ext}: kept as the video "
+                                  f"stream's timecode tag {timecode}")
+            return  # mp4/mov: the muxer writes the track anew from the video stream's timecode tag
+        if s.type == "data" and CONTAINERS[ext] != self._source_muxer:
+            self.notes.append(f"{what} can't be carried into {ext} from {self._source_muxer}: left out")
             return
         try:
             o = out.add_stream_from_template(s, opaque=True)
