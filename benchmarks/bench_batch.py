@@ -84,7 +84,7 @@ def main() -> None:
                 write_image(tmp / "enc" / f"{i}.png", o)
             encode = (time.perf_counter() - t) / len(outs)
             # pipelined batch
-            jobs, _ = plan_jobs([src], tmp / "out")
+            jobs, _, _ = plan_jobs([src], tmp / "out")
             runner = BatchRunner(d, params, progress=False)
             t = time.perf_counter()
             runner.run(jobs, BatchReport())
@@ -104,7 +104,7 @@ def main() -> None:
                 for f in vouts:
                     wr.write(f)
             vencode = (time.perf_counter() - t) / len(frames)
-            jobs, _ = plan_jobs([vid], tmp / "vout")
+            jobs, _, _ = plan_jobs([vid], tmp / "vout")
             t = time.perf_counter()
             vrep = runner.run(jobs, BatchReport())
             vpipe = (time.perf_counter() - t) / max(vrep.frames, 1)

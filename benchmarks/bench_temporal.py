@@ -2,13 +2,15 @@
 
 Run: ``python benchmarks/bench_temporal.py [--quick] [--size N] [--frames N]``.
 
-Case (issue #13): a still photograph (scikit-image ``immunohistochemistry``, centre crop, linear light)
+Case (issue #13): a still photograph (scikit-image ``immunohistochemistry``, ``coins``, ``hubble_deep_field``;
+centre crop, linear light)
 blurred by a Gaussian of sigma 1.0 px, repeated ``--frames`` times with FRESH white noise (std 0.01) every
 frame and quantized to 8-bit sRGB, processed through the GL engine exactly as the video path does
 (``stats_latency=1``, ``noise='auto'``). Per frame we record the filter's gain at w = (pi/2, 0) (the
 plan's exact response) and the noise it was designed for. Reported: their spread (std / mean) over the
 frames after the first few, without smoothing and with :class:`~gpu_deconv.core.temporal.TemporalSmoother`
-for several time constants. Then a hard cut to another photograph (``moon``, noise 0.02): the number of
+for several time constants (the worst photo counts). Then a hard cut to another photograph (``moon``, noise
+0.02): the number of
 frames until the noise estimate is within 2 % and the spectrum level within 5 % of their values 20 frames
 later (the cut frame itself counts as 1; with ``stats_latency=1`` it is still designed from the previous
 scene's statistics, so 2 is the best possible).
@@ -31,6 +33,7 @@ from quality import blur_image, load_image  # noqa: E402
 from gpu_deconv.core.colour import linear_to_srgb  # noqa: E402
 
 SIGMA, NOISE, CUT_NOISE = 1.0, 0.01, 0.02
+PHOTOS = ("immunohistochemistry", "coins", "hubble_deep_field")
 GOAL_SPREAD, GOAL_SETTLE = 0.005, 3
 
 
@@ -84,34 +87,41 @@ def main() -> None:
 
     params = DeconvParams(sigma=SIGMA, noise="auto", method="laplacian")
     skip = 3
+    photos = ("immunohistochemistry",) if args.quick else PHOTOS
     rows = []
     renderer = "?"
     for tau in (None, 4.0, 8.0, 16.0):
-        with Deconvolver(params=params, stats_latency=1,
-                         temporal=None if tau is None else TemporalSmoother(time_constant=tau)) as eng:
-            renderer = eng.ctx.info.get("GL_RENDERER", "?")
-            gains, noises, levels = run(eng, [frames("immunohistochemistry", n, size, 1),
-                                              frames("moon", n, size, 2, CUT_NOISE)])
-        rows.append((tau, spread(gains[:n], skip), spread(noises[:n], skip),
-                     max(settle(noises, n), settle(levels, n, tol=0.05)),
-                     int(eng.temporal.cuts) if eng.temporal is not None else None))
+        spreads, noise_spreads, settles, cuts = [], [], [], []
+        for i, name in enumerate(photos):
+            smoother = None if tau is None else TemporalSmoother(time_constant=tau)
+            with Deconvolver(params=params, stats_latency=1, temporal=smoother) as eng:
+                renderer = eng.ctx.info.get("GL_RENDERER", "?")
+                gains, noises, levels = run(eng, [frames(name, n, size, 1 + i),
+                                                  frames("moon", n, size, 50 + i, CUT_NOISE)])
+            spreads.append(spread(gains[:n], skip))
+            noise_spreads.append(spread(noises[:n], skip))
+            settles.append(max(settle(noises, n), settle(levels, n, tol=0.05)))
+            cuts.append(None if smoother is None else smoother.cuts)
+        rows.append((tau, spreads, noise_spreads, max(settles), cuts))
     lines = [f"Machine: {machine_line(renderer)}", "",
-             f"Still photo (immunohistochemistry {size}x{size}, sigma {SIGMA:g} px, fresh noise {NOISE:g} per frame, "
-             f"8-bit), {n} frames, then a hard cut to `moon` (noise {CUT_NOISE:g}) for {n} frames; GL engine, "
-             "stats_latency=1, noise auto. Settled: noise within 2 % and level within 5 % of their values 20 "
-             "frames later.",
-             "",
-             "| smoothing | gain at pi/2: std/mean | noise estimate: std/mean | frames to settle after the cut "
-             "| cuts detected |",
+             f"Still photos ({', '.join(photos)}; {size}x{size} centre crops, sigma {SIGMA:g} px, fresh noise "
+             f"{NOISE:g} per frame, 8-bit), {n} frames each, then a hard cut to `moon` (noise {CUT_NOISE:g}) for "
+             f"{n} frames; GL engine, stats_latency=1, noise auto. Settled: noise within 2 % and level within 5 % "
+             "of their values 20 frames later.", "",
+             "| smoothing | gain at pi/2: std/mean, per photo | noise estimate: std/mean, per photo "
+             "| frames to settle after the cut (worst) | cuts detected per run |",
              "|---|---:|---:|---:|---:|"]
-    for tau, g, z, s, cuts in rows:
+    for tau, g, z, s_, cuts in rows:
         label = "none" if tau is None else f"tau = {tau:g} frames"
-        lines.append(f"| {label} | {100 * g:.2f} % | {100 * z:.2f} % | {s} | {'-' if cuts is None else cuts} |")
+        lines.append(f"| {label} | {' / '.join(f'{100 * v:.2f} %' for v in g)} | "
+                     f"{' / '.join(f'{100 * v:.2f} %' for v in z)} | {s_} | "
+                     f"{'-' if cuts[0] is None else ' / '.join(str(c) for c in cuts)} |")
     default = next(r for r in rows if r[0] == TemporalSmoother().time_constant)
-    lines += ["", f"Goals (default tau = {default[0]:g}): gain spread <= {100 * GOAL_SPREAD:g} %: "
-                  f"**{'PASS' if default[1] <= GOAL_SPREAD else 'MISS'}** ({100 * default[1]:.2f} %); "
-                  f"settles within {GOAL_SETTLE} frames of a cut: "
-                  f"**{'PASS' if default[3] <= GOAL_SETTLE else 'MISS'}** ({default[3]})."]
+    worst = max(default[1])
+    lines += ["", f"Goals (default tau = {default[0]:g}): gain spread <= {100 * GOAL_SPREAD:g} % on every photo: "
+                  f"**{'PASS' if worst <= GOAL_SPREAD else 'MISS'}** (worst {100 * worst:.2f} %); settles within "
+                  f"{GOAL_SETTLE} frames of a cut: **{'PASS' if default[3] <= GOAL_SETTLE else 'MISS'}** "
+                  f"({default[3]})."]
     text = "\n".join(lines)
     print(text)
     if not args.quick:

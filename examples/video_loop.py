@@ -2,10 +2,15 @@
 
 The loop a video player or a transcoder runs::
 
-    VideoReader (ffmpeg, prefetching on a thread)
-      -> uint8 RGB frame -> staging RGBA array (reused) -> src texture, RGBA8 (reused; RGB uploads are slow)
+    VideoReader (PyAV, decoding ahead on a thread; frames as uint8 RGBA, the layout textures take as is)
+      -> src texture, RGBA8 (reused; RGB uploads are slow)
       -> Deconvolver.apply(src, out, src_is_srgb=True, encode_srgb=True, bits=8)  # sRGB codes in and out
-      -> window: draw `out` to the screen | --output: read `out` back (RGBA, into a reused array) -> VideoWriter
+      -> window: draw `out` to the screen
+         | --output: read `out` back (RGBA, into a reused array) -> VideoWriter(source=reader), which keeps
+           every frame's timestamp, the audio/subtitle streams and the colour tags of the input
+
+8-bit SDR only, to stay short: deeper sources are read as 8-bit (``depth=8``) and HDR (PQ/HLG) is refused;
+``gpu-deconv run`` handles both.
 
 The engine runs with ``stats_latency=1``: with ``noise='auto'`` (the default here) frame n's noise and
 spectrum statistics are read back asynchronously and steer frame n + 1, so the CPU never waits for the
@@ -67,7 +72,7 @@ def parse_noise(text: str) -> float | str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="gpu_deconv video loop: decode, upload, deblur, display or encode")
-    ap.add_argument("input", help="video file (anything ffmpeg decodes)")
+    ap.add_argument("input", help="video file (anything FFmpeg decodes)")
     ap.add_argument("--output", default=None, help="encode to this file instead of showing a window (headless)")
     ap.add_argument("--frames", type=int, default=0, help="stop after this many frames (0: all)")
     ap.add_argument("--sigma", type=float, default=1.0, help="blur sigma (px)")
@@ -83,11 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     import moderngl
 
     from gpu_deconv.gl.engine import Deconvolver
-    from gpu_deconv.io.video import VideoReader, VideoWriter
+    from gpu_deconv.io.video import DecodedFrame, VideoReader, VideoWriter
 
-    reader = VideoReader(args.input, prefetch=2)
+    reader = VideoReader(args.input, channels=4, depth=8, prefetch=2)
     info = reader.info
     w, h = info.width, info.height
+    if reader.pixel_format.space != "srgb":
+        print(f"video_loop: {args.input}: HDR ({info.transfer}) video; use gpu-deconv run", file=sys.stderr)
+        return 2
     headless = args.output is not None
     glfw = window = None
     if headless:
@@ -120,10 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     src_tex = ctx.texture((w, h), 4)                  # RGBA8: uploads are ~40x cheaper than into RGBA16F
     out_tex = ctx.texture((w, h), 4)
     out_fbo = ctx.framebuffer(color_attachments=[out_tex])
-    staging = np.empty((h, w, 4), np.uint8)
-    staging[..., 3] = 255
     readback = np.empty((h, w, 4), np.uint8)
-    rgb_out = np.empty((h, w, 3), np.uint8)
     show_prog = show_vao = None
     if not headless:
         show_prog = ctx.program(vertex_shader=VERT, fragment_shader=SHOW_FRAG)
@@ -133,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
 
     params = DeconvParams(sigma=args.sigma, noise=args.noise, method=args.method)
     dec = Deconvolver(ctx, params, stats_latency=1)
-    writer = VideoWriter(args.output, (w, h), info.fps, overwrite=args.overwrite) if headless else None
+    writer = VideoWriter(args.output, source=reader, overwrite=args.overwrite) if headless else None
+    if writer is not None:
+        for note in writer.notes:
+            print(f"video_loop: note: {note}", file=sys.stderr)
     state = {"before": False}
     if window is not None:
         def on_key(win, key, scancode, action, mods):
@@ -151,12 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     n = 0
     ok = False
     try:
-        for frame in reader:
+        for item in reader.items():                   # frames, and (with a writer) the other streams' packets
+            if not isinstance(item, DecodedFrame):
+                writer.mux(item)                      # audio, subtitles...: copied as they are
+                continue
             if window is not None and glfw.window_should_close(window):
                 break
             t0 = time.perf_counter()
-            staging[..., :3] = frame
-            src_tex.write(staging)                    # same texture every frame
+            src_tex.write(item.pixels)                # same texture every frame, RGBA as decoded
             t1 = time.perf_counter()
             dec.apply(src_tex, out_fbo, src_is_srgb=True, encode_srgb=True, bits=8)
             design = dec.design                       # this frame's filter (steered by frame n - 1)
@@ -164,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             last = args.frames and n + 1 >= args.frames
             if headless:
                 out_fbo.read_into(readback, components=4)   # waits for this frame's passes
-                rgb_out[...] = readback[..., :3]
-                writer.write(rgb_out)
+                writer.write(readback, item)          # copied before it returns: readback is reused
             else:
                 fw, fh = glfw.get_framebuffer_size(window)
                 if screen is None:
@@ -180,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                     shot = np.frombuffer(data, np.uint8).reshape(fh, fw, 4)[::-1, :, :3].copy()
                 glfw.swap_buffers(window)
                 glfw.poll_events()
-                if not args.no_pace:                  # present at the video's rate, not faster
-                    wait = t_start + (n + 1) / info.fps_float - time.perf_counter()
+                if not args.no_pace:                  # present at the frame's own time (VFR stays VFR)
+                    wait = t_start + item.time + item.duration * item.time_base - time.perf_counter()
                     if wait > 0:
                         time.sleep(wait)
             t3 = time.perf_counter()

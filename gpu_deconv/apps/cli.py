@@ -39,6 +39,7 @@ def _validate(params: DeconvParams) -> DeconvParams:
 def _cmd_run(args: argparse.Namespace) -> int:
     from ..io.atomic import remove_live_temp_files
     from ..io.batch import BatchReport, BatchRunner, plan_jobs, report_format
+    from ..io.video_options import video_options_from_args
 
     if args.sigma is None and not args.params:
         raise UsageError("--sigma is required (or --params FILE.json)")
@@ -53,12 +54,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         report_format(args.report)
         if os.path.lexists(args.report) and not args.overwrite:
             raise UsageError(f"{args.report}: output exists; pass --overwrite to replace it")
-    jobs, failures, note = plan_jobs(args.inputs, args.output, args.suffix, args.format)
+    try:
+        video_options = video_options_from_args(args)
+    except ValueError as e:
+        raise UsageError(one_line(e)) from None
+    jobs, failures, note = plan_jobs(args.inputs, args.output, args.suffix, args.format, video_options.container)
     if note:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     if args.format and any(j.video for j in jobs) and any(not j.video for j in jobs):
-        print(f"{PROG}: note: --format {args.format} applies to images; videos keep a video container",
-              file=sys.stderr)
+        print(f"{PROG}: note: --format {args.format} applies to images; videos keep a video container "
+              "(--container chooses it)", file=sys.stderr)
     report = BatchReport()
     for f in failures:
         print(f"{PROG}: error: {f.input}: {f.reason}", file=sys.stderr)
@@ -78,6 +83,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     runner = BatchRunner(deconv, params, overwrite=args.overwrite, skip_existing=args.skip_existing,
                                          fmt=args.format, quality=args.quality, tile=args.tile,
                                          max_pixels=args.max_pixels or None, jpeg_noise=not args.no_jpeg_noise,
+                                         video_options=video_options,
                                          progress=None if not args.quiet else False, verbose=args.verbose,
                                          debug=args.debug)
                     runner.run(jobs, report)
@@ -229,6 +235,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..io.video_options import add_video_arguments  # no PyAV, no NumPy: --help stays fast
+
     ap = argparse.ArgumentParser(prog=PROG, description="Real-time GPU deconvolution of mild, known blur.")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -245,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output format of images (default: the input's; videos keep a video container); metadata "
                         "and the colour profile go along")
     p.add_argument("--quality", type=int, default=None, metavar="Q",
-                   help="quality 1..100 of lossy outputs (JPEG, WebP); default: like the input")
+                   help="quality 1..100 of lossy image outputs (JPEG, WebP, AVIF, JPEG XL); default: like the input "
+                        "(videos: --crf or --qscale)")
     p.add_argument("--max-pixels", type=int, default=250_000_000, metavar="N",
                    help="refuse images with more pixels, read from the header before decoding (0: no limit; "
                         "default 250000000)")
@@ -255,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="FILE.json|FILE.csv", default=None,
                    help="write one row per file: input, output, status, reason, sigma, noise, level, method, ms")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per file")
+    add_video_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 

@@ -16,7 +16,14 @@ and the output folder skipped, and - when ``suffix`` is set - our own earlier ou
 next to ``a.png``) skipped too, so a rerun in place does not make ``a_deblur_deblur.png``.
 
 Pipelining: while the GPU works on file n, a worker thread decodes file n+1 and another encodes file
-n-1; for video, decoding and encoding run ahead/behind on their own threads.
+n-1; for video, frames are decoded ahead and encoded behind on their own threads
+(:func:`gpu_deconv.io.video.transcode`).
+
+Videos (:meth:`BatchRunner._run_video`) keep a video output whatever ``--format`` says; their container, codec
+and pixel format follow the input unless :class:`~gpu_deconv.io.video.VideoOptions` say otherwise, and the
+per-frame statistics are smoothed over time (reset at scene cuts, :mod:`gpu_deconv.core.temporal`). A truncated
+or corrupt video is written with the frames that decoded and reported as failed (exit code 1) and ``partial``,
+with a one-line warning.
 
 The :class:`BatchReport` keeps one :class:`FileResult` per input (status, reason, the sigma, noise, level
 and method used, milliseconds), writes it as JSON or CSV (``--report``) and makes the summary line.
@@ -40,7 +47,7 @@ import numpy as np
 
 from ..core.colour import linear_to_srgb, srgb_to_linear
 from ..core.params import DeconvParams
-from ..errors import FileError, ImageError, UsageError, VideoError, one_line
+from ..errors import FileError, ImageError, UsageError, one_line
 from .atomic import write_text_atomic
 from .images import (
     DEFAULT_EXTENSION,
@@ -52,7 +59,7 @@ from .images import (
     rescale_bits,
     write_image,
 )
-from .video import VideoReader, VideoWriter, is_video_path, probe_video
+from .video_options import REWRAPPED, VideoOptions, is_video_path, output_extension
 
 #: Formats that store float samples.
 FLOAT_FORMATS = ("tiff", "jxl", "npy")
@@ -75,11 +82,12 @@ class Job:
 class FileResult:
     """What happened to one input (one row of ``--report``).
 
-    ``status`` is ``'ok'``, ``'failed'`` (with ``reason``) or ``'skipped'`` (the output existed and was
-    kept). ``sigma`` (px), ``noise`` (linear std, estimated or given), ``noise_total`` (the std the filter
-    was designed for: ``noise`` with the input's quantization and, for a JPEG, compression noise), ``level``
-    and ``method`` are those of the design used (of the last frame, for a video); ``ms`` is the file's wall
-    time in the engine and codecs.
+    ``status`` is ``'ok'``, ``'failed'`` (with ``reason``; ``partial`` when a damaged video's decodable
+    frames were written nevertheless) or ``'skipped'`` (the output existed and was kept). ``sigma`` (px),
+    ``noise`` (linear std, estimated or given), ``noise_total`` (the std the filter was designed for:
+    ``noise`` with the input's quantization and, for a JPEG, compression noise), ``level`` and ``method``
+    are those of the design used (of the last frame, for a video); ``ms`` is the file's wall time in the
+    engine and codecs.
     """
 
     input: str
@@ -92,6 +100,7 @@ class FileResult:
     level: float | None = None
     method: str | None = None
     frames: int = 0
+    partial: bool = False
     ms: float = 0.0
 
 
@@ -123,13 +132,18 @@ class BatchReport:
         return self.count("skipped")
 
     @property
+    def partial(self) -> int:
+        """Of the failed: damaged videos whose decodable frames were written (the output exists)."""
+        return sum(r.partial for r in self.results)
+
+    @property
     def frames(self) -> int:
         return sum(r.frames for r in self.results)
 
     def summary(self, skip_existing: bool = False) -> str:
         total = len(self.results)
         rate = total / self.seconds if self.seconds > 0 else 0.0
-        line = f"{self.ok} ok, {self.failed} failed"
+        line = f"{self.ok} ok, {self.failed} failed" + (f" ({self.partial} partly written)" if self.partial else "")
         if self.skipped:
             line += f", {self.skipped} skipped (output exists{'' if skip_existing else ': --overwrite replaces'})"
         line += f" of {total} file(s)"
@@ -174,8 +188,12 @@ def resolved(path: Path) -> Path | None:
         return None
 
 
-def _output_name(rel: Path, suffix: str, fmt: str | None, video: bool) -> Path:
-    ext = DEFAULT_EXTENSION[fmt] if fmt and not video else rel.suffix
+def _output_name(rel: Path, suffix: str, fmt: str | None, video: bool, container: str | None = None) -> Path:
+    """Images take ``fmt``'s extension (else their own); videos keep a video container (:func:`output_extension`)."""
+    if video:
+        ext = output_extension(rel, container)
+    else:
+        ext = DEFAULT_EXTENSION[fmt] if fmt else rel.suffix
     return rel.with_name(rel.stem + suffix + ext)
 
 
@@ -188,13 +206,14 @@ def _is_own_output(path: Path, suffix: str) -> bool:
 
 
 def plan_jobs(inputs: Iterable[str | os.PathLike[str]], output: str | os.PathLike[str], suffix: str = "",
-              fmt: str | None = None) -> tuple[list[Job], list[FileResult], str | None]:
+              fmt: str | None = None, container: str | None = None) -> tuple[list[Job], list[FileResult], str | None]:
     """Map inputs to outputs.
 
     A single input file with an output path that is not an existing folder and has an extension is
     written to exactly that path, in the format that extension names (a conversion the returned note
     states); otherwise ``output`` is a folder: files go in at top level and folders are walked recursively
-    and mirrored under it.
+    and mirrored under it. ``fmt`` (``--format``) names the images' output format; videos keep a video
+    container: ``container`` (``--container``), else :func:`~gpu_deconv.io.video.output_extension`.
 
     Returns
     -------
@@ -233,10 +252,10 @@ def plan_jobs(inputs: Iterable[str | os.PathLike[str]], output: str | os.PathLik
                 failures.append(FileResult(str(src), None, "failed", "folder holds no supported images or videos"))
             for p in found:
                 video = is_video_path(p)
-                jobs.append(Job(p, out / _output_name(p.relative_to(src), suffix, fmt, video), video))
+                jobs.append(Job(p, out / _output_name(p.relative_to(src), suffix, fmt, video, container), video))
         else:
             video = is_video_path(src)
-            jobs.append(Job(src, out / _output_name(Path(src.name), suffix, fmt, video), video))
+            jobs.append(Job(src, out / _output_name(Path(src.name), suffix, fmt, video, container), video))
     return jobs, failures, None
 
 
@@ -321,6 +340,8 @@ class BatchRunner:
     jpeg_noise : bool
         Add a JPEG input's compression noise (from its quantisation tables) to the noise model, so the
         8x8 block edges are not sharpened (:mod:`gpu_deconv.core.jpeg_noise`).
+    video_options : VideoOptions, optional
+        How video outputs are encoded (``--codec``, ``--crf``... :func:`gpu_deconv.io.video.add_video_arguments`).
     progress : bool or None
         tqdm bars on stderr; None = only when stderr is a terminal.
     verbose : bool
@@ -334,8 +355,8 @@ class BatchRunner:
     def __init__(self, deconvolver, params: DeconvParams, *, overwrite: bool = False, skip_existing: bool = False,
                  fmt: str | None = None, quality: int | None = None, tile: int | None = None,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS, jpeg_noise: bool = True,
-                 progress: bool | None = None, verbose: bool = False, debug: bool = False,
-                 log: Callable[[str], None] | None = None) -> None:
+                 video_options: VideoOptions | None = None, progress: bool | None = None, verbose: bool = False,
+                 debug: bool = False, log: Callable[[str], None] | None = None) -> None:
         from tqdm import tqdm
 
         self._tqdm = tqdm
@@ -348,6 +369,7 @@ class BatchRunner:
         self.tile = tile
         self.max_pixels = max_pixels
         self.jpeg_noise = jpeg_noise
+        self.video_options = video_options or VideoOptions()
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.verbose = verbose
         self.debug = debug
@@ -367,12 +389,12 @@ class BatchRunner:
     def _record(self, report: BatchReport, result: FileResult, bar) -> None:
         report.results.append(result)
         if result.status == "failed":
-            self.log(f"gpu-deconv: error: {result.reason}")
+            self.log(f"gpu-deconv: {'warning' if result.partial else 'error'}: {result.reason}")
             if self.debug and sys.exc_info()[0] is not None:
                 self.log(traceback.format_exc().rstrip())
         elif result.status == "skipped" and not self.skip_existing:
-            self.log(f"gpu-deconv: {result.output}: output exists; kept (--overwrite replaces it, "
-                     f"--skip-existing skips quietly)")
+            self.log(f"gpu-deconv: {result.output}: output exists; pass --overwrite to replace it "
+                     f"(or --skip-existing to skip it quietly)")
         elif self.verbose:
             what = "kept (exists)" if result.status == "skipped" else (
                 f"{result.method}, noise {result.noise:.4g}, {result.ms:.0f} ms" if result.method else "ok")
@@ -432,9 +454,15 @@ class BatchRunner:
                 for job in (j for j in ready if j.video):
                     t = time.perf_counter()
                     try:
-                        frames = self._run_video(job, report)
-                        self._record(report, self._result(job, "ok", ms=(time.perf_counter() - t) * 1e3,
-                                                          frames=frames), bar)
+                        frames, damage = self._run_video(job, report)
+                        ms = (time.perf_counter() - t) * 1e3
+                        if damage is None:
+                            self._record(report, self._result(job, "ok", ms=ms, frames=frames), bar)
+                        else:  # written up to where the input stopped decoding
+                            result = self._result(job, "failed", f"{damage}; the {frames} frame(s) that decoded "
+                                                  f"were written to {job.dst}", ms=ms, frames=frames)
+                            result.partial = True
+                            self._record(report, result, bar)
                     except (FileError, ValueError, OSError) as e:
                         self._record(report, self._fail(job, e, job.src), bar)
         finally:
@@ -525,34 +553,55 @@ class BatchRunner:
                 self._record(report, self._fail(job, e, job.dst), bar)
 
     # -- video ----------------------------------------------------------------------------------------------
-    def _run_video(self, job: Job, report: BatchReport) -> int:
-        info = probe_video(job.src)
-        space = self.params.space
-        n = 0
-        with VideoReader(job.src, prefetch=3, info=info) as reader:
-            writer = VideoWriter(job.dst, info.size, info.fps, audio_from=job.src, overwrite=self.overwrite)
-            for w in writer.warnings:
-                self.log(f"gpu-deconv: note: {job.dst}: {w}")
-            bar = self._tqdm(total=info.frame_count or None, unit="frame", file=sys.stderr,
-                             disable=not self.progress, leave=False, desc=job.src.name)
-            try:
-                t = time.perf_counter()
-                for frame in reader:
-                    report.stage_ms["decode"] += (time.perf_counter() - t) * 1e3
-                    out = self.d.process(frame, space=space, bits=8, tile=self.tile)
-                    self._add_engine_timings(report)
-                    t = time.perf_counter()
-                    writer.write(out)
-                    report.stage_ms["encode"] += (time.perf_counter() - t) * 1e3
-                    n += 1
-                    bar.update(1)
-                    t = time.perf_counter()
-                writer.close()
-            except BaseException:
-                writer.abort()
-                raise
-            finally:
-                bar.close()
-        if n == 0:
-            raise VideoError(job.src, "no frames could be decoded")
-        return n
+    def _run_video(self, job: Job, report: BatchReport) -> tuple[int, str | None]:
+        """Deblur one video into ``job.dst`` (:func:`gpu_deconv.io.video.transcode`); (frames, damage or None).
+
+        The frames of one video are one scene sequence for the engine: their statistics are smoothed over time
+        and reset at scene cuts (:class:`~gpu_deconv.core.temporal.TemporalSmoother`), so the filter does not
+        flicker; the smoother is dropped afterwards, so the next file starts afresh.
+        """
+        from ..core.temporal import TemporalSmoother
+        from .video import PixelFormat, transcode
+
+        def note(msg: str) -> None:
+            self.log(f"gpu-deconv: note: {job.src}: {msg}")
+
+        src_ext, dst_ext = job.src.suffix.lower(), job.dst.suffix.lower()
+        if src_ext in REWRAPPED and dst_ext != src_ext and self.video_options.container is None:
+            note(f"written as {job.dst.name}: {dst_ext} keeps every stream and timestamp that {src_ext} can't "
+                 f"(--container {src_ext[1:]} keeps {src_ext})")
+        told: list[bool] = []
+        wait = {"t": time.perf_counter()}
+
+        def process(pixels: np.ndarray, fmt: PixelFormat) -> np.ndarray:
+            space = self.params.space
+            if fmt.transfer != "sdr" or space == "auto":
+                if fmt.transfer != "sdr" and space != "auto" and not told:
+                    told.append(True)
+                    note(f"HDR ({fmt.transfer.upper()}) frames are decoded to linear light from their tags; "
+                         f"--space {space} does not apply")
+                space = fmt.space
+            t = time.perf_counter()
+            report.stage_ms["decode"] += (t - wait["t"]) * 1e3  # waiting for the decoder thread
+            out = self.d.process(pixels, space=space, bits=fmt.bits, tile=self.tile)
+            self._add_engine_timings(report)
+            wait["t"] = time.perf_counter()
+            return out
+
+        bar = self._tqdm(total=None, unit="frame", file=sys.stderr, disable=not self.progress, leave=False,
+                         desc=job.src.name)
+
+        def frame_done(_frame) -> None:
+            t = time.perf_counter()
+            report.stage_ms["encode"] += (t - wait["t"]) * 1e3  # handing the frame to the encoder thread
+            wait["t"] = t
+            bar.update(1)
+
+        previous, self.d.temporal = self.d.temporal, TemporalSmoother()
+        try:
+            result = transcode(job.src, job.dst, process, options=self.video_options, overwrite=self.overwrite,
+                               channels="auto", on_note=note, on_frame=frame_done)
+        finally:
+            self.d.temporal = previous
+            bar.close()
+        return result.frames, result.damage

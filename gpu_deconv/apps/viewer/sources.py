@@ -158,8 +158,10 @@ class FolderSource(ImageSource):
 class VideoSource(Source):
     """A video decoded by :class:`gpu_deconv.io.video.VideoReader`: play/pause, single steps, loop.
 
-    Frames are shown at the file's frame rate while playing (frames are never dropped: a slow
-    viewer plays slower). At the end it rewinds when ``loop`` is on, else it pauses on the last frame.
+    Frames come as RGBA in the file's own depth (``uint8``, or ``uint16`` for 10-16-bit video; HDR video
+    as linear ``float32``) and are shown for their own durations while playing, so a variable-frame-rate
+    file plays at its pace (frames are never dropped: a slow viewer plays slower). At the end it rewinds
+    when ``loop`` is on, else it pauses on the last frame.
     """
 
     kind = "video"
@@ -174,11 +176,12 @@ class VideoSource(Source):
         self.info = None
         self._reader = None
         self._due = 0.0
+        self._shown_for = 1.0 / 30.0  # display duration of the current frame, seconds
         try:
             from ...io.video import VideoReader, probe_video
 
             self.info = probe_video(self.path)
-            self._reader = VideoReader(self.path, prefetch=2, info=self.info)
+            self._reader = VideoReader(self.path, channels=4, prefetch=2, info=self.info)
         except Exception as e:
             self.error = one_line(e, self.path)
             return
@@ -195,7 +198,7 @@ class VideoSource(Source):
         if self._reader is not None:
             self._reader.close()
         try:
-            self._reader = VideoReader(self.path, prefetch=2, info=self.info)
+            self._reader = VideoReader(self.path, channels=4, prefetch=2, info=self.info)
         except Exception as e:
             self.error = one_line(e, self.path)
             self._reader = None
@@ -208,9 +211,9 @@ class VideoSource(Source):
         if self._reader is None:
             return False
         try:
-            frame = self._reader.read()
+            frame = self._reader.read_frame()
             if frame is None and self.loop and self.index >= 0 and self._rewind():
-                frame = self._reader.read()
+                frame = self._reader.read_frame()
         except Exception as e:
             self.error = one_line(e, self.path)
             self.playing = False
@@ -220,7 +223,8 @@ class VideoSource(Source):
             return False
         self.index += 1
         self.error = None
-        self._set(frame)
+        self._shown_for = float(frame.duration * frame.time_base) or 1.0 / self.fps
+        self._set(frame.pixels)
         return True
 
     def next(self) -> bool:
@@ -233,7 +237,7 @@ class VideoSource(Source):
     def poll(self, now: float) -> bool:
         if not self.playing or now < self._due:
             return False
-        self._due = max(self._due + 1.0 / self.fps, now - 0.5)  # catch up at most half a second
+        self._due = max(self._due + self._shown_for, now - 0.5)  # catch up at most half a second
         return self.step()
 
     def status(self) -> str:
