@@ -98,14 +98,16 @@ def test_outputs_and_report_equal_the_single_process_run(tmp_path, capsys, ray_i
     code, err_ray = run(capsys, *base, "-o", str(tmp_path / "ray"), "--report", str(tmp_path / "ray.json"),
                         "--ray", "local")
     assert code == 1, err_ray
-    assert summary(err_ray) == summary(err_local) == "7 ok, 1 failed of 8 file(s), 12 video frame(s)", err_ray
+    assert summary(err_ray) == summary(err_local) == "gpu-deconv: 7 ok, 1 failed of 8 file(s), 12 video frame(s)"
     errors = [ln for ln in err_ray.splitlines() if "error" in ln]
     assert errors == [ln for ln in err_local.splitlines() if "error" in ln] and "bad.png" in errors[0]
     assert snapshot(tmp_path / "ray") == snapshot(tmp_path / "local")  # bit-identical, no temp file
     assert len(snapshot(tmp_path / "ray")) == 7
-    local_rows = rows(tmp_path / "local.json")
-    ray_rows = [{**r, "output": r["output"] and r["output"].replace(str(tmp_path / "ray"), str(tmp_path / "local"))}
-                for r in rows(tmp_path / "ray.json")]
+    # the same rows; the local pipeline records a decode failure before the files still encoding, so compare
+    # them in input order
+    local_rows = sorted(rows(tmp_path / "local.json"), key=lambda r: r["input"])
+    ray_rows = sorted(({**r, "output": r["output"].replace(str(tmp_path / "ray"), str(tmp_path / "local"))}
+                       for r in rows(tmp_path / "ray.json")), key=lambda r: r["input"])
     assert ray_rows == local_rows
 
 
@@ -253,3 +255,17 @@ def test_help_and_import_do_not_load_ray():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_local_instance_from_the_cli_with_workers_that_cannot_start(tmp_path):
+    """A fresh process: ``--ray local`` starts (and stops) a private instance; workers without GL -> one line."""
+    write_image(tmp_path / "a.png", noise_image((20, 24, 3)))
+    cmd = [sys.executable, "-m", "gpu_deconv.apps.cli", "run", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"),
+           *PARAMS, "-q", "--ray", "local"]
+    env = {**os.environ, "GLCONTEXT_LINUX_LIBGL": "/nonexistent/libGL.so.1"}  # no GL for glcontext, any backend
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("gpu-deconv")]
+    assert proc.returncode == 1, proc.stderr
+    assert len(lines) == 1 and "no Ray worker could start" in lines[0], lines
+    assert "could not create a headless OpenGL" in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "a.png").exists()

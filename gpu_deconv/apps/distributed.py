@@ -150,7 +150,10 @@ class Worker:
             os.chdir(cwd)
         self._lines: list[str] = []
         self._gl = ThreadPoolExecutor(1, thread_name_prefix="gl")
-        self.info = self._gl.submit(self._start, tag, params, options, lp_threads).result()
+        try:
+            self.info = self._gl.submit(self._start, tag, params, options, lp_threads).result()
+        except Exception as e:  # noqa: BLE001 - no GL here: said by describe(), in one line, to the driver
+            self.info = {"tag": tag, "error": one_line(e)}
 
     def _start(self, tag: str, params: DeconvParams, options: WorkerOptions, lp_threads: int | None) -> dict:
         import platform
@@ -172,7 +175,8 @@ class Worker:
                 "lp_threads": lp_threads, "same_cwd": self.same_cwd}
 
     def describe(self) -> dict:
-        """Where this worker renders: node, pid, GPU ids, EGL device and why, GL renderer, same cwd."""
+        """Where this worker renders: node, pid, GPU ids, EGL device and why, GL renderer, same cwd; or
+        ``{'error': why}`` when it could not start an engine."""
         return self.info
 
     def process(self, jobs: list[Job], overwrite: bool) -> TaskResult:
@@ -218,7 +222,7 @@ def connect(address: str | None) -> bool:
     main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if main else None
     try:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     except Exception as e:  # noqa: BLE001 - connection refused, bad address, version mismatch...
         where = "start a local Ray instance" if address in (None, "local") else f"connect to Ray at {address}"
         raise ClusterError(f"cannot {where}: {one_line(e)}") from None
@@ -329,6 +333,7 @@ class Driver:
 
     def _run_pool(self, ray) -> None:
         self.pool = []
+        self.start_errors: list[str] = []
         self._start_pool(ray)
         images = [s for s, j in enumerate(self.jobs) if not j.video]
         batch = self.batch_size or default_batch(len(images), len(self.pool))
@@ -399,8 +404,10 @@ class Driver:
                     self._finished(ray, running[ref], ref)
 
     def _dispatch(self) -> None:
+        # a second queued task only once every actor has started: until then it would starve a late one
+        depth = 1 if any(a.ready is not None for a in self.pool) else QUEUE_DEPTH
         for a in self.pool:
-            while a.alive and a.info is not None and len(a.tasks) < QUEUE_DEPTH and self.queue:
+            while a.alive and a.info is not None and len(a.tasks) < depth and self.queue:
                 unit = self.queue.popleft()
                 jobs = [self.jobs[s] for s in unit.slots]
                 if not a.info["same_cwd"]:  # that node lacks the driver's folder: absolute paths
@@ -411,13 +418,24 @@ class Driver:
     def _started(self, ray, actor: _Actor, ref) -> None:
         actor.ready = None
         try:
-            actor.info = info = ray.get(ref)
-        except Exception as e:  # noqa: BLE001 - its __init__ failed (no GL on that node?) or it died starting
+            info = ray.get(ref)
+            error = info.get("error")
+        except Exception as e:  # noqa: BLE001 - the actor could not be created or died starting
+            error = _cause(e)
+        if error is not None:
             actor.alive = False
-            if not any(a.alive for a in self.pool):
-                raise ClusterError(f"no Ray worker could start: {_cause(e)}") from None
-            self.log(f"{PROG}: error: a Ray worker could not start: {_cause(e)}")
+            ray.kill(actor.handle, no_restart=True)
+            self.start_errors.append(error)
+            if any(a.info for a in self.pool):
+                self.log(f"{PROG}: error: a Ray worker could not start: {error}")
+            elif not any(a.alive for a in self.pool):
+                more = f" (and {len(self.start_errors) - 1} more)" if len(self.start_errors) > 1 else ""
+                raise ClusterError(f"no Ray worker could start: {self.start_errors[0]}{more}")
             return
+        if not any(a.info for a in self.pool):  # the first worker up: say why the others before it failed
+            for e in self.start_errors:
+                self.log(f"{PROG}: error: a Ray worker could not start: {e}")
+        actor.info = info
         if self.runner.verbose:
             gpus = ",".join(info["gpu_ids"]) or "none"
             lp = f", LP_NUM_THREADS={info['lp_threads']}" if info["lp_threads"] else ""
@@ -487,9 +505,11 @@ class Driver:
 
 
 def _cause(e: BaseException) -> str:
-    """One line for a Ray error: the worker's own exception where Ray wraps one."""
+    """One line for a Ray error: the worker's own exception where Ray wraps one; for a dead actor, why."""
     cause = getattr(e, "cause", None)
-    return one_line(cause if isinstance(cause, BaseException) else e)
+    text = one_line(cause if isinstance(cause, BaseException) else e)
+    why = text.find("The actor is dead because")  # after Ray's actor id, class, pid, namespace fields
+    return text[why:] if why >= 0 else text
 
 
 # --- entry points ----------------------------------------------------------------------------------------------
