@@ -10,7 +10,8 @@ or of a cluster. The driver (this process) does everything a local run does exce
 * it starts a pool of Ray actors (:class:`Worker`): one per GPU (``num_gpus=1``) when the cluster has
   GPUs, else one per CPU slot (``num_cpus=1``, Mesa llvmpipe told to use its share of the node's cores
   through ``LP_NUM_THREADS``). Each actor creates one headless EGL context once, on the EGL device of the
-  CUDA device Ray gave it (:func:`choose_egl_device`), and one :class:`~gpu_deconv.gl.engine.Deconvolver`;
+  CUDA device Ray gave it (:func:`choose_egl_device`), and one :class:`~gpu_deconv.gl.engine.Deconvolver`.
+  ``LP_NUM_THREADS`` in the driver's environment overrides the share given to CPU-slot workers;
 * images go out in small batches (a batch runs through the worker's decode/engine/encode pipeline, so the
   stages overlap as in a local run), a video as one task (its temporal state stays on one actor); each
   actor has up to :data:`QUEUE_DEPTH` tasks queued so it never waits for the driver;
@@ -18,8 +19,8 @@ or of a cluster. The driver (this process) does everything a local run does exce
   output must be a path every node can write, the inputs paths every node can read (a shared or network
   file system mounted at the same place);
 * results come back per file (the same :class:`~gpu_deconv.io.batch.FileResult` rows and log lines a local
-  run makes) and the driver prints progress, the summary line and ``--report``; rows are put back in the
-  local run's order, so a report is the local run's report with other timings;
+  run makes) and the driver prints progress, the summary line and ``--report``; rows are put in job order
+  (images, then videos), so a report holds the local run's rows with other timings;
 * a worker that dies mid-file (a crash, a lost node, ``ray.kill``): its temp files are removed (each actor
   names them ``.gd-TAG-XXXX.tmp`` with its own tag, :func:`gpu_deconv.io.atomic.set_temp_tag`) and each file
   of its unfinished tasks is retried alone on another actor, at most ``max_retries`` times, then reported
@@ -355,8 +356,9 @@ class Driver:
         n = self.actors or gpus or cpus
         if gpus:
             options, lp_threads = {"num_gpus": 1, "num_cpus": 0}, None
-        else:  # llvmpipe: each actor's renderer gets its share of the cores, so actors don't thrash
-            options, lp_threads = {"num_cpus": 1}, max(1, cpus // n)
+        else:  # llvmpipe: each actor's renderer gets its share of the cores (unless the user says), no thrashing
+            options = {"num_cpus": 1}
+            lp_threads = int(os.environ.get("LP_NUM_THREADS") or 0) or max(1, cpus // n)
         cls = ray.remote(max_restarts=0, max_task_retries=0)(Worker)
         cwd = os.getcwd()
         for _ in range(n):
