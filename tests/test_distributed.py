@@ -245,7 +245,7 @@ def test_temp_tag_names_and_removes_only_its_own_files(tmp_path):
 
 def test_batches_leave_no_worker_idle():
     assert default_batch(100, 2) == 4
-    assert default_batch(6, 2) == 2  # 3 tasks: both workers busy
+    assert default_batch(6, 2) == 3  # a batch of 4 would leave one worker 2 files, the other 4
     assert default_batch(1, 8) == 1
 
 
@@ -269,3 +269,17 @@ def test_local_instance_from_the_cli_with_workers_that_cannot_start(tmp_path):
     assert len(lines) == 1 and "no Ray worker could start" in lines[0], lines
     assert "could not create a headless OpenGL" in lines[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_benchmark_quick_mode(ray_instance):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_distributed", ROOT / "benchmarks" / "bench_distributed.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses resolve annotations through sys.modules
+    try:
+        spec.loader.exec_module(bench)
+        table = bench.main(["--quick"])  # asserts every Ray run's outputs equal the single-process run's
+    finally:
+        sys.modules.pop(spec.name, None)
+    assert "| single process (gpu-deconv run) |" in table and "| Ray, 2 actor(s) (2 CPU slot) |" in table

@@ -53,8 +53,8 @@ from ..core.params import DeconvParams
 from ..errors import UsageError, one_line
 from ..io.batch import BatchReport, BatchRunner, FileResult, Job, plan_jobs
 
-#: Images per task: enough for the worker's decode/engine/encode pipeline to overlap, few enough that
-#: the files spread evenly and a dead worker costs little to redo (measured: benchmarks/bench_distributed.py).
+#: Images per task: enough for the worker's decode/engine/encode pipeline to overlap (batches of 4 beat 2 and 1
+#: in benchmarks/bench_distributed.py), few enough that files spread evenly and a dead worker costs little to redo.
 DEFAULT_BATCH = 4
 #: Tasks queued on each actor, so it starts the next as soon as one ends (no round trip to the driver).
 QUEUE_DEPTH = 2
@@ -552,6 +552,6 @@ def run(inputs: Iterable[str | os.PathLike[str]], output: str | os.PathLike[str]
 
 
 def default_batch(n_images: int, n_actors: int) -> int:
-    """Images per task for ``n_images`` over ``n_actors``: :data:`DEFAULT_BATCH`, smaller when that would
-    leave a worker idle (each actor should get at least two tasks)."""
-    return max(1, min(DEFAULT_BATCH, math.ceil(n_images / (2 * n_actors))))
+    """Images per task for ``n_images`` over ``n_actors``: :data:`DEFAULT_BATCH`, fewer when that would leave
+    an actor without a task."""
+    return max(1, min(DEFAULT_BATCH, math.ceil(n_images / n_actors)))
