@@ -13,8 +13,9 @@ or of a cluster. The driver (this process) does everything a local run does exce
   CUDA device Ray gave it (:func:`choose_egl_device`), and one :class:`~gpu_deconv.gl.engine.Deconvolver`.
   ``LP_NUM_THREADS`` in the driver's environment overrides the share given to CPU-slot workers;
 * images go out in small batches (a batch runs through the worker's decode/engine/encode pipeline, so the
-  stages overlap as in a local run), a video as one task (its temporal state stays on one actor); each
-  actor has up to :data:`QUEUE_DEPTH` tasks queued so it never waits for the driver;
+  stages overlap as in a local run), a video as one task (its temporal state stays on one actor), videos
+  first (the longest tasks start first); once every actor has started each has up to :data:`QUEUE_DEPTH`
+  tasks queued, so it never waits for the driver;
 * the worker reads the input and writes the output itself, atomically, to the shared output path: the
   output must be a path every node can write, the inputs paths every node can read (a shared or network
   file system mounted at the same place);
@@ -38,7 +39,6 @@ import math
 import os
 import secrets
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -291,7 +291,14 @@ class Driver:
         self.log = self.runner.log
         #: The actors of the current run (a test finds one to kill by its tag).
         self.pool: list[_Actor] = []
+        # the current run: claimed jobs (a slot is an index here), tries per slot, work not yet handed out
         self.jobs: list[Job] = []
+        self.tries: list[int] = []
+        self.queue: deque[_Unit] = deque()
+        self.slot_of: dict[int, int] = {}  # id(FileResult) -> slot, to put the rows in job order
+        self.start_errors: list[str] = []
+        self.report = BatchReport()
+        self.bar = None
 
     # -- the run ------------------------------------------------------------------------------------------------
     def run(self, jobs: list[Job], report: BatchReport | None = None) -> BatchReport:
@@ -312,11 +319,11 @@ class Driver:
         self.report = report
         self.bar = self.runner.progress_bar(len(jobs))
         first = len(report.results)
+        self.slot_of = {}
         try:
             ready = self.runner.claim_targets(jobs, report, self.bar)
             # slots in the local run's order: images, then videos
             self.jobs = [j for j in ready if not j.video] + [j for j in ready if j.video]
-            self.slot_of: dict[int, int] = {}  # id(FileResult) -> slot, to put rows back in that order
             if self.jobs:
                 started = connect(self.address)
                 try:
@@ -334,15 +341,15 @@ class Driver:
 
     def _run_pool(self, ray) -> None:
         self.pool = []
-        self.start_errors: list[str] = []
-        self._start_pool(ray)
-        images = [s for s, j in enumerate(self.jobs) if not j.video]
-        batch = self.batch_size or default_batch(len(images), len(self.pool))
+        self.start_errors = []
         self.tries = [0] * len(self.jobs)
-        # videos first: the longest tasks start first, so no worker is left with one at the end
-        self.queue: deque[_Unit] = deque(_Unit([s], self.overwrite) for s, j in enumerate(self.jobs) if j.video)
-        self.queue.extend(_Unit(images[i:i + batch], self.overwrite) for i in range(0, len(images), batch))
         try:
+            self._start_pool(ray)
+            images = [s for s, j in enumerate(self.jobs) if not j.video]
+            batch = self.batch_size or default_batch(len(images), len(self.pool))
+            # videos first: the longest tasks start first, so no worker is left with one at the end
+            self.queue = deque(_Unit([s], self.overwrite) for s, j in enumerate(self.jobs) if j.video)
+            self.queue.extend(_Unit(images[i:i + batch], self.overwrite) for i in range(0, len(images), batch))
             self._loop(ray)
         except BaseException:
             self._stop_pool(ray, interrupted=True)
@@ -537,18 +544,18 @@ def run(inputs: Iterable[str | os.PathLike[str]], output: str | os.PathLike[str]
     Returns
     -------
     BatchReport
-        One row per input (missing inputs included), in the order a local run gives.
+        One row per input (missing inputs included): refused or kept outputs first, then in job order.
     """
+    driver = Driver(params, address=address, **options)
     jobs, failures, note = plan_jobs(inputs, output, suffix, fmt)
-    log = options.get("log") or (lambda m: print(m, file=sys.stderr))
     if note:
-        log(f"{PROG}: note: {note}")
+        driver.log(f"{PROG}: note: {note}")
     report = BatchReport()
     for f in failures:
-        log(f"{PROG}: error: {f.input}: {f.reason}")
+        driver.log(f"{PROG}: error: {f.input}: {f.reason}")
         f.reason = f"{f.input}: {f.reason}"
         report.results.append(f)
-    return Driver(params, address=address, **options).run(jobs, report)
+    return driver.run(jobs, report)
 
 
 def default_batch(n_images: int, n_actors: int) -> int:
