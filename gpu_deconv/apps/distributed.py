@@ -214,6 +214,15 @@ def connect(address: str | None) -> bool:
     cluster this machine belongs to (``ray start --head`` / ``RAY_ADDRESS``); anything else: that
     cluster's address (``HOST:PORT`` or ``ray://HOST:10001``); None: Ray's default (``RAY_ADDRESS`` if
     set, else a private instance). A process that already called ``ray.init`` keeps its instance.
+
+    Ray (2.5x and later) uses a cluster's token (``~/.ray/auth_token``) by itself only for ``'auto'``; with an
+    explicit address, ``RAY_AUTH_MODE=token`` must be set. ``ray.init`` replaces the SIGTERM handler; the
+    caller's is put back.
+
+    Raises
+    ------
+    ClusterError
+        Ray cannot be started or reached (one line, with the hint above for an explicit address).
     """
     ray = _import_ray()
     if ray.is_initialized():
@@ -225,8 +234,11 @@ def connect(address: str | None) -> bool:
     try:
         ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     except Exception as e:  # noqa: BLE001 - connection refused, bad address, version mismatch...
-        where = "start a local Ray instance" if address in (None, "local") else f"connect to Ray at {address}"
-        raise ClusterError(f"cannot {where}: {one_line(e)}") from None
+        if address in (None, "local"):
+            raise ClusterError(f"cannot start a local Ray instance: {one_line(e)}") from None
+        hint = "" if address == "auto" or os.environ.get("RAY_AUTH_MODE") else (
+            " (a cluster with token authentication needs RAY_AUTH_MODE=token with an explicit address)")
+        raise ClusterError(f"cannot connect to Ray at {address}: {one_line(e)}{hint}") from None
     finally:
         if main:  # ray.init replaces SIGTERM's handler with sys.exit; the caller's (the CLI's) stays
             signal.signal(signal.SIGTERM, previous)
