@@ -212,31 +212,41 @@ def main(argv: list[str] | None = None) -> str:
 #: or in the batch and engine sections.
 SCALING_MODEL = """### Scaling model for N GPUs
 
-Per file, a worker spends decode + engine + encode; its own pipeline (one decode thread, the GL thread, one
-encode thread) overlaps them, so one worker's period is about max(decode, engine, encode) when its node has
-~3 free cores per worker, and decode + engine-CPU + encode otherwise. Throughput with N workers:
+A worker (one actor, one GPU) runs each batch through its own pipeline: one decode thread, the GL thread
+(upload, passes, statistics read-back, download) and one encode thread. So its period per image is
+max(t_decode, t_engine, t_encode) when its node has ~3 cores free per worker, and t_decode + t_engine_cpu +
+t_encode when the cores are shared (as here). With N workers on nodes with C cores in all:
 
-X(N) = min( N / max(t_decode, t_engine, t_encode),  C_nodes / (t_decode + t_encode + t_engine_cpu),
-            batch / t_driver_task,  B_fs / (S_in + S_out),  M_fs / m_file )
+    X(N) = min( N / max(t_decode, t_engine, t_encode),      the workers
+                C / (t_decode + t_encode + t_engine_cpu),   the nodes' CPU (codecs run on the CPU)
+                batch x R_driver,                           the driver (one process sees every result)
+                B_fs / (S_in + S_out),  M_fs / m_file )     the shared file system (bytes, metadata ops)
 
-* workers: at 1080p a GPU's engine time is a few ms (bench_engine), so a GPU worker is bound by its codec
-  threads: PNG decode ~35-55 ms, encode ~90-230 ms (MEASURED.md, batch section) -> ~4-10 images/s per worker,
-  the GPU mostly idle. More images/s per GPU needs more codec threads per worker or several workers per GPU
-  (fractional `num_gpus`), not more GPUs;
-* CPU of the nodes: C_nodes cores in all; an 8-GPU node with 16 cores is CPU-bound at ~16 / 0.2 s ~ 80 PNG/s;
-* the driver: one process handles every task result (the table's driver CPU per task, on these 2 shared
-  cores); with batches of 4 it stays out of the way until thousands of images/s;
-* the shared file system: every file is read (S_in) and written (S_out) once, plus a temp file create, an
-  fsync, a link/rename and a folder fsync (m_file ~ 5 metadata operations). 1080p PNGs are ~3 MB each way:
-  a 1 GB/s NFS server caps at ~170 images/s, and its metadata rate (~1-5k ops/s) at a few hundred files/s;
-* videos are one task each: a batch of few long videos scales with min(N, number of videos).
+* Workers: 1080p PNG decode is 35-55 ms and encode 90-230 ms (MEASURED.md; batch section), so one worker
+  tops out at ~4-10 images/s whatever the GPU does. The engine's GPU time at 1080p has not been measured on a
+  GPU yet (no GPU machine so far; its goal is <= 0.4 ms of passes at 4K, plus transfers and the statistics
+  read-back); unless it exceeds ~100 ms, images are codec-bound and the GPU idles. More images/s per GPU then
+  needs more codec threads per worker or several workers per GPU (fractional `num_gpus`), not more GPUs.
+  Video is one task per file: a batch of few long videos scales with min(N, number of videos).
+* Nodes' CPU: an 8-GPU node with 16 cores is CPU-bound near 16 / (0.05 + 0.15 s) ~ 80 PNG/s, below the
+  8 x 4-10 its workers could do.
+* Driver: the table's driver bound (R_driver tasks/s with idle echo actors, x 4 images per task) is far above
+  the other bounds for any cluster of tens of GPUs; the driver loop is O(actors) per result, so a pool of
+  hundreds of actors would need it indexed.
+* Shared file system: each image is read once (S_in) and written once (S_out) plus ~5 metadata operations
+  (temp create, fsync, link or rename, unlink, folder fsync). 1080p PNGs are ~3 MB each way, so a 1 GB/s
+  NFS server caps near 170 images/s and a metadata rate of 1-5k ops/s near 200-1000 files/s: with fast
+  GPU nodes the file server, not the GPUs, ends the scaling. Prefer fewer, larger files (video) there.
 
-Here the "GPU" is llvmpipe on the same 2 cores as the codecs and Ray itself, so 2 actors can only share the
-cores better than one process does (the gain is small, and under load can be a loss).
-What a GPU run of `benchmarks/gpu_run.sh` has to measure to check the model: this table on the GPU node
-(1 vs several actors; images/s per worker against 1 / max(decode, engine, encode) from bench_batch on the same
-node), with `LP_NUM_THREADS` irrelevant and `num_gpus=1` actors; then 2+ GPUs (one actor each: does X double?);
-the driver CPU per task; and, on a cluster, a run whose input and output sit on the shared file system."""
+Here the "GPU" is llvmpipe on the same 2 shared cores as the codecs and Ray, so 2 actors can at best share the
+cores a little better than one process; the measured ratio says whether they did.
+
+What a GPU run (`benchmarks/gpu_run.sh`, which runs this script's quick mode; the full mode on the GPU node
+gives the real table) must measure to check the model: images/s of 1 worker against 1 / max(t_decode,
+t_engine, t_encode) from bench_batch on the same node; images/s with 2+ GPUs (does it scale by N until
+C / (t_decode + t_encode)?); the workers' EGL device choice (`-v` prints it per worker: EGL_NV_device_cuda
+must map each worker to a different GPU, visible in nvidia-smi); and, on a cluster, a run whose inputs and
+outputs sit on the shared file system, against its bytes/s and metadata bounds."""
 
 
 if __name__ == "__main__":

@@ -215,7 +215,7 @@ def connect(address: str | None) -> bool:
     cluster's address (``HOST:PORT`` or ``ray://HOST:10001``); None: Ray's default (``RAY_ADDRESS`` if
     set, else a private instance). A process that already called ``ray.init`` keeps its instance.
 
-    Ray (2.5x and later) uses a cluster's token (``~/.ray/auth_token``) by itself only for ``'auto'``; with an
+    Ray (2.60 here) uses a cluster's token (``~/.ray/auth_token``) by itself only for ``'auto'``; with an
     explicit address, ``RAY_AUTH_MODE=token`` must be set. ``ray.init`` replaces the SIGTERM handler; the
     caller's is put back.
 
