@@ -53,8 +53,9 @@ from ..core.params import DeconvParams
 from ..errors import UsageError, one_line
 from ..io.batch import BatchReport, BatchRunner, FileResult, Job, plan_jobs
 
-#: Images per task: enough for the worker's decode/engine/encode pipeline to overlap (batches of 4 beat 2 and 1
-#: in benchmarks/bench_distributed.py), few enough that files spread evenly and a dead worker costs little to redo.
+#: Images per task: enough for the worker's decode/engine/encode pipeline to overlap (batches of 4 were never
+#: slower than 2 or 1 in benchmarks/bench_distributed.py), few enough that files spread evenly and a dead
+#: worker costs little to redo.
 DEFAULT_BATCH = 4
 #: Tasks queued on each actor, so it starts the next as soon as one ends (no round trip to the driver).
 QUEUE_DEPTH = 2
