@@ -9,7 +9,9 @@
 #     otherwise EGL may pick Mesa's llvmpipe and the "GPU" numbers would be CPU numbers;
 #   * installs the package's runtime dependencies if they are missing (no network needed when they are);
 #   * refuses to report llvmpipe/software renderers unless ALLOW_SOFTWARE_GL=1;
-#   * runs benchmarks/bench_engine.py (1080p and 4K RGBA; --quick for 1080p only) and prints its table.
+#   * runs benchmarks/bench_engine.py (1080p and 4K RGBA; --quick for 1080p only) and prints its table;
+#   * runs benchmarks/bench_distributed.py --quick (Ray, one worker actor per GPU) when Ray is installed
+#     (pip install 'gpu_deconv[ray]'): the images/s per GPU worker that the scaling model in RESULTS.md needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,3 +59,10 @@ esac
 
 echo "== benchmark"
 "$PY" benchmarks/bench_engine.py "$@"
+
+echo "== distributed batch on Ray (quick)"
+if "$PY" -c "import ray" >/dev/null 2>&1; then
+  "$PY" benchmarks/bench_distributed.py --quick
+else
+  echo "Ray is not installed (pip install 'gpu_deconv[ray]'); skipped"
+fi

@@ -126,7 +126,8 @@ def test_layers_only_look_down(layer, forbidden):
 def test_start_up_loads_no_heavy_library():
     code = ("import sys, gpu_deconv, gpu_deconv.apps.cli as c; c.build_parser(); "
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'scipy', 'moderngl', 'glcontext', 'PIL', 'tifffile', 'imageio', 'av', 'imagecodecs', 'tqdm', 'numpy'}))")
+            "{'scipy', 'moderngl', 'glcontext', 'PIL', 'tifffile', 'imageio', 'av', 'imagecodecs', 'tqdm', 'numpy', "
+            "'ray'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", f"loaded at start-up: {out.stdout.strip()}"

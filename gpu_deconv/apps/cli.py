@@ -69,9 +69,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: {f.input}: {f.reason}", file=sys.stderr)
         f.reason = f"{f.input}: {f.reason}"
         report.results.append(f)
+    options = dict(overwrite=args.overwrite, skip_existing=args.skip_existing, fmt=args.format, quality=args.quality,
+                   tile=args.tile, max_pixels=args.max_pixels or None, jpeg_noise=not args.no_jpeg_noise,
+                   video_options=video_options, progress=None if not args.quiet else False, verbose=args.verbose,
+                   debug=args.debug)
     try:
         with _terminate_on_signals():
-            if jobs:
+            if jobs and args.ray:  # the same claims, results and report, the pixels on a Ray cluster
+                from .distributed import ClusterError, Driver
+
+                try:
+                    Driver(params, address=args.ray, **options).run(jobs, report)
+                except ClusterError as e:
+                    print(f"{PROG}: error: {e}", file=sys.stderr)
+                    return 1
+            elif jobs:
                 from ..gl.engine import Deconvolver
 
                 try:
@@ -80,13 +92,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     print(f"{PROG}: error: cannot create an OpenGL context: {one_line(e)}", file=sys.stderr)
                     return 1
                 with deconv:
-                    runner = BatchRunner(deconv, params, overwrite=args.overwrite, skip_existing=args.skip_existing,
-                                         fmt=args.format, quality=args.quality, tile=args.tile,
-                                         max_pixels=args.max_pixels or None, jpeg_noise=not args.no_jpeg_noise,
-                                         video_options=video_options,
-                                         progress=None if not args.quiet else False, verbose=args.verbose,
-                                         debug=args.debug)
-                    runner.run(jobs, report)
+                    BatchRunner(deconv, params, **options).run(jobs, report)
     finally:
         remove_live_temp_files()  # an interrupted write's temp file (Ctrl-C, SIGTERM, SIGHUP)
         if args.report and report.results:
@@ -263,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=None, help="force tiled processing with this tile edge (px)")
     p.add_argument("--report", metavar="FILE.json|FILE.csv", default=None,
                    help="write one row per file: input, output, status, reason, sigma, noise, level, method, ms")
+    p.add_argument("--ray", metavar="local|auto|ADDRESS", default=None,
+                   help="process on Ray workers, one per GPU (or CPU slot): 'local' starts one on this machine, "
+                        "'auto' joins the running cluster, else the cluster at ADDRESS; inputs and output must "
+                        "be at the same paths on every node (needs gpu_deconv[ray])")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per file")
     add_video_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import moderngl
@@ -24,23 +25,34 @@ class GLUnavailableError(RuntimeError):
     """No usable OpenGL 3.3 context could be created."""
 
 
-def create_headless_context(require: int = REQUIRED_GL) -> moderngl.Context:
+def create_headless_context(require: int = REQUIRED_GL, device_index: int | None = None) -> moderngl.Context:
     """Create a standalone (windowless) OpenGL context.
 
     Parameters
     ----------
     require : int
         Minimum GL version code (330 = 3.3 core).
+    device_index : int, optional
+        Linux only: render on this EGL device, an index into the list ``eglQueryDevicesEXT`` returns
+        (:func:`egl_devices`; :func:`egl_device_for_cuda` finds the one of a CUDA device). None: the
+        driver's default device, falling back to the platform's default backend. glcontext lets the
+        ``GLCONTEXT_DEVICE_INDEX`` environment variable override either.
 
     Raises
     ------
     GLUnavailableError
-        With the backend errors and what to install, instead of moderngl's terse message.
+        With the backend errors and what to install, instead of moderngl's terse message; with a
+        ``device_index``, also when that device cannot be used (no silent fall back to another device).
     """
     attempts: list[tuple[dict[str, Any], str]] = []
-    if sys.platform.startswith("linux"):
-        attempts.append(({"backend": "egl"}, "EGL"))
-    attempts.append(({}, "platform default"))
+    if device_index is not None:
+        if not sys.platform.startswith("linux"):
+            raise GLUnavailableError(f"choosing EGL device {device_index} needs Linux (EGL device enumeration)")
+        attempts.append(({"backend": "egl", "device_index": int(device_index)}, f"EGL device {device_index}"))
+    else:
+        if sys.platform.startswith("linux"):
+            attempts.append(({"backend": "egl"}, "EGL"))
+        attempts.append(({}, "platform default"))
     errors = []
     for kwargs, label in attempts:
         try:
@@ -55,6 +67,78 @@ def create_headless_context(require: int = REQUIRED_GL) -> moderngl.Context:
         f"could not create a headless OpenGL {require // 100}.{require % 100 // 10} context; "
         + "; ".join(errors) + f". Hint: {hint}."
     )
+
+
+# EGL device enumeration (EGL_EXT_device_enumeration, EGL_EXT_device_query, EGL_NV_device_cuda).
+EGL_EXTENSIONS = 0x3055
+EGL_CUDA_DEVICE_NV = 0x323A
+EGL_DRM_DEVICE_FILE_EXT = 0x3233
+#: Most EGL devices :func:`egl_devices` lists.
+MAX_EGL_DEVICES = 64
+
+
+@dataclass(frozen=True)
+class EGLDevice:
+    """One EGL device: its index (what ``create_headless_context(device_index=)`` takes), its device
+    extensions, the CUDA device it is (``EGL_CUDA_DEVICE_NV``; None without ``EGL_NV_device_cuda``) and
+    its DRM device file (None for a software device)."""
+
+    index: int
+    extensions: tuple[str, ...]
+    cuda_device: int | None
+    drm_file: str | None
+
+
+def egl_devices() -> list[EGLDevice]:
+    """The EGL devices, in ``eglQueryDevicesEXT``'s order - the order glcontext's ``device_index`` uses.
+
+    Empty off Linux, without libEGL, or when the EGL client lacks device enumeration.
+    """
+    egl = _libegl()
+    if egl is None:
+        return []
+    egl.eglGetProcAddress.restype = ctypes.c_void_p
+    egl.eglGetProcAddress.argtypes = [ctypes.c_char_p]
+
+    def proc(name: str, restype: Any, *argtypes: Any) -> Any:
+        addr = egl.eglGetProcAddress(name.encode())
+        return ctypes.CFUNCTYPE(restype, *argtypes)(addr) if addr else None
+
+    query_devices = proc("eglQueryDevicesEXT", ctypes.c_uint, ctypes.c_int, ctypes.POINTER(ctypes.c_void_p),
+                         ctypes.POINTER(ctypes.c_int))
+    query_string = proc("eglQueryDeviceStringEXT", ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int)
+    query_attrib = proc("eglQueryDeviceAttribEXT", ctypes.c_uint, ctypes.c_void_p, ctypes.c_int,
+                        ctypes.POINTER(ctypes.c_ssize_t))  # EGLAttrib is intptr_t
+    if query_devices is None:
+        return []
+    handles = (ctypes.c_void_p * MAX_EGL_DEVICES)()
+    count = ctypes.c_int(0)
+    if not query_devices(MAX_EGL_DEVICES, handles, ctypes.byref(count)):
+        return []
+    out = []
+    for i in range(count.value):
+        exts = query_string(handles[i], EGL_EXTENSIONS) if query_string is not None else None
+        names = tuple((exts or b"").decode("ascii", "replace").split())
+        cuda = None
+        value = ctypes.c_ssize_t(-1)
+        if "EGL_NV_device_cuda" in names and query_attrib is not None and query_attrib(
+                handles[i], EGL_CUDA_DEVICE_NV, ctypes.byref(value)):
+            cuda = int(value.value)
+        drm = query_string(handles[i], EGL_DRM_DEVICE_FILE_EXT) if (
+            query_string is not None and "EGL_EXT_device_drm" in names) else None
+        out.append(EGLDevice(i, names, cuda, drm.decode() if drm else None))
+    return out
+
+
+def egl_device_for_cuda(cuda_device: int) -> int | None:
+    """The index of the EGL device that is CUDA device ``cuda_device``, or None when no device says so.
+
+    EGL does not read ``CUDA_VISIBLE_DEVICES``: NVIDIA's EGL devices report their CUDA ordinal among all
+    the machine's GPUs (``EGL_NV_device_cuda``), so ``cuda_device`` is that physical ordinal - the id Ray
+    or a scheduler put in ``CUDA_VISIBLE_DEVICES`` - not the 0 a CUDA program in that environment sees.
+    None where the extension is missing (Mesa, AMD, Intel drivers): the caller picks a fall back.
+    """
+    return next((d.index for d in egl_devices() if d.cuda_device == cuda_device), None)
 
 
 # GL enums used by the raw table's clients.

@@ -6,7 +6,9 @@ from a CI timeout or ``docker stop``) leaves no partial output:
 
 * the temp file sits in the target folder (the final rename never crosses a file system) under a short
   hidden name ``.gd-XXXXXXXX.tmp`` - short, so a target whose name is near the 255-byte limit still gets
-  a temp file;
+  a temp file; a process that sets a tag (:func:`set_temp_tag`) names them ``.gd-TAG-XXXXXXXX.tmp``, so
+  when it is killed (a distributed worker, :mod:`gpu_deconv.apps.distributed`) another process can remove
+  exactly its temp files (:func:`remove_tagged_temp_files`);
 * without ``overwrite`` the final step is a hard link, which fails if the target appeared meanwhile
   (falling back to check-then-rename where hard links are unsupported); with it, ``os.replace``;
 * every live temp file is registered; :func:`remove_live_temp_files` deletes them and is what the CLI's
@@ -28,6 +30,39 @@ from ..errors import FileError, one_line
 _LIVE: set[str] = set()
 _LIVE_LOCK = threading.Lock()
 _UMASK: list[int] = []
+_TAG: list[str] = []  # this process's temp-file tag, if set
+
+
+def set_temp_tag(tag: str | None) -> None:
+    """Name this process's temp files ``.gd-TAG-XXXXXXXX.tmp`` from now on (None: ``.gd-XXXXXXXX.tmp``).
+
+    ``tag`` is letters and digits only (at most 16), so a glob for one tag never matches another's files.
+    """
+    if tag is not None and not (tag.isascii() and tag.isalnum() and 0 < len(tag) <= 16):
+        raise ValueError(f"temp-file tag must be 1..16 ASCII letters or digits, got {tag!r}")
+    _TAG[:] = [] if tag is None else [tag]
+
+
+def _temp_prefix() -> str:
+    return f".gd-{_TAG[0]}-" if _TAG else ".gd-"
+
+
+def remove_tagged_temp_files(folder: str | os.PathLike[str], tag: str) -> int:
+    """Delete the temp files that a process with ``tag`` left in ``folder`` (it was killed mid-write).
+
+    Returns how many were removed. Only call this once that process is gone: a live one may be writing them.
+    """
+    if not (tag.isascii() and tag.isalnum()):
+        raise ValueError(f"not a temp-file tag: {tag!r}")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    prefix = f".gd-{tag}-"  # mkstemp's random part has no '-': an untagged or other tag's name never matches
+    doomed = [name for name in names if name.startswith(prefix)]
+    for name in doomed:
+        unlink_quietly(os.path.join(folder, name))
+    return len(doomed)
 
 
 def default_mode() -> int:
@@ -66,7 +101,7 @@ def temp_path(path: str, error: type[FileError] = FileError, suffix: str = ".tmp
     """A registered temp file name next to ``path`` (created empty); removed on exit unless renamed away."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".gd-", suffix=suffix, dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=suffix, dir=folder)
     except OSError as e:
         raise error(path, f"cannot write to folder {folder}: {e.strerror or e}") from None
     os.close(fd)

@@ -322,8 +322,9 @@ class BatchRunner:
 
     Parameters
     ----------
-    deconvolver : Deconvolver
-        Its context is used for the whole run; textures are reused across same-size frames.
+    deconvolver : Deconvolver or None
+        Its context is used for the whole run; textures are reused across same-size frames. None for a
+        runner that only claims targets and records results (the driver of a distributed run).
     params : DeconvParams
     overwrite : bool
         Replace existing outputs.
@@ -374,7 +375,8 @@ class BatchRunner:
         self.verbose = verbose
         self.debug = debug
         self.log = log or (lambda m: tqdm.write(m, file=sys.stderr))
-        self.d.set_params(params)
+        if deconvolver is not None:
+            deconvolver.set_params(params)
 
     # -- results --------------------------------------------------------------------------------------------
     def _result(self, job: Job, status: str, reason: str = "", ms: float = 0.0, frames: int = 0) -> FileResult:
@@ -386,7 +388,8 @@ class BatchRunner:
                           level=None if d is None or d.level is None else float(d.level),
                           method=None if d is None else d.method, frames=frames, ms=round(ms, 2))
 
-    def _record(self, report: BatchReport, result: FileResult, bar) -> None:
+    def record(self, report: BatchReport, result: FileResult, bar) -> None:
+        """Add ``result`` to the report, log it (failures, kept outputs; all with ``verbose``), step the bar."""
         report.results.append(result)
         if result.status == "failed":
             self.log(f"gpu-deconv: {'warning' if result.partial else 'error'}: {result.reason}")
@@ -433,42 +436,59 @@ class BatchRunner:
 
     # -- the run --------------------------------------------------------------------------------------------
     def run(self, jobs: list[Job], report: BatchReport | None = None) -> BatchReport:
+        """Claim every job's output (:meth:`claim_targets`), then deblur the claimed ones (:meth:`process`)."""
         report = report or BatchReport()
         t0 = time.perf_counter()
-        sources = {r for j in jobs if (r := resolved(j.src)) is not None}
-        claimed: set[Path] = set()
-        bar = self._tqdm(total=len(jobs), unit="file", file=sys.stderr, disable=not self.progress, leave=False)
+        bar = self.progress_bar(len(jobs))
         try:
-            with ThreadPoolExecutor(1, thread_name_prefix="decode") as dec, \
-                    ThreadPoolExecutor(1, thread_name_prefix="encode") as enc:
-                ready: list[Job] = []
-                for job in jobs:
-                    try:
-                        if self._check_target(job, sources, claimed):
-                            ready.append(job)
-                        else:
-                            self._record(report, self._result(job, "skipped", "output exists"), bar)
-                    except (FileError, OSError) as e:
-                        self._record(report, self._fail(job, e, job.dst), bar)
-                self._run_images(dec, enc, [j for j in ready if not j.video], report, bar)
-                for job in (j for j in ready if j.video):
-                    t = time.perf_counter()
-                    try:
-                        frames, damage = self._run_video(job, report)
-                        ms = (time.perf_counter() - t) * 1e3
-                        if damage is None:
-                            self._record(report, self._result(job, "ok", ms=ms, frames=frames), bar)
-                        else:  # written up to where the input stopped decoding
-                            result = self._result(job, "failed", f"{damage}; the {frames} frame(s) that decoded "
-                                                  f"were written to {job.dst}", ms=ms, frames=frames)
-                            result.partial = True
-                            self._record(report, result, bar)
-                    except (FileError, ValueError, OSError) as e:
-                        self._record(report, self._fail(job, e, job.src), bar)
+            self.process(self.claim_targets(jobs, report, bar), report, bar)
         finally:
             bar.close()
             report.seconds += time.perf_counter() - t0
         return report
+
+    def progress_bar(self, total: int):
+        """The run's tqdm bar on stderr (disabled unless ``progress``), one step per file."""
+        return self._tqdm(total=total, unit="file", file=sys.stderr, disable=not self.progress, leave=False)
+
+    def claim_targets(self, jobs: list[Job], report: BatchReport, bar) -> list[Job]:
+        """Check every job's output against the data-safety rules; record the skipped and refused ones.
+
+        Returns the jobs whose outputs may be written, in order. Needs no engine: a distributed driver
+        (:mod:`gpu_deconv.apps.distributed`) claims here and its workers :meth:`process` what it hands them.
+        """
+        sources = {r for j in jobs if (r := resolved(j.src)) is not None}
+        claimed: set[Path] = set()
+        ready: list[Job] = []
+        for job in jobs:
+            try:
+                if self._check_target(job, sources, claimed):
+                    ready.append(job)
+                else:
+                    self.record(report, self._result(job, "skipped", "output exists"), bar)
+            except (FileError, OSError) as e:
+                self.record(report, self._fail(job, e, job.dst), bar)
+        return ready
+
+    def process(self, jobs: list[Job], report: BatchReport, bar) -> None:
+        """Deblur jobs whose outputs were claimed: images pipelined, then videos, one result recorded each."""
+        with ThreadPoolExecutor(1, thread_name_prefix="decode") as dec, \
+                ThreadPoolExecutor(1, thread_name_prefix="encode") as enc:
+            self._run_images(dec, enc, [j for j in jobs if not j.video], report, bar)
+        for job in (j for j in jobs if j.video):
+            t = time.perf_counter()
+            try:
+                frames, damage = self._run_video(job, report)
+                ms = (time.perf_counter() - t) * 1e3
+                if damage is None:
+                    self.record(report, self._result(job, "ok", ms=ms, frames=frames), bar)
+                else:  # written up to where the input stopped decoding
+                    result = self._result(job, "failed", f"{damage}; the {frames} frame(s) that decoded were "
+                                          f"written to {job.dst}", ms=ms, frames=frames)
+                    result.partial = True
+                    self.record(report, result, bar)
+            except (FileError, ValueError, OSError) as e:
+                self.record(report, self._fail(job, e, job.src), bar)
 
     def _run_images(self, dec: ThreadPoolExecutor, enc: ThreadPoolExecutor, jobs: list[Job], report: BatchReport,
                     bar) -> None:
@@ -491,7 +511,7 @@ class BatchRunner:
                 pending.append((job, self._result(job, "ok", ms=ms),
                                 enc.submit(self._write, job, out, img, fmt, bits)))
             except (FileError, ValueError, OSError) as e:
-                self._record(report, self._fail(job, e, job.src), bar)
+                self.record(report, self._fail(job, e, job.src), bar)
             self._drain(pending, report, bar, block=False)
         self._drain(pending, report, bar, block=True)
 
@@ -548,9 +568,9 @@ class BatchRunner:
                     self.log(f"gpu-deconv: note: {job.dst}: {w}")
                 report.stage_ms["encode"] += ms
                 result.ms = round(result.ms + ms, 2)
-                self._record(report, result, bar)
+                self.record(report, result, bar)
             except (FileError, ValueError, OSError) as e:
-                self._record(report, self._fail(job, e, job.dst), bar)
+                self.record(report, self._fail(job, e, job.dst), bar)
 
     # -- video ----------------------------------------------------------------------------------------------
     def _run_video(self, job: Job, report: BatchReport) -> tuple[int, str | None]:
