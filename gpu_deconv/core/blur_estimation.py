@@ -19,9 +19,10 @@ per unit edge length, where ``L_j`` is band j's 1D response across the edge, ``1
 spectrum of a discrete unit step, ``P(w) = (2 + cos w) / 3`` the average over sub-pixel edge positions of
 the pixel aperture (a box of one pixel, which is what a sensor records and what "sharp" means here),
 ``v`` the noise variance, ``n_j`` the band's white-noise gain and ``N`` the tile's pixel count. The
-ratios ``K_i / K_j`` depend on sigma alone (not on the contrast), and they agree with synthetic
-anti-aliased edges at 15-45 degrees to 2 % (tests/test_blur_estimation.py checks them against edges
-drawn by supersampling). Each tile is fitted for ``(sigma_t, C_t^2)`` by least squares in relative
+ratios ``K_i / K_j`` depend on sigma alone (not on the contrast); against anti-aliased straight edges
+drawn by supersampling at 15-45 degrees they agree to 3 % for b2..b4 and to 11 % for b1 (the 1D cut is
+exact across axis-aligned edges; the 2D band and the pixel-integrated Gaussian are not quite isotropic at
+45 degrees), which is <= 0.04 px of sigma (tests/test_blur_estimation.py). Each tile is fitted for ``(sigma_t, C_t^2)`` by least squares in relative
 error (weights ``1 / E_j^2``, so a band drowned in noise carries no weight), with the noise variance
 given; a tile counts when the fit is good (an edge-like spectrum: fine texture and noise fit no edge)
 and its edge energy in band 3 is well above the noise. The frame's blur is a contrast-weighted low
@@ -251,23 +252,26 @@ def tile_energies(image: np.ndarray, block: int = BLOCK, n_bands: int = N_BANDS,
     lows = [x]
     for i in range(n_bands):
         lows.append(atrous(lows[-1], 2**i))
-    a = np.array([0.25, 0.5, 0.25], dtype=np.float32)
-    ax = convolve_axis(x, a, axis=1)
-    ay = convolve_axis(x, a, axis=0)
+    lp = np.array([0.25, 0.5, 0.25], dtype=np.float32)
+    ax = convolve_axis(x, lp, axis=1)
+    ay = convolve_axis(x, lp, axis=0)
     hh = x - ax - ay + lows[1]
 
-    def tile_sum(v: np.ndarray) -> np.ndarray:
-        return block_sum(np.mean(v.astype(np.float64), axis=2), block)
+    def tile_sum(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        """Per-tile sum of the channel mean of ``a * b`` (``a^2`` by default), products in float64 like
+        :func:`gpu_deconv.core.stats.band_statistics`."""
+        a64 = a.astype(np.float64)
+        return block_sum(np.mean(a64 * (a64 if b is None else b.astype(np.float64)), axis=2), block)
 
-    bands = np.stack([tile_sum((lows[j] - lows[j + 1]) ** 2) for j in range(n_bands)], axis=-1)
+    bands = np.stack([tile_sum(lows[j] - lows[j + 1]) for j in range(n_bands)], axis=-1)
     counts = block_sum(np.ones(x.shape[:2]), block)
     st = None
     if structure:
         d = np.array([-0.5, 0.0, 0.5], dtype=np.float32)
         gx = convolve_axis(x, d, axis=1)  # (x[p+1] - x[p-1]) / 2: convolve_axis correlates, taps ascending
         gy = convolve_axis(x, d, axis=0)
-        st = np.stack([tile_sum(gx * gx), tile_sum(gy * gy), tile_sum(gx * gy)], axis=-1)
-    return TileEnergies(bands, tile_sum(hh * hh), counts, st, block, x.shape[2])
+        st = np.stack([tile_sum(gx), tile_sum(gy), tile_sum(gx, gy)], axis=-1)
+    return TileEnergies(bands, tile_sum(hh), counts, st, block, x.shape[2])
 
 
 # ------------------------------------------------------------------------------------------ tile fits
@@ -353,9 +357,11 @@ def fit_tiles(energies: TileEnergies, noise_var: float) -> TileFit:
 
 def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
     """Quantile ``q`` of ``values`` under ``weights`` (linear interpolation of the weighted CDF)."""
-    v = np.asarray(values, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    if v.size == 0 or w.sum() <= 0:
+    v = np.asarray(values, dtype=np.float64).ravel()
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    keep = w > 0
+    v, w = v[keep], w[keep]
+    if v.size == 0:
         return math.nan
     o = np.argsort(v)
     c = np.cumsum(w[o])
@@ -519,3 +525,81 @@ def estimate_blur_image(image: np.ndarray, bits: int | None = None, noise_std: f
         return [estimate_blur(tile_energies(x[:, :, c], n_bands=n_bands, structure=anisotropic), noise_std, bits,
                               anisotropic) for c in range(x.shape[2])]
     return estimate_blur(tile_energies(image, n_bands=n_bands, structure=anisotropic), noise_std, bits, anisotropic)
+
+
+# ------------------------------------------------------------------------------------------ video
+#: Time constant (s) of the exponential smoothing of a video's blur estimate.
+TIME_CONSTANT = 0.5
+#: Correlation of consecutive frames' per-tile log band-3 energies below which a scene cut is declared.
+CUT_CORRELATION = 0.5
+
+
+def scene_changed(previous: TileEnergies | None, current: TileEnergies, threshold: float = CUT_CORRELATION) -> bool:
+    """True when ``current`` does not continue ``previous``: no previous frame, a different tile grid, or a
+    correlation below ``threshold`` between the two frames' per-tile ``log(E_3)`` (the same scene keeps its
+    edges in place from one frame to the next; a cut moves all of them). A fast pan also trips it, which
+    only costs the smoothing a restart."""
+    if previous is None or previous.shape != current.shape:
+        return True
+    ref = min(2, current.n_bands - 1, previous.n_bands - 1)
+    a = np.log(previous.bands[..., ref].ravel() + 1e-12)
+    b = np.log(current.bands[..., ref].ravel() + 1e-12)
+    if a.size < 2 or np.std(a) == 0 or np.std(b) == 0:
+        return bool(np.std(a) != np.std(b))
+    return bool(np.corrcoef(a, b)[0, 1] < threshold)
+
+
+class BlurTracker:
+    """Per-frame blur estimates of a video, smoothed over time with a reset at scene cuts.
+
+    ``sigma_t = sigma_{t-1} + a c_t (s_t - sigma_{t-1})`` with ``a = 1 - exp(-dt / time_constant)`` and
+    ``c_t`` the frame estimate's confidence, so a frame with few edges moves the state little and a frame
+    with none (a fade to black) leaves it alone; a scene cut (:func:`scene_changed`) restarts from the
+    frame's own estimate. The same rule smooths ``sigma_edges`` and, through :meth:`smooth_map`, a sigma
+    map's values.
+
+    Parameters
+    ----------
+    time_constant : float
+        Seconds (0 disables smoothing).
+    cut_correlation : float
+        Threshold of :func:`scene_changed`.
+    """
+
+    def __init__(self, time_constant: float = TIME_CONSTANT, cut_correlation: float = CUT_CORRELATION) -> None:
+        if not (math.isfinite(time_constant) and time_constant >= 0):
+            raise ValueError(f"time_constant must be a finite number >= 0 s, got {time_constant!r}")
+        self.time_constant = float(time_constant)
+        self.cut_correlation = float(cut_correlation)
+        self._state: BlurEstimate | None = None
+        self._map: np.ndarray | None = None
+        self._prev: TileEnergies | None = None
+        self.cut = True  #: whether the last update restarted the smoothing
+
+    def _alpha(self, dt: float, confidence: float) -> float:
+        if self.time_constant == 0:
+            return 1.0
+        return (1.0 - math.exp(-max(float(dt), 0.0) / self.time_constant)) * min(max(confidence, 0.0), 1.0)
+
+    def update(self, estimate: BlurEstimate, energies: TileEnergies, dt: float) -> BlurEstimate:
+        """Fold in one frame (``dt`` seconds after the previous one); returns the smoothed estimate."""
+        self.cut = scene_changed(self._prev, energies, self.cut_correlation)
+        self._prev = energies
+        if self.cut or self._state is None or self._state.tiles == 0:
+            self._state = estimate
+            self._map = None
+            return estimate
+        a = self._alpha(dt, estimate.confidence) if estimate.tiles else 0.0
+        s = self._state
+        self._state = replace(estimate, sigma=s.sigma + a * (estimate.sigma - s.sigma),
+                              sigma_edges=s.sigma_edges + a * (estimate.sigma_edges - s.sigma_edges))
+        return self._state
+
+    def smooth_map(self, values: np.ndarray, dt: float, confidence: float = 1.0) -> np.ndarray:
+        """Smooth a sigma map's cell values with the same rule; call after :meth:`update` for the frame."""
+        v = np.asarray(values, dtype=np.float64)
+        if self.cut or self._map is None or self._map.shape != v.shape:
+            self._map = v.copy()
+        else:
+            self._map = self._map + self._alpha(dt, confidence) * (v - self._map)
+        return self._map.copy()
