@@ -60,12 +60,10 @@ from gpu_deconv.core import sigma_map as sm  # noqa: E402
 from gpu_deconv.core.blur import Gaussian, Taps  # noqa: E402
 from gpu_deconv.core.colour import linear_to_srgb  # noqa: E402
 from gpu_deconv.core.design import FilterDesigner  # noqa: E402
-from gpu_deconv.core.noise import quantization_variance  # noqa: E402
 from gpu_deconv.core.params import DeconvParams  # noqa: E402
 from gpu_deconv.core.plan import Plan  # noqa: E402
 from gpu_deconv.core.reference import apply_plan  # noqa: E402
 from gpu_deconv.core.spectrum import band_model  # noqa: E402
-from gpu_deconv.core.stats import band_statistics  # noqa: E402
 
 BENCH_IMAGES = ("moon", "coins", "page", "immunohistochemistry", "hubble_deep_field", "cell", "retina", "chart")
 CALIBRATION_IMAGES = ("astronaut", "camera", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "clock",
@@ -84,8 +82,8 @@ BAND_KAPPA = (0.402, 0.734, 1.0)
 RADIAL = (0.5, 1.0)  # sigma0, sigma2: 0.5 px at the centre, 1.5 px in the corners
 RADIAL_NOISES = (0.0, 0.003, 0.01)
 MAP_NODE_STEP = 0.1
-#: Deconvolution margins (px) compared by ``--calibrate``.
-CAL_MARGINS = (0.0, 0.2, 0.3, 0.4, 0.5)
+#: Deconvolution shrinks (px) compared by ``--calibrate``.
+CAL_SHRINKS = (0.3, 0.42, 0.5, 0.58, 0.65)
 
 
 # ------------------------------------------------------------------------------------------------ cases
@@ -174,6 +172,7 @@ class Row:
     bits: int | None
     est: dict[str, float] = field(default_factory=dict)
     deconv_sigma: float = 0.0
+    sharp_edges: float = 0.0
     noise_est: float = 0.0
     peer_m: tuple[float, float] = (0.0, 0.0)  # polyblur normal maxima: sRGB gray, linear gray
     quantiles: dict[tuple[float, float], float] = field(default_factory=dict)
@@ -184,9 +183,9 @@ class Row:
 
 
 def measure(name: str, sigma: float, noise: float, quant: bool, size: int, restorer: Restorer | None,
-            margins: tuple[float, ...] = ()) -> Row:
+            shrinks: tuple[float, ...] = ()) -> Row:
     """One case: every estimator, and with a ``restorer`` the PSNR of the input, the known sigma, the auto
-    sigma and (for ``--calibrate``) the deconvolution sigma of every margin in ``margins``."""
+    sigma and (for ``--calibrate``) the deconvolution sigma of every shrink in ``shrinks``."""
     clean = source(name, size)
     y, bits = degrade(clean, sigma, noise, quant, seed_of(name, sigma, noise))
     row = Row(name, sigma, noise, bits)
@@ -196,6 +195,7 @@ def measure(name: str, sigma: float, noise: float, quant: bool, size: int, resto
     row.est["edges-3b"] = e3.sigma
     row.est["edges-4b"] = be.estimate_blur(te4, bits=bits).sigma
     row.deconv_sigma = be.deconvolution_sigma(e3)
+    row.sharp_edges = e3.sigma_sharp_edges
     row.noise_est = e3.noise_std
     _, var = be.frame_noise_var(te3, None, bits)
     stats = te3.band_stats()
@@ -214,8 +214,8 @@ def measure(name: str, sigma: float, noise: float, quant: bool, size: int, resto
         row.psnr_in = capped_psnr(clean, y)
         row.psnr_known = capped_psnr(clean, restorer.restore(y, sigma, stats, bits)) if sigma > 0 else row.psnr_in
         row.psnr_auto = capped_psnr(clean, restorer.restore(y, row.deconv_sigma, stats, bits))
-        for m in margins:
-            s = round(be.deconvolution_sigma(e3, margin=m), 2)
+        for d in shrinks:
+            s = round(be.deconvolution_sigma(e3, shrink=d), 2)
             if s not in row.psnr_by_sigma:
                 row.psnr_by_sigma[s] = capped_psnr(clean, restorer.restore(y, s, stats, bits))
     return row
@@ -377,20 +377,14 @@ def radial_case(name: str, noise: float, quant: bool, size: int, restorer: Resto
                 out += (wts[..., k][..., None] * node_out(s)) if y.ndim == 3 else wts[..., k] * node_out(s)
         return out.astype(np.float32)
 
-    def deconv_map(values: np.ndarray) -> np.ndarray:
-        m = be.DECONV_MARGIN
-        d = np.sqrt(np.maximum(values * values - m * m, 0.0))
-        return np.where(d >= be.IDENTITY_BELOW, d, 0.0)
-
     grid = [round(0.1 * k, 1) for k in range(0, 21)]
     glob = {s: capped_psnr(clean, node_out(s)) for s in grid}
     best_s = max(glob, key=glob.get)
     est = be.estimate_blur(te, bits=bits)
     blind_global = capped_psnr(clean, node_out(round(be.deconvolution_sigma(est), 1)))
-    tm = sm.map_from_tiles(te, h, w, bits=bits)
-    blind_map = sm.SigmaMap(deconv_map(tm.map.values), h, w)
-    tr = sm.map_from_tiles(te, h, w, bits=bits, radial=True)
-    blind_radial = sm.SigmaMap(deconv_map(tr.map.values), h, w)
+    blind_map = sm.map_from_tiles(te, h, w, bits=bits, deconvolve=True).map
+    tr = sm.map_from_tiles(te, h, w, bits=bits, radial=True, deconvolve=True)
+    blind_radial = tr.map
     return RadialRow(name, noise, bits, capped_psnr(clean, y), glob[best_s], best_s, blind_global,
                      capped_psnr(clean, apply_map(blind_map)), capped_psnr(clean, apply_map(blind_radial)),
                      capped_psnr(clean, apply_map(truth)), tr.radial or (math.nan, math.nan))
@@ -449,24 +443,26 @@ def calibrate(rows: list[Row], restorer_rows: list[Row], size: int) -> None:
             sh = np.mean([est[id(r)] <= 0.3 for r in rows if r.sigma == 0])
             line += f"  b={b}: {np.median(e):.3f}/{np.quantile(e, 0.9):.3f}/{100 * sh:.0f}%"
         print(line)
-    print("\n(b) end to end: deconvolve with sqrt(sigma_hat^2 - m^2) (identity below 0.15 px); gain over the input,"
+    print("\n(b) end to end, 8-bit: deconvolve with sqrt(s_30^2 - d^2) (identity below 0.15 px); gain over the input,"
           " dB")
-    for m in CAL_MARGINS:
+    for d in CAL_SHRINKS:
         gains, known = [], []
         for r in restorer_rows:
-            e = be.BlurEstimate(r.est["edges-3b"], 0.0, (0.0, 0.0), 1, 1.0, 0.0)
-            s = round(be.deconvolution_sigma(e, margin=m), 2)
-            gains.append(r.psnr_by_sigma[s] - r.psnr_in)
+            s = be.remove_intrinsic(r.quantiles[(3, be.DECONV_QUANTILE)], d)
+            gains.append(r.psnr_by_sigma[round(s if s >= be.IDENTITY_BELOW else 0.0, 2)] - r.psnr_in)
             known.append(r.psnr_known - r.psnr_in)
         g, k = np.array(gains), np.array(known)
         noisy = np.array([r.noise > 0 for r in restorer_rows])
-        print(f"  margin {m}: mean gain {g.mean():+.2f} (known {k.mean():+.2f}); noisy {g[noisy].mean():+.2f} "
+        print(f"  shrink {d}: mean gain {g.mean():+.2f} (known {k.mean():+.2f}); noisy {g[noisy].mean():+.2f} "
               f"(known {k[noisy].mean():+.2f}); worst {g.min():+.2f}; cases below -0.1 dB: {int(np.sum(g < -0.1))}"
               f"/{g.size}")
     sel = [r for r in rows if r.sigma >= 0.3 and r.noise <= 0.01]
     for i, label in ((0, "sRGB gray"), (1, "linear gray")):
-        c, b = peer.calibrate(np.array([r.peer_m[i] for r in sel]), np.array([r.sigma for r in sel]))
-        e = np.array([abs(peer.sigma_from_gradient(r.peer_m[i], c, b) - r.sigma) for r in sel if r.sigma >= 0.5])
+        m = np.array([r.peer_m[i] for r in sel])
+        s_true = np.array([r.sigma for r in sel])
+        c, b = peer.calibrate(m, s_true)
+        e = np.array([abs(peer.sigma_from_gradient(mm, c, b) - st) for mm, st in zip(m, s_true, strict=True)
+                      if st >= 0.5])
         print(f"\n(c) Polyblur peer refit on {label}: c = {c:.3f}, b = {b:.3f}; median/p90 |err| "
               f"{np.median(e):.3f}/{np.quantile(e, 0.9):.3f}")
     sharp = [r for r in rows if r.sigma == 0 and r.noise == 0 and r.bits is None]
@@ -503,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in noises:
                 for q in quant:
                     if args.calibrate:  # end to end on the 8-bit cases only (float ones behave alike)
-                        rows.append(measure(name, s, n, q, args.size, restorer if q else None, CAL_MARGINS))
+                        rows.append(measure(name, s, n, q, args.size, restorer if q else None, CAL_SHRINKS))
                     else:
                         rows.append(measure(name, s, n, q, args.size, restorer))
         print(f"  {name}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
@@ -511,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         calibrate(rows, [r for r in rows if r.psnr_by_sigma], args.size)
         return 0
 
-    out = [f"## Blind blur estimation and spatially varying blur (`benchmarks/blur_estimation.py`)\n"]
+    out = ["## Blind blur estimation and spatially varying blur (`benchmarks/blur_estimation.py`)\n"]
     try:
         from _results import machine_line
 

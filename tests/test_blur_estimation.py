@@ -123,6 +123,7 @@ def test_recovers_the_blur_of_sharp_edges(scene, sigma):
     assert est.sigma == pytest.approx(be.remove_intrinsic(est.sigma_edges))
     assert est.tiles > 20 and est.confidence > 0.5
     assert est.spread[0] <= est.sigma_edges <= est.spread[1] + 1e-9
+    assert est.sigma_sharp_edges <= est.sigma_edges
 
 
 @pytest.mark.parametrize("noise", [0.003, 0.01])
@@ -156,14 +157,14 @@ def test_no_edges_gives_the_identity(kind):
 
 def test_deconvolution_sigma_rule():
     def est(s: float) -> be.BlurEstimate:
-        return be.BlurEstimate(s, s, (s, s), 10, 0.5, 0.0)
+        return be.BlurEstimate(s, s, s, (s, s), 10, 0.5, 0.0)
 
-    m = be.DECONV_MARGIN
-    assert be.deconvolution_sigma(est(1.0)) == pytest.approx(math.sqrt(1.0 - m * m))
-    assert be.deconvolution_sigma(est(m)) == 0.0
-    just_below = math.sqrt(m * m + (be.IDENTITY_BELOW * 0.99) ** 2)
+    d = be.DECONV_SHRINK
+    assert be.deconvolution_sigma(est(1.0)) == pytest.approx(math.sqrt(1.0 - d * d))
+    assert be.deconvolution_sigma(est(d)) == 0.0
+    just_below = math.sqrt(d * d + (be.IDENTITY_BELOW * 0.99) ** 2)
     assert be.deconvolution_sigma(est(just_below)) == 0.0  # a deconvolution sigma below IDENTITY_BELOW
-    assert be.deconvolution_sigma(est(0.5), margin=0.0, identity_below=0.0) == pytest.approx(0.5)
+    assert be.deconvolution_sigma(est(0.5), shrink=0.0, identity_below=0.0) == pytest.approx(0.5)
     assert be.remove_intrinsic(float("nan")) == 0.0
 
 

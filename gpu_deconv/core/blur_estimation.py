@@ -22,22 +22,28 @@ the pixel aperture (a box of one pixel, which is what a sensor records and what 
 ratios ``K_i / K_j`` depend on sigma alone (not on the contrast); against anti-aliased straight edges
 drawn by supersampling at 15-45 degrees they agree to 3 % for b2..b4 and to 11 % for b1 (the 1D cut is
 exact across axis-aligned edges; the 2D band and the pixel-integrated Gaussian are not quite isotropic at
-45 degrees), which is <= 0.04 px of sigma (tests/test_blur_estimation.py). Each tile is fitted for ``(sigma_t, C_t^2)`` by least squares in relative
-error (weights ``1 / E_j^2``, so a band drowned in noise carries no weight), with the noise variance
-given; a tile counts when the fit is good (an edge-like spectrum: fine texture and noise fit no edge)
-and its edge energy in band 3 is well above the noise. The frame's blur is a contrast-weighted low
-quantile of the tile sigmas: the sharpest well-measured edges set the focus, because soft content
-(shading, out-of-focus background, smoke) can only read *more* blurred than the lens, never less.
+45 degrees), which is <= 0.04 px of sigma (tests/test_blur_estimation.py).
+
+Each tile is fitted for ``(sigma_t, C_t^2)`` by least squares in relative error (weights ``1 / E_j^2``, so
+a band drowned in noise carries no weight), with the noise variance given; a tile counts when the fit is
+good (an edge-like spectrum: fine texture and noise fit no edge) and its edge energy in band 3 is well
+above the noise. The frame's blur is a contrast-weighted quantile of the tile sigmas, low rather than
+high: soft content (shading, out-of-focus background, smoke) can only read *more* blurred than the lens,
+fine texture *less*. Known biases: at 2 px band 3 of an edge near a tile border spills into the next
+tile, so per-tile fits read ~6 % low; texture (flatter spectrum than an edge) reads low too.
 
 Two numbers come out, on purpose:
 
-* :attr:`BlurEstimate.sigma` - the best estimate of the blur, ``sqrt(max(s_q^2 - b^2, 0))`` with ``s_q``
-  the quantile and ``b`` = :data:`INTRINSIC_SIGMA`, the blur the sharpest edges of ordinary sharp
-  photographs already have (demosaicing, optics, JPEG), composed in quadrature like Gaussian blurs;
-* :func:`deconvolution_sigma` - the sigma to *deconvolve* with: smaller by a safety margin, because
-  deconvolving with too large a sigma is far worse than with too small a one (over-estimating a 0.5 px
-  blur by 0.2 px on a clean photo costs 3-6 dB against doing nothing; under-estimating it by as much
-  only gives back part of the gain), and 0 (the identity) below :data:`IDENTITY_BELOW`.
+* :attr:`BlurEstimate.sigma` - the best estimate of the blur: ``sqrt(max(s_50^2 - b^2, 0))`` with ``s_50``
+  the weighted median of the tile sigmas and ``b`` = :data:`INTRINSIC_SIGMA`, the blur the sharpest edges
+  of ordinary sharp photographs already have (demosaicing, optics, JPEG), removed in quadrature like a
+  Gaussian blur;
+* :func:`deconvolution_sigma` - the sigma to *deconvolve* with, ``sqrt(max(s_30^2 - d^2, 0))`` from the
+  30th percentile ``s_30`` (:attr:`BlurEstimate.sigma_sharp_edges`) with ``d`` = :data:`DECONV_SHRINK`, and
+  0 (the identity) below :data:`IDENTITY_BELOW`: deconvolving with too large a sigma is far worse than
+  with too small a one (on clean photos, over-estimating a 0.5 px blur by 0.2 px costs 3-6 dB against
+  doing nothing, under-estimating it by as much only gives back part of the gain), and the per-photo
+  spread of the estimate (intrinsic softness, texture) is +-0.2-0.3 px, so the safe sigma sits below it.
 
 Constants are calibrated on held-out scikit-image photographs (astronaut, camera, coffee, chelsea,
 rocket, brick, grass, gravel, clock, text; none of them in benchmarks/quality.py or the benchmark's
@@ -74,8 +80,8 @@ MAX_BANDS = 4
 #: Sigma grid (px) of the per-tile fit: 0 (the identity, a sharp pixel-aperture edge), then the
 #: engine's Gaussian from its smallest sigma up to its largest.
 SIGMA_STEP = 0.02
-SIGMA_GRID = np.concatenate([[0.0], np.linspace(GAUSSIAN_SIGMA_RANGE[0], GAUSSIAN_SIGMA_RANGE[1],
-                                                round((GAUSSIAN_SIGMA_RANGE[1] - GAUSSIAN_SIGMA_RANGE[0]) / SIGMA_STEP) + 1)])
+_LO, _HI = GAUSSIAN_SIGMA_RANGE
+SIGMA_GRID = np.concatenate([[0.0], np.linspace(_LO, _HI, round((_HI - _LO) / SIGMA_STEP) + 1)])
 SIGMA_GRID.setflags(write=False)
 #: A tile is used when its relative misfit (sum over bands of the squared relative error) is below this:
 #: a 16 x 16 tile's band energy has a relative sampling spread of ~0.1, so a good edge fits to ~0.01-0.03,
@@ -83,12 +89,17 @@ SIGMA_GRID.setflags(write=False)
 RESIDUAL_MAX = 0.05
 #: ... and when its edge energy in band 3 is at least this many times the noise energy there.
 SNR_MIN = 4.0
-#: Contrast-weighted quantile of the usable tiles' sigmas that sets the frame's blur.
-QUANTILE = 0.3
-#: Blur (px) of the sharpest edges of ordinary sharp photographs, removed in quadrature.
-INTRINSIC_SIGMA = 0.3
-#: Extra margin (px, in quadrature) between the estimate and the sigma the frame is deconvolved with.
-DECONV_MARGIN = 0.3
+#: Contrast-weighted quantile of the usable tiles' sigmas that sets the frame's blur estimate ...
+QUANTILE = 0.5
+#: ... and the blur (px) of the sharpest edges of ordinary sharp photographs, removed from it in quadrature
+#: (held-out photos: median |err| 0.117 px, p90 0.36 px; quantile 0.3 / 0.4 read 0.19 / 0.13 px median).
+INTRINSIC_SIGMA = 0.2
+#: Lower quantile of the tile sigmas that the deconvolution sigma starts from ...
+DECONV_QUANTILE = 0.3
+#: ... and how much (px, in quadrature) is taken off it (held-out photos, 8-bit, end to end: shrink 0.3 /
+#: 0.42 / 0.5 / 0.58 px leave 17 / 13 / 7 / 1 of 240 cases more than 0.1 dB below the input, worst -21.7 /
+#: -15.8 / -3.4 / -0.3 dB).
+DECONV_SHRINK = 0.58
 #: Deconvolution sigmas below this many px give the identity (the comb basis starts at 0.1 px, and a
 #: smaller blur is below what the estimate can resolve anyway).
 IDENTITY_BELOW = 0.15
@@ -379,7 +390,9 @@ class BlurEstimate:
         Best estimate of the Gaussian blur sigma (px), intrinsic softness of sharp photographs removed;
         0 when nothing usable was found. Deconvolve with :func:`deconvolution_sigma`, not with this.
     sigma_edges : float
-        The raw quantile of the usable tiles' edge sigmas (px), before the intrinsic offset.
+        The weighted median of the usable tiles' edge sigmas (px), before the intrinsic offset.
+    sigma_sharp_edges : float
+        Their weighted :data:`DECONV_QUANTILE` quantile (px), what :func:`deconvolution_sigma` starts from.
     spread : tuple of float
         Weighted 25th and 75th percentiles of the usable tiles' sigmas (px): how consistent the edges are.
     tiles : int
@@ -396,6 +409,7 @@ class BlurEstimate:
 
     sigma: float
     sigma_edges: float
+    sigma_sharp_edges: float
     spread: tuple[float, float]
     tiles: int
     confidence: float
@@ -481,12 +495,13 @@ def estimate_blur(energies: TileEnergies, noise_std: float | None = None, bits: 
     fit = fit_tiles(energies, var)
     ok = fit.usable
     if not ok.any():
-        return BlurEstimate(0.0, 0.0, (0.0, 0.0), 0, 0.0, std)
+        return BlurEstimate(0.0, 0.0, 0.0, (0.0, 0.0), 0, 0.0, std)
     w = fit.weight
     s_edges = weighted_quantile(fit.sigma[ok], w[ok], quantile)
     spread = (weighted_quantile(fit.sigma[ok], w[ok], 0.25), weighted_quantile(fit.sigma[ok], w[ok], 0.75))
     n_eff = float(w[ok].sum() ** 2 / np.sum(w[ok] ** 2))
-    est = BlurEstimate(remove_intrinsic(s_edges), s_edges, spread, int(ok.sum()),
+    s_sharp = weighted_quantile(fit.sigma[ok], w[ok], DECONV_QUANTILE)
+    est = BlurEstimate(remove_intrinsic(s_edges), s_edges, s_sharp, spread, int(ok.sum()),
                        n_eff / (n_eff + CONFIDENCE_TILES), std)
     if anisotropic:
         if energies.structure is None:
@@ -499,16 +514,16 @@ def estimate_blur(energies: TileEnergies, noise_std: float | None = None, bits: 
     return est
 
 
-def deconvolution_sigma(estimate: BlurEstimate, margin: float = DECONV_MARGIN,
+def deconvolution_sigma(estimate: BlurEstimate, shrink: float = DECONV_SHRINK,
                         identity_below: float = IDENTITY_BELOW) -> float:
-    """The sigma (px) to deconvolve with: ``sqrt(max(sigma^2 - margin^2, 0))``, or 0 (the identity) when
-    that is below ``identity_below`` px.
+    """The sigma (px) to deconvolve with: ``sqrt(max(s_30^2 - shrink^2, 0))`` from the estimate's
+    :attr:`~BlurEstimate.sigma_sharp_edges`, or 0 (the identity) when that is below ``identity_below`` px.
 
-    Why a margin: deconvolving with a sigma larger than the blur sharpens past the truth, and on clean
-    input the loss grows fast (measured on held-out photos: +0.2 px at sigma 0.5 costs 3-6 dB against
-    doing nothing), while a sigma too small only gives back part of the gain.
+    Why: deconvolving with a sigma larger than the blur sharpens past the truth and on clean input the
+    loss grows fast, while a sigma too small only gives back part of the gain (see the module docstring
+    and :data:`DECONV_SHRINK` for the measurement).
     """
-    s = math.sqrt(max(estimate.sigma * estimate.sigma - margin * margin, 0.0))
+    s = remove_intrinsic(estimate.sigma_sharp_edges, shrink)
     return s if s >= identity_below else 0.0
 
 
@@ -555,8 +570,9 @@ class BlurTracker:
     ``sigma_t = sigma_{t-1} + a c_t (s_t - sigma_{t-1})`` with ``a = 1 - exp(-dt / time_constant)`` and
     ``c_t`` the frame estimate's confidence, so a frame with few edges moves the state little and a frame
     with none (a fade to black) leaves it alone; a scene cut (:func:`scene_changed`) restarts from the
-    frame's own estimate. The same rule smooths ``sigma_edges`` and, through :meth:`smooth_map`, a sigma
-    map's values.
+    frame's own estimate. The same rule smooths ``sigma_edges`` and ``sigma_sharp_edges`` (so
+    :func:`deconvolution_sigma` of the result is smooth too) and, through :meth:`smooth_map`, a sigma map's
+    values.
 
     Parameters
     ----------
@@ -592,7 +608,9 @@ class BlurTracker:
         a = self._alpha(dt, estimate.confidence) if estimate.tiles else 0.0
         s = self._state
         self._state = replace(estimate, sigma=s.sigma + a * (estimate.sigma - s.sigma),
-                              sigma_edges=s.sigma_edges + a * (estimate.sigma_edges - s.sigma_edges))
+                              sigma_edges=s.sigma_edges + a * (estimate.sigma_edges - s.sigma_edges),
+                              sigma_sharp_edges=s.sigma_sharp_edges + a * (estimate.sigma_sharp_edges -
+                                                                           s.sigma_sharp_edges))
         return self._state
 
     def smooth_map(self, values: np.ndarray, dt: float, confidence: float = 1.0) -> np.ndarray:

@@ -36,6 +36,9 @@ import numpy as np
 
 from .blur import GAUSSIAN_SIGMA_RANGE
 from .blur_estimation import (
+    DECONV_QUANTILE,
+    DECONV_SHRINK,
+    IDENTITY_BELOW,
     INTRINSIC_SIGMA,
     QUANTILE,
     TileEnergies,
@@ -101,7 +104,8 @@ class SigmaMap:
 
     def per_pixel(self) -> np.ndarray:
         """Sigma at every pixel, ``(height, width)`` float32: bilinear in the cell centres, clamped at the
-        border (a pixel's centre ``(i + 1/2)`` maps to ``(i + 1/2) * cells / size - 1/2`` in cell units)."""
+        border (a pixel's centre ``(i + 1/2)`` maps to ``(i + 1/2) * cells / size - 1/2`` in cell units) -
+        what a GPU's LINEAR sampling of the map as a small CLAMP_TO_EDGE texture gives."""
         my, mx = self.values.shape
 
         def axis(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -129,9 +133,11 @@ def normalised_radius(height: int, width: int, rows: np.ndarray | None = None,
     return np.sqrt(dx * dx + dy * dy) / math.hypot(height / 2.0, width / 2.0)
 
 
-def radial_map(height: int, width: int, sigma0: float, sigma2: float, cells: int = 33) -> SigmaMap:
-    """The lens model ``sigma(r) = sigma0 + sigma2 r^2`` sampled on a ``cells``-wide grid (enough for a
-    quadratic to interpolate to < 1e-3 px), clipped to [0, MAX_SIGMA].
+def radial_map(height: int, width: int, sigma0: float, sigma2: float, cells: int = 128) -> SigmaMap:
+    """The lens model ``sigma(r) = sigma0 + sigma2 r^2`` sampled at the centres of a ``cells``-wide grid,
+    clipped to [0, MAX_SIGMA]. Bilinear interpolation follows the quadratic to < 1e-3 px; the outer half
+    cell is clamped like a GL texture (``CLAMP_TO_EDGE``), which reads the corner pixels up to
+    ``2 sigma2 / cells`` px low.
 
     Parameters
     ----------
@@ -221,9 +227,8 @@ class TileMap:
 
 
 def map_from_tiles(energies: TileEnergies, height: int, width: int, noise_std: float | None = None,
-                   bits: int | None = None, cell: int = MAP_CELL, smooth_cells: float = 1.0,
-                   radial: bool = False, quantile: float = QUANTILE,
-                   intrinsic: float = INTRINSIC_SIGMA) -> TileMap:
+                   bits: int | None = None, cell: int = MAP_CELL, smooth_cells: float = 0.5,
+                   radial: bool = False, deconvolve: bool = False) -> TileMap:
     """A blind sigma map from per-tile band energies (see the module docstring).
 
     Parameters
@@ -243,9 +248,13 @@ def map_from_tiles(energies: TileEnergies, height: int, width: int, noise_std: f
         (cells with no usable edge then take the frame's estimate).
     radial : bool
         Replace the map by the lens model fitted to the cells (:func:`fit_radial`).
-    quantile, intrinsic : float
-        As in :func:`gpu_deconv.core.blur_estimation.estimate_blur`.
+    deconvolve : bool
+        False: each cell holds the blur estimate (weighted median, :data:`INTRINSIC_SIGMA` removed, like
+        ``BlurEstimate.sigma``). True: the sigma to deconvolve with, by the rule of
+        :func:`gpu_deconv.core.blur_estimation.deconvolution_sigma` (30th percentile, :data:`DECONV_SHRINK`
+        removed, the identity below :data:`IDENTITY_BELOW`).
     """
+    quantile, intrinsic = (DECONV_QUANTILE, DECONV_SHRINK) if deconvolve else (QUANTILE, INTRINSIC_SIGMA)
     if cell % energies.block:
         raise ValueError(f"map cell ({cell} px) must be a multiple of the statistics block ({energies.block} px)")
     _, var = frame_noise_var(energies, noise_std, bits)
@@ -273,7 +282,10 @@ def map_from_tiles(energies: TileEnergies, height: int, width: int, noise_std: f
         cols = (np.arange(mx) + 0.5) * cell
         r = normalised_radius(height, width, np.minimum(rows, height), np.minimum(cols, width))
         s0, s2 = fit_radial(np.nan_to_num(cell_sigma), conf, r)
-        return TileMap(radial_map(height, width, max(s0, 0.0), s2), cell_sigma, cell_weight, (s0, s2))
+        m = radial_map(height, width, max(s0, 0.0), s2)
+        if deconvolve:
+            m = SigmaMap(np.where(m.values >= IDENTITY_BELOW, m.values, 0.0), height, width)
+        return TileMap(m, cell_sigma, cell_weight, (s0, s2))
     filled = np.nan_to_num(cell_sigma)
     if smooth_cells > 0:
         from scipy.ndimage import gaussian_filter
@@ -285,7 +297,10 @@ def map_from_tiles(energies: TileEnergies, height: int, width: int, noise_std: f
     else:
         fallback = weighted_quantile(filled[conf > 0], conf[conf > 0], 0.5)
         values = np.where(conf > 0, filled, fallback)
-    return TileMap(SigmaMap(np.clip(values, 0.0, MAX_SIGMA), height, width), cell_sigma, cell_weight)
+    values = np.clip(values, 0.0, MAX_SIGMA)
+    if deconvolve:
+        values = np.where(values >= IDENTITY_BELOW, values, 0.0)
+    return TileMap(SigmaMap(values, height, width), cell_sigma, cell_weight)
 
 
 # ------------------------------------------------------------------------------------------ user maps
