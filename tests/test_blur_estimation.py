@@ -233,3 +233,64 @@ def test_tracker_holds_through_frames_without_edges(scene):
     assert held.sigma == pytest.approx(first.sigma)
     with pytest.raises(ValueError, match="time_constant"):
         be.BlurTracker(time_constant=-1)
+
+
+# ------------------------------------------------------------------------------------------ the benchmark
+@pytest.fixture(scope="module")
+def bench():
+    pytest.importorskip("skimage")
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "blur_estimation.py"
+    spec = importlib.util.spec_from_file_location("bench_blur_estimation", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses resolve annotations through sys.modules
+    try:
+        spec.loader.exec_module(mod)
+        yield mod
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def test_peer_reads_a_blurred_disc(bench):
+    # a step blurred by a Gaussian has maximum slope 1 / (sqrt(2 pi) sigma): with c = 1/sqrt(2 pi) and b the
+    # two pixel apertures (the drawing's and the pixel-integrated blur's, variance 1/12 each), the
+    # Polyblur-style peer must return sigma in every direction of a disc's edge
+    from peers import polyblur_estimate as peer
+
+    ss = 4
+    c = (np.arange(128 * ss) + 0.5) / ss
+    yy, xx = np.meshgrid(c, c, indexing="ij")
+    x = ((yy - 64) ** 2 + (xx - 64) ** 2 < 40**2).astype(np.float32).reshape(128, ss, 128, ss).mean(axis=(1, 3))
+    for s in (1.0, 2.0):
+        sigma, rho, _ = peer.estimate(blur(x, s), c=1 / math.sqrt(2 * math.pi), b=math.sqrt(1 / 6))
+        assert sigma == pytest.approx(s, rel=0.07) and rho == pytest.approx(s, rel=0.07)
+    sig = np.array([0.8, 1.2, 1.6, 2.4])
+    m = np.array([peer.max_gradients(blur(x, s)).normal for s in sig])
+    cc, b = peer.calibrate(m, sig)
+    assert cc == pytest.approx(1 / math.sqrt(2 * math.pi), abs=0.03) and b < 0.6
+
+
+def test_band_ratio_route_on_a_power_law_field(bench):
+    # a true 1/|w|^2 field blurred by 1 px: the natural-image route (kappa = 1) recovers the blur
+    from imagegen import power_law_field
+
+    x = power_law_field((256, 256), 1e-3, seed=3)
+    e = band_statistics(blur(x, 1.0)).band_energies
+    assert bench.band_ratio_sigma(e, 0.0, kappa=(1.0, 1.0, 1.0)) == pytest.approx(1.0, abs=0.1)
+
+
+def test_radial_blur_of_a_constant_map_is_the_uniform_blur(bench, scene):
+    from gpu_deconv.core.sigma_map import SigmaMap
+
+    out = bench.radial_blur(scene, SigmaMap(np.full((2, 2), 0.8), *scene.shape))
+    np.testing.assert_allclose(out, blur(scene, 0.8), atol=1e-6)
+
+
+def test_benchmark_quick_runs(bench, capsys):
+    assert bench.main(["--quick", "--size", "128"]) == 0
+    text = capsys.readouterr().out
+    for part in ("### Goals", "| edges-3b |", "| polyblur-cal |", "### End to end", "### Spatially varying blur"):
+        assert part in text
