@@ -59,7 +59,7 @@ from gpu_deconv.core import blur_estimation as be  # noqa: E402
 from gpu_deconv.core import sigma_map as sm  # noqa: E402
 from gpu_deconv.core.blur import GAUSSIAN_SIGMA_RANGE, Gaussian, Taps  # noqa: E402
 from gpu_deconv.core.colour import linear_to_srgb  # noqa: E402
-from gpu_deconv.core.design import FilterDesigner  # noqa: E402
+from gpu_deconv.core.design import FilterDesigner, FrameFormat  # noqa: E402
 from gpu_deconv.core.gaussian_laplacian import GaussianLaplacian  # noqa: E402
 from gpu_deconv.core.params import DeconvParams  # noqa: E402
 from gpu_deconv.core.plan import Plan  # noqa: E402
@@ -157,7 +157,7 @@ class Restorer:
         if sigma < GAUSSIAN_SIGMA_RANGE[0]:
             return Plan("identity")
         params = DeconvParams(sigma=float(min(sigma, self.max_sigma)), noise="auto")
-        return self.designer.design(params, stats, bits).plan
+        return self.designer.design(params, stats, FrameFormat(bits)).plan
 
     def restore(self, y: np.ndarray, sigma: float, stats, bits: int | None) -> np.ndarray:
         if sigma <= 0:

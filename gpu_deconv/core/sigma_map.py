@@ -394,7 +394,7 @@ def apply_sigma_map(image: np.ndarray, sigma_map: SigmaMap, plan_for: Callable[[
     sigma_map : SigmaMap
     plan_for : callable
         ``plan_for(sigma)`` -> the frame's :class:`~gpu_deconv.core.plan.Plan` designed for a global sigma
-        (e.g. ``FilterDesigner.design(params.replace(sigma=s), stats, bits).plan``); sigmas below the
+        (e.g. ``FilterDesigner.design(params.replace(sigma=s), stats, FrameFormat(bits)).plan``); sigmas below the
         engine's smallest Gaussian must return the identity plan.
     nodes : sequence of float or None
         Sigma table nodes (px, increasing); None: :func:`default_nodes` (every 0.1 px).
