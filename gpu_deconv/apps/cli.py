@@ -138,8 +138,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.sigma is None and not args.params:
         raise UsageError("--sigma is required (or --params FILE.json)")
     params = _validate(params_from_args(args))
-    if params.noise_is_auto:
-        raise UsageError("fit needs a numeric --noise (there is no image to estimate it from)")
+    if params.noise_is_auto or params.sigma_is_auto:
+        raise UsageError("fit needs a numeric --sigma and --noise (there is no image to estimate them from)")
     if args.plot and Path(args.plot).exists() and not args.overwrite:
         raise UsageError(f"{args.plot}: output exists; pass --overwrite to replace it")
     try:

@@ -66,8 +66,8 @@ def run_export(args: argparse.Namespace) -> int:
         return _error("--sigma is required (or --params FILE.json)", 2)
     try:
         params = params_from_args(args)
-        if params.noise_is_auto:
-            raise UsageError("export needs a numeric --noise (there is no image to estimate it from)")
+        if params.noise_is_auto or params.sigma_is_auto:
+            raise UsageError("export needs a numeric --sigma and --noise (there is no image to estimate them from)")
         if args.runtime_params and args.format != "mpv":
             raise UsageError("--runtime-params is for --format mpv (a GLSL host sets its own uniforms)")
         designer = FilterDesigner()

@@ -19,7 +19,7 @@ import numpy as np
 
 from .baselines import default_fir_taps, design_fir, polyblur_stages, unsharp_mask
 from .basis import Basis
-from .blur import BlurModel, make_blur
+from .blur import GAUSSIAN_SIGMA_RANGE, BlurModel, make_blur
 from .comb import Comb
 from .fit import ROUNDOFF_VAR, LaplacianFit
 from .gaussian_laplacian import GaussianLaplacian
@@ -96,6 +96,9 @@ class Design:
     level: float | None
     target: Target | None
     result: Any = None
+    #: With ``sigma='auto'``: the frame's :class:`~gpu_deconv.core.blur_estimation.BlurEstimate` (``params``
+    #: then hold the sigma actually used).
+    blur_estimate: Any = None
 
     def response(self, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
         """The 2D response the GPU applies (exactly the plan's, float32 taps included)."""
@@ -131,7 +134,7 @@ class FilterDesigner:
         """True when the frame's statistics are needed (noise 'auto', or a level to estimate)."""
         if params.method == "identity":
             return False
-        if params.noise_is_auto:
+        if params.noise_is_auto or params.sigma_is_auto:
             return True
         uses_target = not (
             params.method == "polyblur" or (params.method == "unsharp" and params.unsharp_amount is not None)
@@ -153,6 +156,8 @@ class FilterDesigner:
         ValueError
             E.g. a sigma outside the basis' useful range; the message says what is allowed.
         """
+        if params.sigma_is_auto:  # the frame decides; whatever it finds is clipped to the method's range
+            return
         blur = make_blur(params.blur, params.sigma, params.binomial_order)
         sigma_eff = getattr(blur, "sigma", params.sigma)
         method, opts = (params.method, {}) if params.method != "auto" else auto_method(sigma_eff)
@@ -193,6 +198,13 @@ class FilterDesigner:
 
     def _design(self, params: DeconvParams, stats: BandStats | None, bits: int | None,
                 extra_noise: float = 0.0) -> Design:
+        estimate = None
+        if params.sigma_is_auto:
+            params, estimate = self._blind_sigma(params, stats, bits)
+            if params.method == "identity":
+                d = self._design(params, None, bits, extra_noise)
+                d.blur_estimate = estimate
+                return d
         p = params
         blur = make_blur(p.blur, p.sigma, p.binomial_order)
         if p.method == "identity":  # needs neither a noise estimate nor statistics
@@ -242,4 +254,29 @@ class FilterDesigner:
             stage = result.stage(p.strength)
         else:  # pragma: no cover - DeconvParams validates the method
             raise ValueError(f"unknown method {method!r}")
-        return Design(p, method, Plan(method, (stage,)), blur, noise_std, noise_var, level, target, result)
+        return Design(p, method, Plan(method, (stage,)), blur, noise_std, noise_var, level, target, result,
+                      blur_estimate=estimate)
+
+    @staticmethod
+    def _blind_sigma(params: DeconvParams, stats: BandStats | None, bits: int | None) -> tuple[DeconvParams, Any]:
+        """``params`` with the sigma estimated from the frame (:mod:`gpu_deconv.core.blur_estimation`).
+
+        The deconvolution sigma is the estimator's cautious one (:func:`deconvolution_sigma`): a frame that
+        shows no blur worth restoring gets the identity method; anything else is clipped to what the chosen
+        (or auto-chosen) basis can follow.
+        """
+        from .blur_estimation import TileEnergies, deconvolution_sigma, estimate_blur
+
+        if stats is None or stats.band_block_sums is None:
+            raise ValueError("sigma='auto' needs the frame's per-tile statistics; give a number or an image")
+        tiles = TileEnergies(stats.band_block_sums, stats.hh_block_sums, stats.block_counts, None, stats.block,
+                             stats.channels)
+        estimate = estimate_blur(tiles, None if params.noise_is_auto else float(params.noise), bits)
+        sigma = deconvolution_sigma(estimate)
+        if sigma <= 0.0:
+            return params.replace(sigma=GAUSSIAN_SIGMA_RANGE[0], method="identity"), estimate
+        method, opts = (params.method, {}) if params.method != "auto" else auto_method(sigma)
+        basis = (Comb(opts.get("comb_levels", params.comb_levels)) if method == "comb"
+                 else GaussianLaplacian() if method == "laplacian" else None)
+        hi = basis.sigma_range[1] if basis is not None else GAUSSIAN_SIGMA_RANGE[1]
+        return params.replace(sigma=float(min(max(sigma, GAUSSIAN_SIGMA_RANGE[0]), hi))), estimate

@@ -147,8 +147,10 @@ class DeconvParams:
 
     Attributes
     ----------
-    sigma : float
+    sigma : float or 'auto'
         Blur size in px: the Gaussian's sigma (0.1..4), the box's width (1..31); ignored for ``binomial``.
+        ``'auto'`` estimates a Gaussian blur from each frame's edges (:mod:`gpu_deconv.core.blur_estimation`),
+        cautiously: a sharp frame gets the identity.
     noise : float or 'auto'
         Noise standard deviation in linear [0, 1] units; ``'auto'`` estimates it from each frame.
     method : str
@@ -181,8 +183,8 @@ class DeconvParams:
         16 or 32: storage of intermediate textures.
     """
 
-    sigma: float = _param(1.0, "blur size: the Gaussian's sigma, or the box width with --blur box", unit="px",
-                          lo=0.1, hi=31.0)
+    sigma: float | str = _param(1.0, "blur size: the Gaussian's sigma, or the box width with --blur box", unit="px",
+                                lo=0.1, hi=31.0, auto="estimated per frame from its edges (Gaussian blur)")
     noise: float | str = _param("auto", "noise standard deviation in linear [0,1] units", unit="(linear std)",
                                 lo=0.0, hi=1.0, auto="estimated per frame")
     method: str = _param("auto", "filter: auto = comb for sigma <= 0.4 px, else laplacian", kind=str,
@@ -217,6 +219,10 @@ class DeconvParams:
     def __post_init__(self) -> None:
         for f in fields(self):
             object.__setattr__(self, f.name, f.metadata["spec"].check(f.name, getattr(self, f.name)))
+        if self.sigma == "auto":
+            if self.blur != "gaussian":
+                raise ValueError(f"sigma 'auto' estimates a Gaussian blur; blur {self.blur!r} needs a number")
+            return
         lo, hi = SIGMA_RANGE[self.blur]
         if self.blur != "binomial" and not lo <= self.sigma <= hi:
             raise ValueError(f"sigma must be {_number(lo)}..{_number(hi)} px for blur {self.blur!r}, "
@@ -225,6 +231,10 @@ class DeconvParams:
     @property
     def noise_is_auto(self) -> bool:
         return self.noise == "auto"
+
+    @property
+    def sigma_is_auto(self) -> bool:
+        return self.sigma == "auto"
 
     def replace(self, **changes: Any) -> DeconvParams:
         return replace(self, **changes)

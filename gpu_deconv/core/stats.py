@@ -63,6 +63,9 @@ class BandStats:
     frames : float
         Effective number of independent frames the sums average (1 for one frame; more after temporal
         smoothing, :mod:`gpu_deconv.core.temporal`) - it multiplies the degrees of freedom too.
+    band_block_sums : ndarray (nby, nbx, 3) or None
+        Per-tile sums of the channel-mean squared bands b1, b2, b3 (what the blind blur estimator reads,
+        :mod:`gpu_deconv.core.blur_estimation`); ``band_sums`` is their total.
     """
 
     band_sums: np.ndarray
@@ -71,6 +74,7 @@ class BandStats:
     block: int = BLOCK
     channels: int = 3
     frames: float = 1.0
+    band_block_sums: np.ndarray | None = None
 
     @property
     def pixels(self) -> int:
@@ -116,7 +120,8 @@ def band_statistics(image: np.ndarray, block: int = BLOCK) -> BandStats:
     g3 = atrous(g2, 4)
     hh = x - ax - ay + g1
     bands = (x - g1, g1 - g2, g2 - g3)
-    band_sums = np.array([float(np.mean(b.astype(np.float64) ** 2, axis=2).sum()) for b in bands])
+    tiles = np.stack([block_sum(np.mean(b.astype(np.float64) ** 2, axis=2), block) for b in bands], axis=-1)
     e_hh = np.mean(hh.astype(np.float64) ** 2, axis=2)
     ones = np.ones(e_hh.shape)
-    return BandStats(band_sums, block_sum(e_hh, block), block_sum(ones, block), block, x.shape[2])
+    return BandStats(tiles.sum(axis=(0, 1)), block_sum(e_hh, block), block_sum(ones, block), block, x.shape[2],
+                     band_block_sums=tiles)

@@ -8,11 +8,11 @@ therefore smooths the statistics, not the estimates: an exponential moving avera
 
     s_n = s_{n-1} + a (x_n - s_{n-1}),        a = 1 / tau,
 
-of the band energies and of every tile's diagonal-band energy (so the noise percentile is taken over
-smoothed tiles), with ``tau`` frames of memory. Averaging tiles over frames multiplies their degrees of
-freedom by ``1 / sum(w^2)`` of the average's weights (``2 tau - 1`` in steady state), which the smoothed
-statistics carry (``BandStats.frames``) so the noise estimator's low-percentile correction stays unbiased -
-without it the estimate would creep up over the first ``tau`` frames of every scene.
+of the band energies and of every tile's diagonal-band and band energies (so the noise percentile and the blind blur
+estimate are taken over smoothed tiles), with ``tau`` frames of memory. Averaging tiles over frames multiplies their
+degrees of freedom by ``1 / sum(w^2)`` of the average's weights (``2 tau - 1`` in steady state), which the smoothed
+statistics carry (``BandStats.frames``) so the noise estimator's low-percentile correction stays unbiased - without
+it the estimate would creep up over the first ``tau`` frames of every scene.
 
 A scene cut must not be smoothed over: when any band's mean energy differs from the running average by
 more than ``cut_ratio`` (either way), the average restarts from the new frame, so the estimates settle on
@@ -88,9 +88,12 @@ class TemporalSmoother:
         # weights: (1-a)^k for the scene's first frame, a (1-a)^(k-j) for frame j; 1/sum(w^2) frames' worth of
         # independent noise are averaged, which the noise estimator's percentile correction must know
         self._sum_w2 = (1.0 - a) ** 2 * self._sum_w2 + a * a
+        tiles = None
+        if s.band_block_sums is not None and stats.band_block_sums is not None:
+            tiles = s.band_block_sums + a * (stats.band_block_sums - s.band_block_sums)
         self._state = BandStats(
             band_sums=s.band_sums + a * (stats.band_sums - s.band_sums),
             hh_block_sums=s.hh_block_sums + a * (stats.hh_block_sums - s.hh_block_sums),
             block_counts=stats.block_counts, block=stats.block, channels=stats.channels,
-            frames=stats.frames / self._sum_w2)
+            frames=stats.frames / self._sum_w2, band_block_sums=tiles)
         return self._state

@@ -55,7 +55,7 @@ def stats_from_grid(grid: np.ndarray, width: int, height: int, block: int = BLOC
     """:class:`BandStats` from a full ``(nby, nbx, 4)`` grid of per-tile sums of ``channels`` colour channels."""
     g = np.asarray(grid, dtype=np.float64)
     return BandStats(g[..., :3].sum(axis=(0, 1)), g[..., 3].copy(), block_counts(width, height, block), block,
-                     channels)
+                     channels, band_block_sums=g[..., :3].copy())
 
 
 class StatsAccumulator:
