@@ -31,6 +31,7 @@ SHADER_FILES = (
     "copy.frag",
     "atrous.frag",
     "stats_reduce.frag",
+    "mixture_fused.comp",
     "common.glsl",
     "srgb.glsl",
 )
