@@ -202,10 +202,11 @@ def test_tiny_and_thin_images(gl_ctx, paths, shape, plan_name):
 @pytest.mark.parametrize("channels", [None, 1, 2, 3, 4])
 @pytest.mark.parametrize("precision", [32, 16])
 def test_channel_layouts(gl_ctx, paths, channels, precision):
+    """Gray (1 component), LA (luma filtered, alpha copied), RGB (padded to RGBA) and RGBA."""
     _, ce = paths
     rng = np.random.default_rng(3)
     img = rng.random((19, 26) if channels is None else (19, 26, channels), dtype=np.float32)
-    for name in ("comb", "laplacian", "polyblur"):
+    for name in ("comb", "polyblur"):  # (the 5-level laplacian on RGBA: test_plans_rgba_odd_size)
         got = run_path(gl_ctx, ce, img, PLANS[name], precision)
         _exact(gl_ctx, got, apply_plan(img, PLANS[name], precision, ce.executor.fp16_rounding), precision,
                f"{name} channels={channels}")
@@ -216,7 +217,8 @@ def test_channel_layouts(gl_ctx, paths, channels, precision):
                                      (4, 1, 8, True), (8, 2, 4, True)])
 def test_variants(gl_ctx, paths, variant):
     """Every block shape and the shared-memory tile give the same bits (odd sizes: partial blocks and
-    workgroups at the right and bottom edges)."""
+    workgroups at the right and bottom edges). Precision 16 only: precision 32 differs by the rounding
+    calls alone, which test_plans_rgba_odd_size covers; zero_taps reaches 4, a wider halo than local_x 4."""
     from gpu_deconv.gl.compute import ComputeExecutor, FusedVariant
 
     ex, _ = paths
@@ -224,11 +226,10 @@ def test_variants(gl_ctx, paths, variant):
     try:
         rng = np.random.default_rng(4)
         img = rng.random((21, 35, 4), dtype=np.float32)
-        for name in ("comb", "polyblur", "zero_taps", "fir31"):
-            for p in (32, 16):
-                got = run_path(gl_ctx, ce, img, PLANS[name], p)
-                _exact(gl_ctx, got, apply_plan(img, PLANS[name], p, ex.fp16_rounding), p, f"{name} {variant}")
-                _alpha_exact(got, img)
+        for name in ("comb", "polyblur", "zero_taps"):
+            got = run_path(gl_ctx, ce, img, PLANS[name], 16)
+            _exact(gl_ctx, got, apply_plan(img, PLANS[name], 16, ex.fp16_rounding), 16, f"{name} {variant}")
+            _alpha_exact(got, img)
     finally:
         ce.release()
 
@@ -274,7 +275,8 @@ def test_half_rounding_edge_values(gl_ctx, rounding):
     finally:
         ce.release()
         ex.release()
-    ref = apply_plan(img, plan, 16, rounding)
+    with np.errstate(over="ignore"):  # 65520 and 70000 overflow to inf when rounded to nearest, as intended
+        ref = apply_plan(img, plan, 16, rounding)
     np.testing.assert_array_equal(got, ref)
 
 
