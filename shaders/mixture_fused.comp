@@ -1,37 +1,36 @@
 // mixture_fused.comp - one mixture stage in ONE compute dispatch: the H blurs of every level, the V blurs
 // and the combination, with no intermediate texture (gpu_deconv/gl/compute.py generates the body).
 //
-// A stage (gpu_deconv/core/plan.py) is  out = d0*base + sum_k d_k (g_k (x) g_k) * src,  k = 1..K <= 7.
-// Each invocation produces a vertical strip of ROWS output pixels of one column x:
+// A stage (gpu_deconv/core/plan.py) is  out = d0*base + sum_k d_k (g_k (x) g_k) * src,  k = 1..K <= 7,
+// each g_k symmetric of radius r_k <= R. An invocation owns a block of COLS columns x0.. and walks down
+// ROWS rows y0.. of it with a sliding window of H rows in registers (the generated body):
 //
-//   1. for the ROWS + 2R source rows the strip reaches (R = the stage radius), fetch the row's texels
-//      at the horizontal offsets any level uses - once - and form every level's horizontal sum
-//          H_k(x, m(y)) = sum_{i ascending} g_k[i] * src(mirror(x + i), m(y))
-//      in registers (m = the mirror rule of common.glsl, so H_k of an out-of-image row is exactly the
-//      H_k of the row it mirrors to - the value the fragment V pass fetches there);
-//   2. precision 16: round each H_k to half precision with the driver's rounding (HALF_TZ: toward
-//      zero, what Mesa llvmpipe's RGBA16F store does; HALF_RNE: to nearest even, what GPUs do), so
-//      the values equal those the fragment path's RGBA16F H targets hold;
-//   3. per output row: acc = d0*base; then for k = 1..K in order acc += d_k * s_k with
-//      s_k = sum_{j ascending} g_k[j] * H_k(row + j) - the order of gpu_deconv/core/reference.py;
-//   4. optional sRGB encode (ENCODE_SRGB), fp16 rounding of a non-final stage's output (STORE_HALF),
-//      alpha copied from base's centre texel (HAS_ALPHA), imageStore at u_origin + (x, y) for the rows
-//      inside the region only (the image may be a caller's texture larger than the region).
+//   prologue: form the H rows of source rows y0 - R .. y0 + R - 1;
+//   per output row y = y0 .. y0 + ROWS - 1:
+//     1. fetch source row y + R at the block's columns x0 - R .. x0 + COLS - 1 + R - each texel once -
+//        and form, for every level and column of the block,
+//            H_k(x, m(y + R)) = sum_{i ascending} g_k[i] * src(mirror(x + i), m(y + R))
+//        (m = the mirror rule of common.glsl: H_k of an out-of-image row is exactly the H_k of the row
+//        it mirrors to - the value the fragment V pass fetches there);
+//     2. precision 16: round each new H_k to half precision with the driver's rounding (HALF_TZ:
+//        toward zero, what Mesa llvmpipe's RGBA16F store does; HALF_RNE: to nearest even, what GPUs
+//        do), so the values equal those the fragment path's RGBA16F H targets hold;
+//     3. acc = d0*base(x, y); then for k = 1..K in order acc += d_k * s_k with
+//        s_k = sum_{j ascending} g_k[j] * H_k(x, m(y + j)) from the window - the order of
+//        gpu_deconv/core/reference.py;
+//     4. optional sRGB encode (generated when asked), half rounding of a non-final stage's output,
+//        alpha copied from base's texel (bit-exact), imageStore at u_origin + (x, y) - only inside the
+//        region (the image may be a caller's texture larger than the region);
+//     5. shift the window by one row.
 //
-// Texel fetches per output pixel: (ROWS + 2R) * n_offsets / ROWS + 1 instead of the fragment path's
-// n_offsets + 1 + sum_k n_offsets_k and K intermediate writes and reads; the price is registers (the
-// H values of a strip) and a program per (shape, ROWS).
-//
-// SHARED_TILE: the workgroup (LOCAL_X invocations side by side) first copies the source window its
-// strips read - (LOCAL_X + 2R) x (ROWS + 2R) texels, mirrored - into shared memory, then step 1 reads
-// shared memory instead of the texture: one texture fetch per window texel instead of n_offsets.
+// Texel fetches per output pixel: (COLS + 2R) / COLS * (1 + 2R / ROWS) + 1, against the fragment path's
+// 2R + 1 + 1 + sum_k (2 r_k + 1) plus K intermediate writes and reads.
 //
 // Reading: textures through the executor's NEAREST sampler at texel centres (FETCH, common.glsl), so
 // the input may be any format; the base (chain input) and src (input or previous stage) may be the
 // same texture. PRECISE (common.glsl) forbids FMA contraction, as in the fragment passes.
-// Defines: LOCAL_X, ROWS, COLOUR (1 or 3), OUT_FORMAT (image format qualifier of u_out), HAS_ALPHA,
-// ENCODE_SRGB, HALF_TZ | HALF_RNE (precision 16: round H), STORE_HALF (round the output too),
-// MIRROR_PERIODIC, SHARED_TILE, TILE_W, TILE_H.
+// Defines: LOCAL_X, ROWS, COLS, COLOUR (1 or 3), OUT_FORMAT (image format qualifier of u_out),
+// HALF_TZ | HALF_RNE (precision 16), MIRROR_PERIODIC (region smaller than R on an axis).
 #version 430
 //@defines
 #extension GL_ARB_gpu_shader5 : enable
@@ -76,11 +75,6 @@ float half_round(float x) { return half_round(vec3(x)).x; }
 #define HROUND(x) half_round(x)
 #else
 #define HROUND(x) (x)
-#endif
-
-#ifdef SHARED_TILE
-shared COL s_tile[TILE_H * TILE_W];
-#define SRC_AT(tx, ty) s_tile[(ty) * TILE_W + (tx)]
 #endif
 
 void main() {

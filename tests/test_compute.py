@@ -135,31 +135,37 @@ def _alpha_exact(got: np.ndarray, img: np.ndarray) -> None:
 
 # -- the generated body (no GL) -------------------------------------------------------------------------------
 
-def test_body_fetches_each_texel_once_per_block():
-    """The laplacian (5 levels, radius 7, 15 offsets): a strip of 8 rows reads 8 + 14 source rows, 15
-    texels each; the centre texel of an output row doubles as its base texel (no extra fetch)."""
+def test_body_fetches_each_texel_once_per_row():
+    """The laplacian (5 levels, radius 7, 15 offsets): the loop body fetches each texel of the block's
+    source row once - 15 for one column, 16 (not 30) for two - plus one base texel per column; the
+    prologue is the same row code again; the code does not grow with the strip height (ROWS is a define)."""
     from gpu_deconv.gl.compute import FusedVariant, fused_body
     from gpu_deconv.gl.executor import stage_shape
 
     shape = stage_shape(PLANS["laplacian"].stages[0])
-    body = fused_body(shape, FusedVariant(rows=8, cols=1), same_src=True, alpha=True, encode=False, round_h=True,
-                      store_half=False)
-    assert body.count("FETCH(") == (8 + 14) * 15
-    assert body.count("imageStore") == 8
-    assert body.count("half_round(") == 5 * (8 + 14) - sum(14 - 2 * r for r in (3, 4, 5, 6, 7))
-    # two columns per invocation share the texels of a row: 16 distinct columns instead of 2 x 15
-    body2 = fused_body(shape, FusedVariant(rows=8, cols=2), same_src=False, alpha=True, encode=False,
-                       round_h=False, store_half=False)
-    assert body2.count("FETCH(u_src") == (8 + 14) * 16
-    assert body2.count("FETCH(u_base") == 2 * 8  # a later stage: base is not src, fetched per output
+
+    def body(rows: int, cols: int) -> str:
+        return fused_body(shape, FusedVariant(rows=rows, cols=cols), alpha=True, encode=False, round_h=True,
+                          store_half=False)
+
+    b1, b2 = body(8, 1), body(8, 2)
+    assert b1.count("FETCH(u_src") == 2 * 15 and b1.count("FETCH(u_base") == 1
+    assert b2.count("FETCH(u_src") == 2 * 16 and b2.count("FETCH(u_base") == 2
+    assert b1.count("imageStore") == 1 and b2.count("imageStore") == 2
+    assert b1.count("half_round(") == 2 * 5 and b2.count("half_round(") == 2 * 10
+    assert body(64, 2) == b2
+    # window: level k keeps rows R - r_k .. 2R; the new row is slot 2R = 14
+    for k, r in enumerate((3, 4, 5, 6, 7)):
+        assert f"w{k}_0_{7 - r - 1} " not in b1 and f"COL w{k}_0_{7 - r} = COL(0.0);" in b1
 
 
 def test_variant_validation():
     from gpu_deconv.gl.compute import FusedVariant
 
-    for bad in ({"rows": 0}, {"cols": 17}, {"local_x": 0}):
+    for bad in ({"rows": 0}, {"cols": 17}, {"local_x": 0}, {"rows": 2000}):
         with pytest.raises(ValueError):
             FusedVariant(**bad)
+    assert FusedVariant(rows=8, cols=4, local_x=8).groups(1920, 1080) == (60, 135)
 
 
 def test_size_class_and_plan_shape():
@@ -213,12 +219,11 @@ def test_channel_layouts(gl_ctx, paths, channels, precision):
         _alpha_exact(got, img)
 
 
-@pytest.mark.parametrize("variant", [(1, 1, 8, False), (8, 2, 8, False), (4, 4, 4, False), (16, 1, 32, False),
-                                     (4, 1, 8, True), (8, 2, 4, True)])
+@pytest.mark.parametrize("variant", [(1, 1, 8), (8, 2, 8), (4, 4, 4), (64, 4, 8), (16, 1, 64), (7, 3, 5)])
 def test_variants(gl_ctx, paths, variant):
-    """Every block shape and the shared-memory tile give the same bits (odd sizes: partial blocks and
+    """Every strip shape (rows, cols, local_x) gives the same bits (odd sizes: partial blocks, strips and
     workgroups at the right and bottom edges). Precision 16 only: precision 32 differs by the rounding
-    calls alone, which test_plans_rgba_odd_size covers; zero_taps reaches 4, a wider halo than local_x 4."""
+    calls alone, which test_plans_rgba_odd_size covers."""
     from gpu_deconv.gl.compute import ComputeExecutor, FusedVariant
 
     ex, _ = paths
@@ -230,18 +235,6 @@ def test_variants(gl_ctx, paths, variant):
             got = run_path(gl_ctx, ce, img, PLANS[name], 16)
             _exact(gl_ctx, got, apply_plan(img, PLANS[name], 16, ex.fp16_rounding), 16, f"{name} {variant}")
             _alpha_exact(got, img)
-    finally:
-        ce.release()
-
-
-def test_shared_tile_falls_back_when_too_big(gl_ctx, paths):
-    from gpu_deconv.gl.compute import ComputeExecutor, FusedVariant
-
-    ex, _ = paths
-    ce = ComputeExecutor(ex, FusedVariant(rows=64, cols=16, local_x=256, shared=True))
-    try:
-        v = ce._variant_for(PLANS["fir31"].stages[0], 3)
-        assert not v.shared and (v.rows, v.cols, v.local_x) == (64, 16, 256)
     finally:
         ce.release()
 
@@ -398,18 +391,21 @@ def test_identity_plan_is_refused(gl_ctx, paths):
 # -- choosing the path ---------------------------------------------------------------------------------------------
 
 def test_path_chooser_measures_once_per_key(gl_ctx, paths):
-    from gpu_deconv.gl.compute import PathChooser
+    from gpu_deconv.gl.compute import FusedVariant, PathChooser
 
-    ex, ce = paths
-    chooser = PathChooser(ex, ce, reps=2)
+    ex, _ = paths
+    chooser = PathChooser(ex, (FusedVariant(rows=16, cols=2, local_x=8), FusedVariant(rows=4, cols=1, local_x=16)),
+                          reps=2)
     try:
         layout = _layout(4)
         rng = np.random.default_rng(9)
         img = rng.random((40, 50, 4), dtype=np.float32)
         path = chooser.choose(PLANS["comb"], layout, (50, 40), 16)
-        assert path in ("fragment", "compute") and len(chooser.decisions) == 1
+        assert path in ("fragment", "strip2x16/8", "strip1x4/16") and len(chooser.decisions) == 1
         timing = next(iter(chooser.decisions.values()))
-        assert timing.fragment_ms > 0 and timing.compute_ms > 0 and timing.path == path
+        assert set(timing.ms) == {"fragment", "strip2x16/8", "strip1x4/16"}
+        assert all(ms > 0 for ms in timing.ms.values()) and timing.path == path
+        assert timing.ms[path] == min(timing.ms.values())
         # same shape, other taps, a size of the same class: no new measurement
         st = PLANS["comb"].stages[0]
         other = Plan("comb", (MixtureStage(tuple(t * 0.9 for t in st.taps), st.weights),))
@@ -422,22 +418,29 @@ def test_path_chooser_measures_once_per_key(gl_ctx, paths):
         # whichever path runs, the result is the reference's
         got = run_path(gl_ctx, chooser, img, PLANS["comb"], 16)
         _exact(gl_ctx, got, apply_plan(img, PLANS["comb"], 16, ex.fp16_rounding), 16, "chosen path")
+        assert gl_ctx.error == "GL_NO_ERROR"
     finally:
         chooser.release()
 
 
-def test_path_chooser_forced_modes(gl_ctx, paths):
-    from gpu_deconv.gl.compute import PathChooser
+def test_path_chooser_forced_modes_and_candidates(gl_ctx, paths):
+    from gpu_deconv.gl.compute import CPU_VARIANTS, GPU_VARIANTS, PathChooser, candidate_variants
 
-    ex, ce = paths
+    ex, _ = paths
     layout = _layout(3)
-    assert PathChooser(ex, ce, "compute").choose(PLANS["comb"], layout, (64, 64), 16) == "compute"
-    assert PathChooser(ex, ce, "fragment").choose(PLANS["comb"], layout, (64, 64), 16) == "fragment"
-    assert PathChooser(ex, None).choose(PLANS["comb"], layout, (64, 64), 16) == "fragment"
+    cands = candidate_variants(gl_ctx)
+    assert cands == (CPU_VARIANTS if _llvmpipe(gl_ctx) else GPU_VARIANTS)
+    forced = PathChooser(ex, mode="compute")
+    assert forced.choose(PLANS["comb"], layout, (64, 64), 16) == cands[0].label
+    assert forced.choose(Plan("identity"), layout, (64, 64), 16) == "fragment"  # nothing to fuse
+    forced.release()
+    assert PathChooser(ex, mode="fragment").choose(PLANS["comb"], layout, (64, 64), 16) == "fragment"
+    assert PathChooser(ex, variants=()).choose(PLANS["comb"], layout, (64, 64), 16) == "fragment"
+    assert not PathChooser(ex, variants=()).decisions
     with pytest.raises(ValueError):
-        PathChooser(ex, None, "compute")
+        PathChooser(ex, variants=(), mode="compute")
     with pytest.raises(ValueError):
-        PathChooser(ex, ce, "fastest")
+        PathChooser(ex, mode="fastest")
 
 
 def test_chooser_runs_inside_an_open_elapsed_query(gl_ctx, paths):
@@ -446,14 +449,15 @@ def test_chooser_runs_inside_an_open_elapsed_query(gl_ctx, paths):
     from gpu_deconv.gl.compute import PathChooser
     from gpu_deconv.gl.timing import GpuTimer
 
-    ex, ce = paths
+    ex, _ = paths
     timer = GpuTimer(gl_ctx, ex.raw)
-    chooser = PathChooser(ex, ce, reps=1)
+    chooser = PathChooser(ex, reps=1)
     try:
         timer.begin()
         chooser.choose(PLANS["unsharp"], _layout(None), (33, 17), 32)
         timer.end()
         assert timer.result_now() is not None
+        assert len(chooser.decisions) == 1
         assert gl_ctx.error == "GL_NO_ERROR"
     finally:
         chooser.release()

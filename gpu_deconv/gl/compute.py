@@ -2,19 +2,24 @@
 
 The fragment path (:mod:`gpu_deconv.gl.executor`) runs a stage as two passes: the H pass writes every
 level's horizontal blur ``H_k`` to an intermediate texture, the V pass reads them back with the
-vertical taps. Its cost on Mesa llvmpipe is its fetch count (71 texel fetches per pixel for the 5-level
+vertical taps. On Mesa llvmpipe its cost is its fetch count (71 texel fetches per pixel for the 5-level
 laplacian) plus the K intermediate writes. Here one compute dispatch does the stage
-(``shaders/mixture_fused.comp``): each invocation owns a vertical strip of ``rows`` pixels of one column,
-fetches the ``rows + 2R`` source rows it reaches once per horizontal offset, keeps every ``H_k`` of the
-strip in registers and forms the outputs from them - per pixel ``(rows + 2R) * n_offsets / rows + 1``
-fetches and no intermediate texture. Variants (:class:`FusedVariant`):
+(``shaders/mixture_fused.comp``): each invocation owns a block of ``cols`` columns and walks down
+``rows`` rows of it with a *sliding window* of H rows in registers. Per step it fetches one source row
+of the block (``cols + 2R`` texels, each once), forms that row's ``H_k`` for every level and column,
+combines one output row from the window and shifts the window. Per pixel that is about
+``(cols + 2R) / cols * (1 + 2R / rows) + 1`` fetches (the laplacian at 4 x 64: 5.4 instead of 71), one
+write, no intermediate texture - and the program is one H row and one output row per column whatever
+the strip height, so it compiles about as fast as the fragment pair.
 
-* ``rows``: strip height (more rows amortise the halo rows better, but hold more registers and make a
-  bigger program);
-* ``local_x``: invocations per workgroup, side by side along x;
-* ``shared``: the workgroup first copies its source window into shared memory (one texture fetch per
-  window texel instead of one per offset) - the classic GPU tile; on CPU rasterisers shared memory is
-  ordinary memory and the barrier is a coroutine switch, so it is measured, not assumed.
+Variants (:class:`FusedVariant`: ``rows``, ``cols``, invocations per workgroup ``local_x``) trade
+halo re-fetching against registers and parallelism: a CPU rasteriser (8 SIMD lanes per thread, a few
+threads) wants long, wide strips; a GPU wants many threads (tens of thousands) with few registers each.
+:data:`CPU_VARIANTS` / :data:`GPU_VARIANTS` are the candidates :class:`PathChooser` measures.
+Tried on llvmpipe and dropped (benchmarks/RESULTS.md, section ``compute``, and the report of issue #15):
+fully unrolled blocks (as fast as the rolled strip but 5-15x longer to compile: 25-33 s for the
+laplacian on a loaded 2-core machine) and shared-memory tiles of the source window (5-7x slower than
+reading the texture: llvmpipe's barriers are coroutine switches and its shared memory is plain memory).
 
 Arithmetic: the same taps, boundary rule and order of operations as the fragment passes and
 :func:`gpu_deconv.core.reference.apply_plan`; at precision 16 the ``H_k`` (and a non-final stage's
@@ -29,9 +34,9 @@ window's default framebuffer) into a pooled RGBA32F texture that the executor's 
 (and encodes) into the target.
 
 Which path is faster depends on the driver, the plan shape and the image size, so :class:`PathChooser`
-times both once per (renderer, plan shape, layout, precision, size class) with GL timer queries and
-remembers the answer; ``PathChooser.choose`` is what an engine calls per frame (a dict lookup after the
-first time).
+times the fragment path and each candidate variant once per (plan shape, layout, precision, size class)
+with GL timestamp queries and remembers the answer; :meth:`PathChooser.run_stages` is a drop-in
+replacement for :meth:`PlanExecutor.run_stages` (a dict lookup per frame after the first).
 
 Needs OpenGL 4.3 (compute shaders, image load/store); :func:`compute_available` says whether a context
 has it (macOS stops at 4.1: there the fragment path is the only path).
@@ -41,8 +46,10 @@ from __future__ import annotations
 
 import ctypes
 import math
+import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import moderngl
@@ -67,8 +74,8 @@ _GL_IMAGE_BINDING_LAYERED = 0x8F3C
 _GL_IMAGE_BINDING_LAYER = 0x8F3D
 _GL_IMAGE_BINDING_ACCESS = 0x8F3E
 _GL_IMAGE_BINDING_FORMAT = 0x906E
-_GL_MAX_COMPUTE_SHARED_MEMORY_SIZE = 0x8262
 _GL_READ_ONLY = 0x88B8
+_GL_RGBA32F = 0x8814
 _GL_TIMESTAMP = 0x8E28
 _GL_QUERY_RESULT = 0x8866
 
@@ -85,33 +92,50 @@ class FusedVariant:
     Attributes
     ----------
     rows : int
-        Output rows per invocation (strip height), >= 1.
+        Output rows per invocation (the strip walked down with the sliding window), 1..1024.
+    cols : int
+        Output columns per invocation (they share the fetches of each source row), 1..16.
     local_x : int
-        Invocations per workgroup, side by side along x.
-    shared : bool
-        Copy the workgroup's source window into shared memory first.
+        Invocations per workgroup, side by side along x, 1..1024.
     """
 
-    rows: int = 8
-    cols: int = 1
+    rows: int = 64
+    cols: int = 4
     local_x: int = 8
-    shared: bool = False
 
     def __post_init__(self) -> None:
-        if not 1 <= self.rows <= 64:
-            raise ValueError(f"rows must be 1..64, got {self.rows}")
+        if not 1 <= self.rows <= 1024:
+            raise ValueError(f"rows must be 1..1024, got {self.rows}")
         if not 1 <= self.cols <= 16:
             raise ValueError(f"cols must be 1..16, got {self.cols}")
-        if not 1 <= self.local_x <= 256:
-            raise ValueError(f"local_x must be 1..256, got {self.local_x}")
+        if not 1 <= self.local_x <= 1024:
+            raise ValueError(f"local_x must be 1..1024, got {self.local_x}")
 
     @property
     def label(self) -> str:
-        return f"{'tile' if self.shared else 'block'}{self.cols}x{self.rows}/{self.local_x}"
+        return f"strip{self.cols}x{self.rows}/{self.local_x}"
+
+    def groups(self, width: int, height: int) -> tuple[int, int]:
+        """Workgroups along x and y for a ``width x height`` region."""
+        return math.ceil(width / (self.local_x * self.cols)), math.ceil(height / self.rows)
 
 
-#: The variant used unless told otherwise (fastest on Mesa llvmpipe, benchmarks/bench_compute.py).
-DEFAULT_VARIANT = FusedVariant(rows=8, cols=1, local_x=8, shared=False)
+#: Candidates on CPU rasterisers (llvmpipe: 8 SIMD lanes per thread, 2 threads here): long, wide strips
+#: re-fetch the least halo. 4 x 64 was the fastest of 4 x 16..8 x 32 on llvmpipe (bench_compute.py).
+CPU_VARIANTS = (FusedVariant(rows=64, cols=4, local_x=8),)
+#: Candidates on GPUs (not measured yet - benchmarks/gpu_run.sh decides): one column per thread keeps the
+#: register window small (about 3 * sum_k (R + r_k) floats), short strips give >= 100k threads at 1080p.
+GPU_VARIANTS = (FusedVariant(rows=16, cols=1, local_x=64), FusedVariant(rows=8, cols=1, local_x=128),
+                FusedVariant(rows=32, cols=2, local_x=64))
+
+
+def candidate_variants(ctx: moderngl.Context) -> tuple[FusedVariant, ...]:
+    """The variants :class:`PathChooser` measures on this driver (none without OpenGL 4.3)."""
+    if not compute_available(ctx):
+        return ()
+    renderer = str(ctx.info.get("GL_RENDERER", "")).lower()
+    cpu = any(n in renderer for n in ("llvmpipe", "softpipe", "swiftshader", "lavapipe"))
+    return CPU_VARIANTS if cpu else GPU_VARIANTS
 
 
 def _reach(shape: tuple[tuple[int, ...], ...]) -> int:
@@ -127,121 +151,104 @@ def _off(i: int) -> str:
     return f"m{-i}" if i < 0 else f"p{i}"
 
 
-def fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, *, same_src: bool, alpha: bool,
-               encode: bool, round_h: bool, store_half: bool) -> str:
-    """The unrolled ``main()`` body of ``mixture_fused.comp`` for one stage shape.
+def fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, *, alpha: bool, encode: bool,
+               round_h: bool, store_half: bool) -> str:
+    """The ``main()`` body of ``mixture_fused.comp`` for one stage shape: a loop down the strip.
+
+    The window of level k at output row s of the strip holds ``H_k`` of source rows ``y0 + s - R + t``
+    for ``t = R - r_k .. 2R`` in variables ``w{k}_{c}_{t}`` (column c of the block; slot 2R is the row
+    just formed). A prologue forms the first 2R rows; then each iteration forms one new H row (every
+    level, every column: the texel at block column q is fetched once and feeds every (c, i) with
+    c + i = q, in ascending i), combines output row s from the window in the reference's order, stores
+    it and shifts the window by one row. The code is one H row and one output row per column whatever
+    ``rows`` is; the price per pixel is the window shift (register moves, free next to a fetch).
 
     Parameters
     ----------
-    shape : per level, the offsets of its non-zero taps (:func:`gpu_deconv.gl.executor.stage_shape`)
+    shape : tuple of tuples of int
+        Per level, the offsets of its non-zero taps (:func:`gpu_deconv.gl.executor.stage_shape`).
     variant : FusedVariant
-    same_src : the stage blurs the chain input itself (src is base): the centre fetch of an output pixel
-        doubles as its base texel
-    alpha, encode : copy alpha from base / sRGB-encode the colour before the store
-    round_h, store_half : round the H values / the output to half precision (``half_round``)
+    alpha : bool
+        Copy alpha from the base texel (else 1).
+    encode : bool
+        sRGB-encode the colour before the store.
+    round_h, store_half : bool
+        Round every H value / the output to half precision (``half_round`` of the shader).
 
     Returns
     -------
     str
-        GLSL statements. The invocation's block is columns ``x0 + c`` (c < cols) and rows ``y0 + s``
-        (s < rows); strip row ``r = 0 .. rows + 2R - 1`` is source row ``y0 - R + r``; ``H_k`` of column c
-        and strip row r is ``h{k}_{c}_{r}``; the texel at column ``x0 + q`` of the current row is fetched
-        once for every c and i with ``c + i = q``.
+        GLSL statements for the body of ``main()``.
     """
-    rows, cols = variant.rows, variant.cols
+    cols = variant.cols
     reach = _reach(shape)
-    n_src = rows + 2 * reach
     offsets = sorted(set().union(*shape))
+    lo = [reach - max((abs(o) for o in offs), default=0) for offs in shape]  # first window slot level k reads
+    qs = sorted({c + i for c in range(cols) for i in offsets})
     lines: list[str] = []
     add = lines.append
-    if variant.shared:
-        add("    int lx = int(gl_LocalInvocationID.x);")
-        add("    int x0 = (int(gl_WorkGroupID.x) * LOCAL_X + lx) * COLS;")
-        add("    int y0 = int(gl_WorkGroupID.y) * ROWS;")
-        add(f"    int wx0 = int(gl_WorkGroupID.x) * LOCAL_X * COLS - {reach};")
-        add("    for (int t = lx; t < TILE_W * TILE_H; t += LOCAL_X) {")
-        add("        int ty = t / TILE_W;")
-        add(f"        ivec2 p = ivec2(mirror_index(wx0 + t - ty * TILE_W, u_region.x), "
-            f"mirror_index(y0 - {reach} + ty, u_region.y));")
-        add("        s_tile[t] = CSW(FETCH(u_src, p, u_src_inv));")
-        add("    }")
-        add("    memoryBarrierShared();")
-        add("    barrier();")
-    else:
-        add("    int x0 = int(gl_GlobalInvocationID.x) * COLS;")
-        add("    int y0 = int(gl_GlobalInvocationID.y) * ROWS;")
-        add("    if (x0 >= u_region.x) return;")
-    # texel columns q the block reads: c + i for every column c and offset i
-    qs = sorted({c + i for c in range(cols) for i in offsets})
-    if not variant.shared:
-        for q in qs:
-            add(f"    int x_{_off(q)} = mirror_index(x0 + ({q}), u_region.x);")
+    add("    int x0 = int(gl_GlobalInvocationID.x) * COLS;")
+    add("    int y0 = int(gl_GlobalInvocationID.y) * ROWS;")
+    add("    if (x0 >= u_region.x) return;")
+    for q in qs:
+        add(f"    int x_{_off(q)} = mirror_index(x0 + ({q}), u_region.x);")
     add("    COL v;")
-    reuse_centre = same_src and 0 in offsets
-
-    def needed(k: int, r: int) -> bool:
-        # does some output row s in [0, rows) read H_k at strip row r (= s + R + j, j an offset of k)?
-        return any(0 <= r - reach - j < rows for j in shape[k])
-
-    def emit_output(s: int) -> None:
+    for k in range(len(shape)):
         for c in range(cols):
-            add("    {")
-            if reuse_centre:
-                add(f"        vec4 b = c{c}_{s};")
-            else:
-                add(f"        vec4 b = FETCH(u_base, ivec2(x0 + {c}, y0 + {s}), u_base_inv);")
-            add("        PRECISE COL acc = u_d[0] * CSW(b);")
-            for k, offs in enumerate(shape):
-                add("        {")
-                add("            PRECISE COL s = COL(0.0);")
-                for j in offs:
-                    sl, comp = _slot(k, j)
-                    add(f"            s += u_taps[{sl}].{comp} * h{k}_{c}_{s + reach + j};")
-                add(f"            acc += u_d[{k + 1}] * s;")
-                add("        }")
-            if encode:
-                add("        acc = linear_to_srgb(acc);")
-            if store_half:
-                add("        acc = half_round(acc);")
-            a = "b.a" if alpha else "1.0"
-            add(f"        if (x0 + {c} < u_region.x && y0 + {s} < u_region.y)")
-            add(f"            imageStore(u_out, u_origin + ivec2(x0 + {c}, y0 + {s}), COL_TO_VEC4(acc, {a}));")
-            add("    }")
+            for t in range(lo[k], 2 * reach):
+                add(f"    COL w{k}_{c}_{t} = COL(0.0);")
 
-    for r in range(n_src):
-        levels = [k for k in range(len(shape)) if needed(k, r)]
-        if levels:
-            if not variant.shared:
-                add(f"    int y_{r} = mirror_index(y0 + ({r - reach}), u_region.y);")
-            for c in range(cols):
-                for k in levels:
-                    add(f"    PRECISE COL h{k}_{c}_{r} = COL(0.0);")
-        centre_row = reuse_centre and reach <= r < reach + rows
+    def h_row(y: str) -> None:
+        add(f"        int yr = mirror_index({y}, u_region.y);")
+        for c in range(cols):
+            for k in range(len(shape)):
+                add(f"        PRECISE COL w{k}_{c}_{2 * reach} = COL(0.0);")
         for q in qs:
-            # (column c, offset i = q - c) pairs this texel feeds, per level; ascending q keeps every H sum
-            # in ascending i
-            users = [(c, k) for c in range(cols) for k in levels if q - c in shape[k]]
-            centre = centre_row and 0 <= q < cols
-            if not users and not centre:
-                continue
-            if variant.shared:
-                add(f"    v = SRC_AT(lx * COLS + {reach + q}, {r});")
-                if centre:
-                    add(f"    vec4 c{q}_{r - reach} = FETCH(u_base, ivec2(x0 + {q}, y0 + {r - reach}), u_base_inv);")
-            elif centre:
-                add(f"    vec4 c{q}_{r - reach} = FETCH(u_src, ivec2(x_{_off(q)}, y_{r}), u_src_inv);")
-                add(f"    v = CSW(c{q}_{r - reach});")
-            else:
-                add(f"    v = CSW(FETCH(u_src, ivec2(x_{_off(q)}, y_{r}), u_src_inv));")
+            users = [(c, k) for c in range(cols) for k in range(len(shape)) if q - c in shape[k]]
+            add(f"        v = CSW(FETCH(u_src, ivec2(x_{_off(q)}, yr), u_src_inv));")
             for c, k in users:
                 sl, comp = _slot(k, q - c)
-                add(f"    h{k}_{c}_{r} += u_taps[{sl}].{comp} * v;")
+                add(f"        w{k}_{c}_{2 * reach} += u_taps[{sl}].{comp} * v;")
         if round_h:
             for c in range(cols):
-                for k in levels:
-                    add(f"    h{k}_{c}_{r} = half_round(h{k}_{c}_{r});")
-        if 0 <= r - 2 * reach < rows:  # every H row output r - 2R reads is formed now
-            emit_output(r - 2 * reach)
+                for k in range(len(shape)):
+                    add(f"        w{k}_{c}_{2 * reach} = half_round(w{k}_{c}_{2 * reach});")
+
+    def shift() -> None:
+        for k in range(len(shape)):
+            for c in range(cols):
+                for t in range(lo[k], 2 * reach):
+                    add(f"        w{k}_{c}_{t} = w{k}_{c}_{t + 1};")
+
+    if reach:
+        add(f"    for (int r = 0; r < {2 * reach}; ++r) {{  // prologue: rows y0 - R .. y0 + R - 1")
+        h_row(f"y0 - {reach} + r")
+        shift()
+        add("    }")
+    add("    for (int row = 0; row < ROWS; ++row) {")
+    h_row(f"y0 + {reach} + row")
+    for c in range(cols):
+        add("        {")
+        add(f"            vec4 b = FETCH(u_base, ivec2(x0 + {c}, y0 + row), u_base_inv);")
+        add("            PRECISE COL acc = u_d[0] * CSW(b);")
+        for k, offs in enumerate(shape):
+            add("            {")
+            add("                PRECISE COL s = COL(0.0);")
+            for j in offs:
+                sl, comp = _slot(k, j)
+                add(f"                s += u_taps[{sl}].{comp} * w{k}_{c}_{reach + j};")
+            add(f"                acc += u_d[{k + 1}] * s;")
+            add("            }")
+        if encode:
+            add("            acc = linear_to_srgb(acc);")
+        if store_half:
+            add("            acc = half_round(acc);")
+        a = "b.a" if alpha else "1.0"
+        add(f"            if (x0 + {c} < u_region.x && y0 + row < u_region.y)")
+        add(f"                imageStore(u_out, u_origin + ivec2(x0 + {c}, y0 + row), COL_TO_VEC4(acc, {a}));")
+        add("        }")
+    shift()
+    add("    }")
     return "\n".join(lines)
 
 
@@ -267,25 +274,23 @@ class ComputeExecutor:
     ----------
     executor : PlanExecutor
     variant : FusedVariant
-        Layout of the dispatch (default :data:`DEFAULT_VARIANT`).
+        Layout of the dispatch (default: the first of :func:`candidate_variants` - what
+        :class:`PathChooser` measures - or :data:`CPU_VARIANTS`'s).
     """
 
-    def __init__(self, executor: PlanExecutor, variant: FusedVariant = DEFAULT_VARIANT) -> None:
+    def __init__(self, executor: PlanExecutor, variant: FusedVariant | None = None) -> None:
         if not compute_available(executor.ctx):
             raise RuntimeError(f"the fused compute path needs OpenGL 4.3; this context is "
                                f"{executor.ctx.version_code // 100}.{executor.ctx.version_code % 100 // 10}")
         self.executor = executor
         self.ctx = executor.ctx
-        self.variant = variant
+        self.variant = variant if variant is not None else (candidate_variants(self.ctx) or CPU_VARIANTS)[0]
         self.raw = _ComputeGL(self.ctx)
         self._programs: OrderedDict[tuple, moderngl.ComputeShader] = OrderedDict()
         self._uniforms: dict[tuple[int, str], Any] = {}
         self._packed: dict[int, tuple[MixtureStage, bytes, bytes]] = {}
         #: Number of programs compiled so far.
         self.compiles = 0
-        size = self.raw.get_int(_GL_MAX_COMPUTE_SHARED_MEMORY_SIZE)[0] if self.raw.available else 0
-        #: Shared memory per workgroup (bytes; GL 4.3 guarantees 32 KiB).
-        self.max_shared_bytes = size if size > 0 else 32768
 
     @staticmethod
     def available(ctx: moderngl.Context) -> bool:
@@ -293,33 +298,22 @@ class ComputeExecutor:
         return compute_available(ctx)
 
     # -- programs ---------------------------------------------------------------------------------
-    def _variant_for(self, stage: MixtureStage, colour: int) -> FusedVariant:
-        """The configured variant, without shared memory when its tile would not fit."""
-        v = self.variant
-        if v.shared:
-            r = _reach(stage_shape(stage))
-            if (v.local_x * v.cols + 2 * r) * (v.rows + 2 * r) * 4 * colour > self.max_shared_bytes:
-                return FusedVariant(v.rows, v.cols, v.local_x, False)
-        return v
-
-    def _program(self, stage: MixtureStage, colour: int, *, same_src: bool, alpha: bool, encode: bool,
-                 half: str | None, store_half: bool, out_format: str, periodic: bool
-                 ) -> tuple[moderngl.ComputeShader, FusedVariant]:
+    def _program(self, stage: MixtureStage, colour: int, *, alpha: bool, encode: bool, half: str | None,
+                 store_half: bool, out_format: str, periodic: bool) -> moderngl.ComputeShader:
+        """The cached program of a stage shape and output variant (compiled on a miss; tap values and
+        weights are uniforms, so a re-design with the same shape reuses it)."""
         shape = stage_shape(stage)
-        v = self._variant_for(stage, colour)
-        key = (shape, colour, same_src, alpha, encode, half, store_half, out_format, periodic, v)
+        v = self.variant
+        key = (shape, colour, alpha, encode, half, store_half, out_format, periodic)
         p = self._programs.get(key)
         if p is not None:
             self._programs.move_to_end(key)
-            return p, v
-        reach = _reach(shape)
+            return p
         defines: dict[str, object] = {
             "LOCAL_X": v.local_x, "ROWS": v.rows, "COLS": v.cols, "COLOUR": colour, "OUT_FORMAT": out_format,
             "HALF_TZ": half == "toward_zero", "HALF_RNE": half == "nearest", "MIRROR_PERIODIC": periodic,
-            "SHARED_TILE": v.shared, "TILE_W": v.local_x * v.cols + 2 * reach, "TILE_H": v.rows + 2 * reach,
         }
-        body = fused_body(shape, v, same_src=same_src, alpha=alpha, encode=encode, round_h=half is not None,
-                          store_half=store_half)
+        body = fused_body(shape, v, alpha=alpha, encode=encode, round_h=half is not None, store_half=store_half)
         p = self.ctx.compute_shader(build_source("mixture_fused.comp", defines, body))
         for name, unit in (("u_src", 1), ("u_base", 0)):
             u = p.get(name, None)
@@ -328,10 +322,10 @@ class ComputeExecutor:
         self.compiles += 1
         self._programs[key] = p
         if len(self._programs) > 64:  # bound the cache like the executor's
-            self._drop_program(*self._programs.popitem(last=False))
-        return p, v
+            self._drop_program(self._programs.popitem(last=False)[1])
+        return p
 
-    def _drop_program(self, key: tuple, p: moderngl.ComputeShader) -> None:
+    def _drop_program(self, p: moderngl.ComputeShader) -> None:
         for k in [k for k in self._uniforms if k[0] == id(p)]:
             del self._uniforms[k]
         p.release()
@@ -360,12 +354,6 @@ class ComputeExecutor:
         self._packed[id(stage)] = packed
         return packed[1], packed[2]
 
-    def warm(self, plan: Plan, layout: Layout, target: DrawTarget, precision: int = 16,
-             encode_srgb: bool = False) -> None:
-        """Compile every program :meth:`run_stages` will use for these arguments (e.g. before timing)."""
-        for args in self._stage_programs(plan, layout, target, precision, encode_srgb, plan_size(target)):
-            self._program(*args[:2], **args[2])
-
     # -- dispatch ---------------------------------------------------------------------------------
     @staticmethod
     def _direct(target: DrawTarget, layout: Layout) -> tuple[moderngl.Texture, str] | None:
@@ -388,7 +376,7 @@ class ComputeExecutor:
             fmt = (direct[1] if direct else _IMAGE_FORMATS[(layout.comps, "f4")]) if last else \
                 _IMAGE_FORMATS[(layout.inter_comps, "f4")]
             out.append((st, layout.colour, {
-                "same_src": st.src == "input", "alpha": layout.alpha and last,
+                "alpha": layout.alpha and last,
                 "encode": encode_srgb and last and direct is not None, "half": half,
                 "store_half": half is not None and not last, "out_format": fmt,
                 "periodic": st.radius > min(size)}))
@@ -418,7 +406,7 @@ class ComputeExecutor:
             progs = self._stage_programs(plan, layout, target, precision, encode_srgb, (w, h))
             for s, (stage, colour, kw) in enumerate(progs):
                 last = s == len(progs) - 1
-                p, v = self._program(stage, colour, **kw)
+                p = self._program(stage, colour, **kw)
                 src = base if stage.src == "input" else prev
                 if last and direct is not None:
                     out_tex, origin = direct[0], target.viewport[:2]
@@ -435,7 +423,7 @@ class ComputeExecutor:
                 self._set(p, "u_taps", data=taps)
                 self._set(p, "u_d", data=d)
                 out_tex.bind_to_image(0, read=False, write=True)
-                p.run(math.ceil(w / (v.local_x * v.cols)), math.ceil(h / v.rows), 1)
+                p.run(*self.variant.groups(w, h), 1)
                 # the next stage samples this image, the copy pass or a read-back reads it
                 self.ctx.memory_barrier(_GL_ALL_BARRIER_BITS)
                 prev = Region(out_tex, w, h)
@@ -459,19 +447,13 @@ class ComputeExecutor:
     def _restore_image_unit(self, saved: tuple[int, ...]) -> None:
         name, level, layered, layer, access, fmt = saved
         # an unbound unit reports format 0 / access READ_ONLY; binding name 0 with any valid format unbinds
-        self.raw.glBindImageTexture(0, name, level, layered, layer, access or _GL_READ_ONLY,
-                                    fmt or 0x8814)  # GL_RGBA32F
+        self.raw.glBindImageTexture(0, name, level, layered, layer, access or _GL_READ_ONLY, fmt or _GL_RGBA32F)
 
     def release(self) -> None:
-        for key, p in list(self._programs.items()):
-            self._drop_program(key, p)
+        for p in self._programs.values():
+            self._drop_program(p)
         self._programs.clear()
         self._packed.clear()
-
-
-def plan_size(target: DrawTarget) -> tuple[int, int]:
-    """(width, height) of the region a target's viewport covers."""
-    return int(target.viewport[2]), int(target.viewport[3])
 
 
 def plan_shape(plan: Plan) -> tuple:
@@ -490,66 +472,74 @@ def size_class(width: int, height: int) -> int:
 
 @dataclass
 class PathTiming:
-    """One measured choice: GPU milliseconds (median of the timed runs) of each path."""
+    """One measurement: milliseconds (median of the timed runs) of the fragment path and of each candidate."""
 
-    fragment_ms: float
-    compute_ms: float
     size: tuple[int, int]
+    ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
-        return "compute" if self.compute_ms < self.fragment_ms else "fragment"
+        """The fastest: 'fragment' or a variant label."""
+        return min(self.ms, key=self.ms.__getitem__)
 
 
 class PathChooser:
-    """Run a plan's stages on the fragment or the fused compute path, whichever measured faster here.
+    """Run a plan's stages on the fragment path or a fused compute variant, whichever measured fastest here.
 
-    ``mode='auto'``: the first time a (plan shape, colour layout, precision, size class) comes up, both
-    paths run it ``reps`` times on scratch textures of that size (after one warm-up run each, which
-    also compiles the programs) between GL_TIMESTAMP queries, and the faster median wins from then
-    on; the measurement costs a few frames' time once. Timestamp queries - unlike GL_TIME_ELAPSED -
-    may be issued while a caller's elapsed-time query is open, so this can run inside a timed frame.
-    ``'fragment'`` / ``'compute'`` force a path (``'compute'`` needs OpenGL 4.3).
+    ``mode='auto'``: the first time a (plan shape, colour layout, precision, size class) comes up, the
+    fragment path and every candidate variant run it ``reps`` times, interleaved, on scratch textures of
+    that size (after one warm-up run each, which also compiles the programs), bracketed by GL_TIMESTAMP
+    queries; the fastest median wins from then on. That costs a few frames' time once per key.
+    Timestamp queries - unlike GL_TIME_ELAPSED - may be issued while a caller's elapsed-time query is
+    open, so the measurement can happen inside a timed frame. ``'fragment'`` / ``'compute'`` force a
+    path (``'compute'``: the first candidate; needs OpenGL 4.3).
 
     Parameters
     ----------
     executor : PlanExecutor
-    compute : ComputeExecutor or None
-        None (or a context without OpenGL 4.3): always the fragment path.
+    variants : sequence of FusedVariant, optional
+        Candidates (default :func:`candidate_variants`: none without OpenGL 4.3 - then the fragment path
+        is always chosen).
     mode : {'auto', 'fragment', 'compute'}
     reps : int
-        Timed runs per path per decision.
+        Timed runs per candidate per decision.
 
     Attributes
     ----------
     decisions : dict
-        ``key -> PathTiming`` of every measurement made; the key is
-        ``(renderer, plan_shape, colour, alpha, precision, size_class)``.
+        ``key -> PathTiming`` of every measurement made; see :meth:`key`.
+    computes : dict
+        ``label -> ComputeExecutor`` of the candidates.
     """
 
-    def __init__(self, executor: PlanExecutor, compute: ComputeExecutor | None, mode: str = "auto",
-                 reps: int = 3) -> None:
+    def __init__(self, executor: PlanExecutor, variants: Sequence[FusedVariant] | None = None,
+                 mode: str = "auto", reps: int = 3) -> None:
         if mode not in ("auto", "fragment", "compute"):
             raise ValueError(f"path mode must be 'auto', 'fragment' or 'compute', got {mode!r}")
-        if mode == "compute" and compute is None:
-            raise ValueError("path mode 'compute' needs a ComputeExecutor (OpenGL 4.3)")
+        cands = tuple(candidate_variants(executor.ctx) if variants is None else variants)
+        if cands and not compute_available(executor.ctx):
+            raise ValueError("fused compute variants need OpenGL 4.3")
+        if mode == "compute" and not cands:
+            raise ValueError("path mode 'compute' needs OpenGL 4.3 and at least one fused variant")
         self.executor = executor
-        self.compute = compute
         self.mode = mode
         self.reps = max(1, int(reps))
-        self.renderer = f"{executor.ctx.info.get('GL_RENDERER', '')} | {executor.ctx.info.get('GL_VERSION', '')}"
+        self.computes = {v.label: ComputeExecutor(executor, v) for v in cands}
         self.decisions: dict[tuple, PathTiming] = {}
+        self._raw = next(iter(self.computes.values())).raw if self.computes else None
         self._queries: list[int] = []
 
-    def key(self, plan: Plan, layout: Layout, size: tuple[int, int], precision: int) -> tuple:
-        return (self.renderer, plan_shape(plan), layout.colour, layout.alpha, precision, size_class(*size))
+    @staticmethod
+    def key(plan: Plan, layout: Layout, size: tuple[int, int], precision: int) -> tuple:
+        """What a decision is remembered by: plan shape, colour layout, precision, size class."""
+        return plan_shape(plan), layout.colour, layout.alpha, precision, size_class(*size)
 
     def choose(self, plan: Plan, layout: Layout, size: tuple[int, int], precision: int) -> str:
-        """'fragment' or 'compute' for this plan at this size (measuring once per key in 'auto' mode)."""
-        if self.mode != "auto" or self.compute is None:
-            return "compute" if self.mode == "compute" else "fragment"
-        if not plan.stages:
+        """'fragment' or the label of the fused variant to run (measuring once per key in 'auto' mode)."""
+        if self.mode == "fragment" or not self.computes or not plan.stages:
             return "fragment"
+        if self.mode == "compute":
+            return next(iter(self.computes))
         key = self.key(plan, layout, size, precision)
         hit = self.decisions.get(key)
         if hit is None:
@@ -560,39 +550,39 @@ class PathChooser:
                    encode_srgb: bool, guard: Any | None = None) -> None:
         """:meth:`PlanExecutor.run_stages` on the chosen path (a drop-in replacement for it)."""
         path = self.choose(plan, layout, (base.width, base.height), precision)
-        runner: Any = self.compute if path == "compute" else self.executor
+        runner: Any = self.executor if path == "fragment" else self.computes[path]
         runner.run_stages(plan, base, target, layout, precision=precision, encode_srgb=encode_srgb, guard=guard)
 
     def measure(self, plan: Plan, layout: Layout, size: tuple[int, int], precision: int) -> PathTiming:
-        """Time both paths on scratch textures of ``size`` (float32 in and out, like a linear frame)."""
-        assert self.compute is not None
+        """Time every candidate on scratch float32 textures of ``size`` (a linear frame's format)."""
         ctx = self.executor.ctx
         w, h = size
         src = ctx.texture((w, h), layout.comps, dtype="f4")
         dst = ctx.texture((w, h), layout.comps, dtype="f4")
         fbo = ctx.framebuffer([dst])
+        runners: dict[str, Any] = {"fragment": self.executor, **self.computes}
+        times: dict[str, list[float]] = {n: [] for n in runners}
         try:
             region, target = Region(src, w, h), DrawTarget(fbo, (0, 0, w, h))
-            runners: dict[str, Any] = {"fragment": self.executor, "compute": self.compute}
-            times: dict[str, list[float]] = {n: [] for n in runners}
-            for r in runners.values():  # warm-up: compile, allocate, first-dispatch JIT
+
+            def run(r: Any) -> None:
                 r.run_stages(plan, region, target, layout, precision=precision, encode_srgb=False)
-            for _ in range(self.reps):  # interleaved, so a load spike hits both alike
+
+            for r in runners.values():  # warm-up: compile, allocate, first-dispatch JIT
+                run(r)
+            for _ in range(self.reps):  # interleaved, so a load spike hits every candidate alike
                 for n, r in runners.items():
-                    times[n].append(self._time(lambda r=r: r.run_stages(plan, region, target, layout,
-                                                                         precision=precision, encode_srgb=False)))
+                    times[n].append(self._time(lambda r=r: run(r)))
         finally:
-            self.executor.pool._release_fbo(fbo)
+            self.executor.pool._release_fbo(fbo)  # (un-tracks it first if moderngl has it bound)
             src.release()
             dst.release()
-        return PathTiming(float(np.median(times["fragment"])), float(np.median(times["compute"])), (w, h))
+        return PathTiming((w, h), {n: float(np.median(t)) for n, t in times.items()})
 
-    def _time(self, fn: Any) -> float:
-        """GPU milliseconds of ``fn``'s commands (GL_TIMESTAMP queries; wall clock + glFinish without raw GL)."""
-        raw = self.compute.raw if self.compute is not None else None
+    def _time(self, fn: Callable[[], None]) -> float:
+        """Milliseconds of ``fn``'s GL commands: GL_TIMESTAMP queries, or wall clock with glFinish."""
+        raw = self._raw
         if raw is None or not raw.available:
-            import time
-
             self.executor.ctx.finish()
             t0 = time.perf_counter()
             fn()
@@ -607,12 +597,14 @@ class PathChooser:
         fn()
         raw.glQueryCounter(q1, _GL_TIMESTAMP)
         t0, t1 = ctypes.c_uint64(0), ctypes.c_uint64(0)
-        raw.glGetQueryObjectui64v(q0, _GL_QUERY_RESULT, ctypes.byref(t0))  # blocks until the GPU is there
+        raw.glGetQueryObjectui64v(q0, _GL_QUERY_RESULT, ctypes.byref(t0))  # waits for the GPU to get there
         raw.glGetQueryObjectui64v(q1, _GL_QUERY_RESULT, ctypes.byref(t1))
         return (t1.value - t0.value) / 1e6
 
     def release(self) -> None:
-        if self._queries and self.compute is not None and self.compute.raw.available:
+        if self._queries and self._raw is not None:
             ids = (ctypes.c_uint * len(self._queries))(*self._queries)
-            self.compute.raw.glDeleteQueries(len(self._queries), ids)
+            self._raw.glDeleteQueries(len(self._queries), ids)
         self._queries = []
+        for ce in self.computes.values():
+            ce.release()
