@@ -6,9 +6,9 @@ For each method's designed plan (as in bench_engine.py: sigma 1, noise 0.01, fp1
 ``--precision 32``), on a texture-resident RGBA32F frame into an RGBA32F target (no upload/download):
 
 * **fragment**: ``PlanExecutor.run_stages`` - two passes per stage (H to intermediates, V + combine);
-* **compute** in each fused variant (``gl/compute.py``: ``blockCxR/L`` = C columns x R rows per
-  invocation, L invocations per workgroup; ``tile...`` = the same with the source window in shared
-  memory): ``ComputeExecutor.run_stages`` - one dispatch per stage;
+* **compute** in each fused variant (``gl/compute.py``: ``stripCxR/L`` = a block of C columns walked
+  down R rows per invocation, L invocations per workgroup): ``ComputeExecutor.run_stages`` - one
+  dispatch per stage;
 * **passthrough**: one ``copy.frag`` pass, the unit that factors out the machine's speed.
 
 Every row runs once per round and rounds are interleaved (bench_engine.time_interleaved), so a load
@@ -23,9 +23,9 @@ wall time: llvmpipe's elapsed-time query leaves part of a multi-dispatch chain (
 
 Usage::
 
-    python benchmarks/bench_compute.py                 # 1080p and 4K, 5 reps
-    python benchmarks/bench_compute.py --quick         # 640x360, 2 reps, two variants (smoke)
-    python benchmarks/bench_compute.py --variants all  # every variant in VARIANTS (for a GPU run)
+    python benchmarks/bench_compute.py                 # 1080p and 4K, 5 reps, this driver's candidates + 2
+    python benchmarks/bench_compute.py --quick         # 640x360, 2 reps, this driver's candidates (smoke)
+    python benchmarks/bench_compute.py --variants all  # every variant in VARIANTS (what gpu_run.sh runs)
 """
 
 from __future__ import annotations
@@ -48,19 +48,13 @@ from bench_engine import METHODS, SIZES, cpu_name, describe, median, time_interl
 from gpu_deconv.core.design import FilterDesigner  # noqa: E402
 from gpu_deconv.core.params import DeconvParams  # noqa: E402
 
-#: Fused variants by label: (rows, cols, local_x, shared). DEFAULT first.
-VARIANTS = {
-    "block1x8/8": (8, 1, 8, False),
-    "block2x8/8": (8, 2, 8, False),
-    "block4x8/8": (8, 4, 8, False),
-    "block2x16/8": (16, 2, 8, False),
-    "block1x16/64": (16, 1, 64, False),
-    "tile2x8/8": (8, 2, 8, True),
-    "tile1x8/64": (8, 1, 64, True),
-}
-#: Variants timed unless --variants says otherwise (the shared tiles are 5-7x slower on llvmpipe and would
-#: dominate the run time there; --variants all includes them).
-DEFAULT_SET = ("block1x8/8", "block2x8/8", "block4x8/8", "block2x16/8")
+#: Variants by label, (rows, cols, local_x): the CPU and GPU candidates of gl/compute.py and neighbours.
+VARIANTS = {f"strip{c}x{r}/{lx}": (r, c, lx) for r, c, lx in (
+    (64, 4, 8), (16, 4, 8), (32, 2, 8), (32, 8, 8),                  # CPU rasterisers (llvmpipe)
+    (16, 1, 64), (8, 1, 128), (32, 2, 64), (4, 1, 256), (16, 2, 128),  # GPUs
+)}
+#: Besides this driver's candidates, the default run times these (the neighbours the CPU choice beat).
+EXTRA = ("strip4x16/8", "strip2x32/8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=None, help="timed frames per row (default 5)")
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma list (default {','.join(METHODS)})")
     ap.add_argument("--variants", default=None,
-                    help=f"comma list of {', '.join(VARIANTS)} or 'all' (default {','.join(DEFAULT_SET)})")
+                    help=f"comma list of {', '.join(VARIANTS)} or 'all' (default: this driver's candidates, "
+                         f"plus {', '.join(EXTRA)} without --quick)")
     ap.add_argument("--precision", type=int, default=16, choices=(16, 32))
     ap.add_argument("--sigma", type=float, default=1.0)
     ap.add_argument("--shader-cache", action="store_true", help="leave the drivers' shader disk caches on")
@@ -80,20 +75,26 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps or (2 if args.quick else 5)
     sizes = args.sizes.split(",") if args.sizes else (["640x360"] if args.quick else ["1080p", "4K"])
     if args.variants == "all":
-        labels = list(VARIANTS)
+        labels: list[str] | None = list(VARIANTS)
     elif args.variants:
         labels = args.variants.split(",")
+        unknown = [v for v in labels if v not in VARIANTS]
+        if unknown:
+            ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     else:
-        labels = list(DEFAULT_SET[:2] if args.quick else DEFAULT_SET)
-    unknown = [v for v in labels if v not in VARIANTS]
-    if unknown:
-        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+        labels = None  # this driver's candidates (known once there is a context)
     methods = args.methods.split(",")
     if not args.shader_cache:  # before the first context: first-run times are cold compiles
         os.environ["MESA_SHADER_CACHE_DISABLE"] = "true"
         os.environ["__GL_SHADER_DISK_CACHE"] = "0"
 
-    from gpu_deconv.gl.compute import ComputeExecutor, FusedVariant, PathChooser, compute_available
+    from gpu_deconv.gl.compute import (
+        ComputeExecutor,
+        FusedVariant,
+        PathChooser,
+        candidate_variants,
+        compute_available,
+    )
     from gpu_deconv.gl.context import create_headless_context
     from gpu_deconv.gl.engine import Deconvolver
     from gpu_deconv.gl.executor import DrawTarget, Layout, Region
@@ -109,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     plans = {m: designer.design(DeconvParams(sigma=args.sigma if m != "comb" else min(args.sigma, 1.0),
                                              noise=0.01, method=m, precision=args.precision)).plan for m in methods}
     ctx = create_headless_context()
+    if labels is None:
+        labels = [v.label for v in candidate_variants(ctx)]
+        labels += [] if args.quick else [v for v in EXTRA if v not in labels]
     info = {"renderer": ctx.info["GL_RENDERER"], "gl_version": ctx.info["GL_VERSION"], "cpu": cpu_name(),
             "precision": args.precision, "sigma": args.sigma, "reps": reps, "variants": labels}
     say(f"GL renderer : {info['renderer']}  ({info['gl_version']})")
@@ -120,11 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     dec = Deconvolver(ctx, DeconvParams(precision=args.precision))
     ex = dec.executor
     ces = {lab: ComputeExecutor(ex, FusedVariant(*VARIANTS[lab])) for lab in labels}
-    chooser = PathChooser(ex, ces[labels[0]])
+    chooser = PathChooser(ex)
+    cands = ", ".join(chooser.computes)
     timer = GpuTimer(ctx, dec.raw, ring=2)
     layout = Layout(3, 4, True)
     say(f"precision fp{args.precision}, sigma {args.sigma}, median of {reps} interleaved rounds; "
-        f"compute variants {', '.join(labels)} (PathChooser uses {labels[0]})")
+        f"compute variants {', '.join(labels)} (PathChooser measures fragment and {cands})")
     results: dict[str, dict] = {}
     for size in sizes:
         w, h = SIZES[size] if size in SIZES else (int(v) for v in size.lower().split("x"))
@@ -161,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             choice = {}
             for m in methods:
                 path = chooser.choose(plans[m], layout, (w, h), args.precision)
-                pt_ = chooser.decisions[chooser.key(plans[m], layout, (w, h), args.precision)]
-                choice[m] = (path, pt_.fragment_ms, pt_.compute_ms)
+                choice[m] = (path, chooser.decisions[chooser.key(plans[m], layout, (w, h), args.precision)].ms)
         pt = median(gpu["passthrough"])
         say()
         say(f"== {size} RGBA ({w}x{h}); passthrough {pt:.2f} ms GPU, {median(wall['passthrough']):.2f} ms wall")
@@ -182,10 +186,10 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"{m if lab == 'fragment' else '':10s} {describe(plans[m]) if lab == 'fragment' else '':22s} "
                     f"{lab:13s} {g:8.2f} {wl:8.2f} {g / pt:6.2f} {fg / g:7.2f}x {fw / wl:7.2f}x {d} "
                     f"{first[name]:10.0f}")
-            path, f_ms, c_ms = choice[m]
-            rows[m] = {"chooser": path, "chooser_fragment_ms": f_ms, "chooser_compute_ms": c_ms}
-            say(f"{'':10s} {'':22s} PathChooser picks {path} (its timestamps: fragment {f_ms:.2f} ms, "
-                f"{labels[0]} {c_ms:.2f} ms)")
+            path, ms = choice[m]
+            rows[m] = {"chooser": path, "chooser_ms": ms}
+            say(f"{'':10s} {'':22s} PathChooser picks {path} (its timestamps, ms: "
+                + ", ".join(f"{n} {v:.2f}" for n, v in ms.items()) + ")")
         results[size] = rows
         ctx.detect_framebuffer(0).use()
         for o in (fbo, src, dst):

@@ -462,3 +462,21 @@ def test_chooser_runs_inside_an_open_elapsed_query(gl_ctx, paths):
     finally:
         chooser.release()
         timer.release()
+
+
+def test_bench_compute_smoke(gl_ctx, paths):
+    """benchmarks/bench_compute.py runs end to end on a toy frame (in a subprocess: it makes its own context
+    current); the fused outputs equal the fragment path's there (max diff 0 on llvmpipe)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_compute.py"
+    res = subprocess.run([sys.executable, str(path), "--quick", "--sizes", "48x32", "--reps", "1", "--no-write",
+                          "--methods", "comb,polyblur", "--shader-cache"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "GL renderer" in out and "polyblur" in out and "PathChooser picks" in out
+    if _llvmpipe(gl_ctx):
+        rows = [line for line in out.splitlines() if line.strip().startswith("strip")]
+        assert rows and all(line.split()[-2] == "0" for line in rows), out
