@@ -9,7 +9,9 @@ For each method's designed plan (as in bench_engine.py: sigma 1, noise 0.01, fp1
 * **compute** in each fused variant (``gl/compute.py``: ``stripCxR/L`` = a block of C columns walked
   down R rows per invocation, L invocations per workgroup): ``ComputeExecutor.run_stages`` - one
   dispatch per stage;
-* **passthrough**: one ``copy.frag`` pass, the unit that factors out the machine's speed.
+* **passthrough**: one ``copy.frag`` pass, the unit that factors out the machine's speed (units are wall
+  time over the passthrough's wall time: on llvmpipe the elapsed-time query of a lone copy pass can
+  come back near 0).
 
 Every row runs once per round and rounds are interleaved (bench_engine.time_interleaved), so a load
 spike hits all rows alike; GPU time is the GL_TIME_ELAPSED query per frame, wall time is bracketed by
@@ -167,9 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             for m in methods:
                 path = chooser.choose(plans[m], layout, (w, h), args.precision)
                 choice[m] = (path, chooser.decisions[chooser.key(plans[m], layout, (w, h), args.precision)].ms)
-        pt = median(gpu["passthrough"])
+        pt = median(wall["passthrough"])
         say()
-        say(f"== {size} RGBA ({w}x{h}); passthrough {pt:.2f} ms GPU, {median(wall['passthrough']):.2f} ms wall")
+        say(f"== {size} RGBA ({w}x{h}); passthrough {median(gpu['passthrough']):.2f} ms GPU, {pt:.2f} ms wall")
         hdr = (f"{'method':10s} {'plan':22s} {'path':13s} {'GL ms':>8s} {'wall ms':>8s} {'units':>6s} "
                f"{'speed-up':>8s} {'wall s-u':>8s} {'max diff':>9s} {'1st run ms':>10s}")
         say(hdr)
@@ -180,11 +182,11 @@ def main(argv: list[str] | None = None) -> int:
             for lab in ["fragment", *ces]:
                 name = f"{m}/{lab}"
                 g, wl = median(gpu[name]), median(wall[name])
-                rows[name] = {"gl_ms": g, "wall_ms": wl, "units": g / pt, "speedup": fg / g, "wall_speedup": fw / wl,
+                rows[name] = {"gl_ms": g, "wall_ms": wl, "units": wl / pt, "speedup": fg / g, "wall_speedup": fw / wl,
                               "max_diff": diff.get(name, 0.0), "first_ms": first[name], "gl_all": gpu[name]}
                 d = f"{diff[name]:9.2g}" if name in diff else f"{'-':>9s}"
                 say(f"{m if lab == 'fragment' else '':10s} {describe(plans[m]) if lab == 'fragment' else '':22s} "
-                    f"{lab:13s} {g:8.2f} {wl:8.2f} {g / pt:6.2f} {fg / g:7.2f}x {fw / wl:7.2f}x {d} "
+                    f"{lab:13s} {g:8.2f} {wl:8.2f} {wl / pt:6.2f} {fg / g:7.2f}x {fw / wl:7.2f}x {d} "
                     f"{first[name]:10.0f}")
             path, ms = choice[m]
             rows[m] = {"chooser": path, "chooser_ms": ms}

@@ -175,7 +175,10 @@ def test_size_class_and_plan_shape():
     p = PLANS["comb"]
     st = p.stages[0]
     same_shape = Plan("comb", (MixtureStage(tuple(t * 0.5 for t in st.taps), st.weights * 2),))
-    assert plan_shape(same_shape) == plan_shape(p) != plan_shape(PLANS["laplacian"])
+    assert plan_shape(same_shape) == plan_shape(p) == ((2, 3, "input"),) != plan_shape(PLANS["laplacian"])
+    inner_radius = Plan("comb", (MixtureStage((np.ones(5) / 5, st.taps[1]), st.weights),))  # 1 -> 2
+    assert plan_shape(inner_radius) == plan_shape(p)
+    assert plan_shape(PLANS["polyblur"]) == ((1, 3, "input"), (1, 3, "previous"), (1, 3, "previous"))
 
 
 # -- against the reference --------------------------------------------------------------------------------------

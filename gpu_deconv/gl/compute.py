@@ -457,8 +457,10 @@ class ComputeExecutor:
 
 
 def plan_shape(plan: Plan) -> tuple:
-    """What a plan's cost depends on: per stage, its tap shape and what it reads (not the tap values)."""
-    return tuple((stage_shape(st), st.src) for st in plan.stages)
+    """What a plan's cost depends on, coarsely: per stage its level count, reach (largest non-zero tap
+    offset) and what it reads - not the tap values, nor which inner taps are zero, so a blur slider that
+    moves the inner radii does not trigger a new measurement; the reach does (the halo cost grows with it)."""
+    return tuple((st.levels, _reach(stage_shape(st)), st.src) for st in plan.stages)
 
 
 def size_class(width: int, height: int) -> int:
@@ -593,6 +595,7 @@ class PathChooser:
             raw.glGenQueries(2, ids)
             self._queries = list(ids)
         q0, q1 = self._queries
+        self.executor.ctx.finish()  # nothing queued before may land inside the bracket
         raw.glQueryCounter(q0, _GL_TIMESTAMP)
         fn()
         raw.glQueryCounter(q1, _GL_TIMESTAMP)
