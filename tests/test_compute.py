@@ -444,18 +444,25 @@ def test_path_chooser_forced_modes_and_candidates(gl_ctx, paths):
         PathChooser(ex, variants=(), mode="compute")
     with pytest.raises(ValueError):
         PathChooser(ex, mode="fastest")
+    with pytest.raises(ValueError):
+        PathChooser(ex, clock="sundial")
+    auto = PathChooser(ex)
+    assert auto.clock == ("wall" if _llvmpipe(gl_ctx) or not ex.raw.available else "gpu")
+    auto.release()
 
 
-def test_chooser_runs_inside_an_open_elapsed_query(gl_ctx, paths):
+@pytest.mark.parametrize("clock", ["gpu", "wall"])
+def test_chooser_runs_inside_an_open_elapsed_query(gl_ctx, paths, clock):
     """A frame timer (GL_TIME_ELAPSED) may be open while the first frame of a new shape is measured: the
-    measurement uses timestamps, which GL allows then, and leaves no GL error."""
+    measurement uses timestamps (GL allows them then) or the wall clock, and leaves no GL error."""
     from gpu_deconv.gl.compute import PathChooser
     from gpu_deconv.gl.timing import GpuTimer
 
     ex, _ = paths
     timer = GpuTimer(gl_ctx, ex.raw)
-    chooser = PathChooser(ex, reps=1)
+    chooser = PathChooser(ex, reps=1, clock=clock)
     try:
+        assert chooser.clock == clock or not ex.raw.available
         timer.begin()
         chooser.choose(PLANS["unsharp"], _layout(None), (33, 17), 32)
         timer.end()

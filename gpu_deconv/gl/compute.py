@@ -133,9 +133,12 @@ def candidate_variants(ctx: moderngl.Context) -> tuple[FusedVariant, ...]:
     """The variants :class:`PathChooser` measures on this driver (none without OpenGL 4.3)."""
     if not compute_available(ctx):
         return ()
+    return CPU_VARIANTS if _cpu_rasteriser(ctx) else GPU_VARIANTS
+
+
+def _cpu_rasteriser(ctx: moderngl.Context) -> bool:
     renderer = str(ctx.info.get("GL_RENDERER", "")).lower()
-    cpu = any(n in renderer for n in ("llvmpipe", "softpipe", "swiftshader", "lavapipe"))
-    return CPU_VARIANTS if cpu else GPU_VARIANTS
+    return any(n in renderer for n in ("llvmpipe", "softpipe", "swiftshader", "lavapipe"))
 
 
 def _reach(shape: tuple[tuple[int, ...], ...]) -> int:
@@ -490,11 +493,13 @@ class PathChooser:
 
     ``mode='auto'``: the first time a (plan shape, colour layout, precision, size class) comes up, the
     fragment path and every candidate variant run it ``reps`` times, interleaved, on scratch textures of
-    that size (after one warm-up run each, which also compiles the programs), bracketed by GL_TIMESTAMP
-    queries; the fastest median wins from then on. That costs a few frames' time once per key.
-    Timestamp queries - unlike GL_TIME_ELAPSED - may be issued while a caller's elapsed-time query is
-    open, so the measurement can happen inside a timed frame. ``'fragment'`` / ``'compute'`` force a
-    path (``'compute'``: the first candidate; needs OpenGL 4.3).
+    that size (after one warm-up run each, which also compiles the programs); the fastest median wins
+    from then on. That costs a few frames' time once per key. The clock (``clock='auto'``): on GPUs
+    GL_TIMESTAMP queries around the commands - unlike GL_TIME_ELAPSED they may be issued while a
+    caller's elapsed-time query is open, so the measurement can happen inside a timed frame; on CPU
+    rasterisers the wall clock between two ``glFinish`` (the work runs on the CPU, and llvmpipe's
+    queries were measured to leave ~30% of a 3-dispatch chain out). ``'fragment'`` / ``'compute'``
+    force a path (``'compute'``: the first candidate; needs OpenGL 4.3).
 
     Parameters
     ----------
@@ -505,6 +510,8 @@ class PathChooser:
     mode : {'auto', 'fragment', 'compute'}
     reps : int
         Timed runs per candidate per decision.
+    clock : {'auto', 'gpu', 'wall'}
+        How candidates are timed (see above).
 
     Attributes
     ----------
@@ -515,9 +522,11 @@ class PathChooser:
     """
 
     def __init__(self, executor: PlanExecutor, variants: Sequence[FusedVariant] | None = None,
-                 mode: str = "auto", reps: int = 3) -> None:
+                 mode: str = "auto", reps: int = 3, clock: str = "auto") -> None:
         if mode not in ("auto", "fragment", "compute"):
             raise ValueError(f"path mode must be 'auto', 'fragment' or 'compute', got {mode!r}")
+        if clock not in ("auto", "gpu", "wall"):
+            raise ValueError(f"clock must be 'auto', 'gpu' or 'wall', got {clock!r}")
         cands = tuple(candidate_variants(executor.ctx) if variants is None else variants)
         if cands and not compute_available(executor.ctx):
             raise ValueError("fused compute variants need OpenGL 4.3")
@@ -528,7 +537,12 @@ class PathChooser:
         self.reps = max(1, int(reps))
         self.computes = {v.label: ComputeExecutor(executor, v) for v in cands}
         self.decisions: dict[tuple, PathTiming] = {}
-        self._raw = next(iter(self.computes.values())).raw if self.computes else None
+        raw = next(iter(self.computes.values())).raw if self.computes else None
+        if clock == "auto":
+            clock = "wall" if _cpu_rasteriser(executor.ctx) else "gpu"
+        #: The clock in use: 'gpu' (timestamp queries) or 'wall' (also where no raw GL loader exists).
+        self.clock = "gpu" if clock == "gpu" and raw is not None and raw.available else "wall"
+        self._raw = raw
         self._queries: list[int] = []
 
     @staticmethod
@@ -584,7 +598,7 @@ class PathChooser:
     def _time(self, fn: Callable[[], None]) -> float:
         """Milliseconds of ``fn``'s GL commands: GL_TIMESTAMP queries, or wall clock with glFinish."""
         raw = self._raw
-        if raw is None or not raw.available:
+        if self.clock == "wall" or raw is None:
             self.executor.ctx.finish()
             t0 = time.perf_counter()
             fn()
