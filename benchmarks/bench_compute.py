@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{first[name]:10.0f}")
             path, ms = choice[m]
             rows[m] = {"chooser": path, "chooser_ms": ms}
-            say(f"{'':10s} {'':22s} PathChooser picks {path} (its timestamps, ms: "
+            say(f"{'':10s} {'':22s} PathChooser picks {path} ({chooser.clock} clock, ms: "
                 + ", ".join(f"{n} {v:.2f}" for n, v in ms.items()) + ")")
         results[size] = rows
         ctx.detect_framebuffer(0).use()
