@@ -329,6 +329,29 @@ def test_fallback_through_copy_pass(gl_ctx, paths):
         src.release()
 
 
+def test_three_component_textures_go_through_the_copy_pass(gl_ctx, paths):
+    """``Deconvolver.apply`` passes a caller's RGB (3-component) textures as Layout(3, 3, False): no image
+    format stores RGB, so the stage lands in an RGBA texture and the copy pass writes the target."""
+    from gpu_deconv.gl.executor import DrawTarget, Layout, Region
+
+    ex, ce = paths
+    h, w = 13, 17
+    img = np.random.default_rng(10).random((h, w, 3), dtype=np.float32)
+    src = gl_ctx.texture((w, h), 3, img.tobytes(), dtype="f4")
+    dst = gl_ctx.texture((w, h), 3, dtype="f4")
+    fbo = gl_ctx.framebuffer([dst])
+    try:
+        ce.run_stages(PLANS["comb"], Region(src, w, h), DrawTarget(fbo, (0, 0, w, h)), Layout(3, 3, False),
+                      precision=16, encode_srgb=False)
+        got = np.frombuffer(dst.read(), np.float32).reshape(h, w, 3)
+        _exact(gl_ctx, got, apply_plan(img, PLANS["comb"], 16, ex.fp16_rounding), 16, "RGB texture")
+    finally:
+        gl_ctx.detect_framebuffer(0).use()
+        fbo.release()
+        src.release()
+        dst.release()
+
+
 def test_caller_image_binding_restored(gl_ctx, paths):
     """Into a caller's framebuffer under the state guard: the image unit the dispatch uses is given back."""
     from gpu_deconv.gl.compute import _GL_IMAGE_BINDING_NAME

@@ -255,8 +255,14 @@ def fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, *, alp
     return "\n".join(lines)
 
 
+def _fallback_comps(layout: Layout) -> int:
+    """Components of the pooled output texture the copy pass reads when the target is no storable image
+    (RGB-only targets, as a caller's 3-component texture makes in ``apply``, get RGBA: no RGB image format)."""
+    return 1 if layout.comps == 1 else 4
+
+
 class _ComputeGL(RawGL):
-    """The raw entry points the compute path needs beyond :class:`RawGL`'s (image unit bindings)."""
+    """The raw entry points the compute path needs beyond :class:`RawGL`'s (image units, timestamps)."""
 
     _SIGS = {
         **RawGL._SIGS,
@@ -276,9 +282,13 @@ class ComputeExecutor:
     Parameters
     ----------
     executor : PlanExecutor
-    variant : FusedVariant
-        Layout of the dispatch (default: the first of :func:`candidate_variants` - what
-        :class:`PathChooser` measures - or :data:`CPU_VARIANTS`'s).
+    variant : FusedVariant, optional
+        Layout of the dispatch (default: this driver's first :func:`candidate_variants`).
+
+    Raises
+    ------
+    RuntimeError
+        Without OpenGL 4.3 (see :func:`compute_available`).
     """
 
     def __init__(self, executor: PlanExecutor, variant: FusedVariant | None = None) -> None:
@@ -287,18 +297,13 @@ class ComputeExecutor:
                                f"{executor.ctx.version_code // 100}.{executor.ctx.version_code % 100 // 10}")
         self.executor = executor
         self.ctx = executor.ctx
-        self.variant = variant if variant is not None else (candidate_variants(self.ctx) or CPU_VARIANTS)[0]
+        self.variant = variant if variant is not None else candidate_variants(self.ctx)[0]
         self.raw = _ComputeGL(self.ctx)
         self._programs: OrderedDict[tuple, moderngl.ComputeShader] = OrderedDict()
         self._uniforms: dict[tuple[int, str], Any] = {}
         self._packed: dict[int, tuple[MixtureStage, bytes, bytes]] = {}
         #: Number of programs compiled so far.
         self.compiles = 0
-
-    @staticmethod
-    def available(ctx: moderngl.Context) -> bool:
-        """Same as :func:`compute_available`."""
-        return compute_available(ctx)
 
     # -- programs ---------------------------------------------------------------------------------
     def _program(self, stage: MixtureStage, colour: int, *, alpha: bool, encode: bool, half: str | None,
@@ -376,7 +381,7 @@ class ComputeExecutor:
         n = len(plan.stages)
         for s, st in enumerate(plan.stages):
             last = s == n - 1
-            fmt = (direct[1] if direct else _IMAGE_FORMATS[(layout.comps, "f4")]) if last else \
+            fmt = (direct[1] if direct else _IMAGE_FORMATS[(_fallback_comps(layout), "f4")]) if last else \
                 _IMAGE_FORMATS[(layout.inter_comps, "f4")]
             out.append((st, layout.colour, {
                 "alpha": layout.alpha and last,
@@ -414,7 +419,7 @@ class ComputeExecutor:
                 if last and direct is not None:
                     out_tex, origin = direct[0], target.viewport[:2]
                 else:
-                    comps = layout.comps if last else layout.inter_comps
+                    comps = _fallback_comps(layout) if last else layout.inter_comps
                     out_tex, origin = ex.pool.get(f"fused_{'out' if last else s % 2}", w, h, comps, "f4"), (0, 0)
                 taps, d = self._uniform_bytes(stage)
                 ex.bind(0, base.texture)
