@@ -8,7 +8,7 @@ laplacian) plus the K intermediate writes. Here one compute dispatch does the st
 ``rows`` rows of it with a *sliding window* of H rows in registers. Per step it fetches one source row
 of the block (``cols + 2R`` texels, each once), forms that row's ``H_k`` for every level and column,
 combines one output row from the window and shifts the window. Per pixel that is about
-``(cols + 2R) / cols * (1 + 2R / rows) + 1`` fetches (the laplacian at 4 x 64: 5.4 instead of 71), one
+``(cols + 2R) / cols * (1 + 2R / rows) + 1`` fetches (the laplacian at 4 x 64: 6.5 instead of 71), one
 write, no intermediate texture - and the program is one H row and one output row per column whatever
 the strip height, so it compiles about as fast as the fragment pair.
 
