@@ -10,16 +10,19 @@ of the block (``cols + 2R`` texels, each once), forms that row's ``H_k`` for eve
 combines one output row from the window and shifts the window. Per pixel that is about
 ``(cols + 2R) / cols * (1 + 2R / rows) + 1`` fetches (the laplacian at 4 x 64: 6.5 instead of 71), one
 write, no intermediate texture - and the program is one H row and one output row per column whatever
-the strip height, so it compiles about as fast as the fragment pair.
+the strip height, so it compiles in 1-2x the fragment pair's time (cold, llvmpipe: comb 0.5 s for both,
+laplacian 2.4 s against 1.2 s). On llvmpipe the fused stage is 1.5-2.9x faster than the fragment pair
+(wall time, 1080p and 4K RGBA, every method: benchmarks/RESULTS.md, section ``compute``); the
+arithmetic (H of every level per row, window shifts) is what is left, not fetches.
 
 Variants (:class:`FusedVariant`: ``rows``, ``cols``, invocations per workgroup ``local_x``) trade
 halo re-fetching against registers and parallelism: a CPU rasteriser (8 SIMD lanes per thread, a few
 threads) wants long, wide strips; a GPU wants many threads (tens of thousands) with few registers each.
 :data:`CPU_VARIANTS` / :data:`GPU_VARIANTS` are the candidates :class:`PathChooser` measures.
-Tried on llvmpipe and dropped (benchmarks/RESULTS.md, section ``compute``, and the report of issue #15):
-fully unrolled blocks (as fast as the rolled strip but 5-15x longer to compile: 25-33 s for the
-laplacian on a loaded 2-core machine) and shared-memory tiles of the source window (5-7x slower than
-reading the texture: llvmpipe's barriers are coroutine switches and its shared memory is plain memory).
+Tried on llvmpipe and dropped: fully unrolled blocks (no faster than the rolled strip, 5-15x longer
+to compile: 24-33 s cold for the laplacian against 2.3 s for the fragment pair, on a loaded 2-core
+machine) and shared-memory tiles of the source window (5-7x slower than reading the texture: llvmpipe's
+barriers are coroutine switches and its shared memory is plain memory).
 
 Arithmetic: the same taps, boundary rule and order of operations as the fragment passes and
 :func:`gpu_deconv.core.reference.apply_plan`; at precision 16 the ``H_k`` (and a non-final stage's
