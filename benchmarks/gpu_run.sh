@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# gpu_run.sh - run the engine benchmark on a machine with an NVIDIA GPU, headless through EGL.
+# gpu_run.sh - run the engine and fused-compute benchmarks on a machine with an NVIDIA GPU, headless (EGL).
 #
 # Usage (from anywhere):  bash benchmarks/gpu_run.sh [bench_engine.py options, e.g. --quick or --json r.json]
+#                         (--quick and --no-write are passed on to bench_compute.py as well)
 #
 # What it does, and why:
 #   * checks the driver is there (nvidia-smi) and prints the GPU;
@@ -12,6 +13,9 @@
 #   * runs benchmarks/bench_engine.py (1080p and 4K RGBA; --quick for 1080p only) and prints its table;
 #   * runs benchmarks/bench_distributed.py --quick (Ray, one worker actor per GPU) when Ray is installed
 #     (pip install 'gpu_deconv[ray]'): the images/s per GPU worker that the scaling model in RESULTS.md needs.
+
+#   * runs benchmarks/bench_compute.py --variants all: fragment vs every fused compute variant per method at
+#     1080p and 4K, the outputs' largest difference, and what PathChooser picks on this driver.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,3 +70,10 @@ if "$PY" -c "import ray" >/dev/null 2>&1; then
 else
   echo "Ray is not installed (pip install 'gpu_deconv[ray]'); skipped"
 fi
+
+echo "== fused compute path"
+COMPUTE_ARGS=(--variants all)
+for a in "$@"; do
+  case "$a" in --quick|--no-write) COMPUTE_ARGS+=("$a");; esac
+done
+"$PY" benchmarks/bench_compute.py "${COMPUTE_ARGS[@]}"

@@ -38,6 +38,7 @@ from ..core.params import DeconvParams
 from ..core.plan import Plan
 from ..core.stats import BLOCK, BandStats
 from ..core.temporal import TemporalSmoother
+from .compute import PathChooser
 from .context import CurrentContext, RawGL, create_headless_context, current_egl_state, restore_egl_state
 from .executor import TEXTURE_UNITS, DrawTarget, Layout, PlanExecutor, Region
 from .frames import INT_TEX, ImageTransfer, Rect, frame_bytes_per_pixel, layout_of, tile_grid, with_halos
@@ -89,6 +90,11 @@ class Deconvolver:
         How precision-16 intermediates are stored: RGBA16F targets ('native'), or RGBA32F with the
         driver's toward-zero rounding done in the shader ('emulated': bit-identical on Mesa llvmpipe and
         ~20-30% faster there); 'auto' emulates exactly on CPU rasterisers that round toward zero.
+    path : {'auto', 'measure', 'fragment', 'compute'}
+        How mixture stages run (:class:`~gpu_deconv.gl.compute.PathChooser`): the H + V fragment passes, or
+        one fused compute dispatch per stage (OpenGL 4.3; identical output). 'auto': the fused path on CPU
+        rasterisers (measured faster there for every method), else whichever measures faster on this
+        driver the first time a plan shape and size class come up.
     temporal : TemporalSmoother, optional
         For video: smooth the per-frame statistics (and so the noise and level estimates) over time, reset
         at scene cuts (:mod:`gpu_deconv.core.temporal`). Also settable later as :attr:`temporal`; call its
@@ -103,7 +109,7 @@ class Deconvolver:
     def __init__(self, ctx: moderngl.Context | None = None, params: DeconvParams | None = None, *,
                  stats_latency: int = 0, specialize: bool = True, designer: FilterDesigner | None = None,
                  memory_budget_mb: float = 2048.0, tile_size: int = 2048, fp16_storage: str = "auto",
-                 temporal: TemporalSmoother | None = None) -> None:
+                 path: str = "auto", temporal: TemporalSmoother | None = None) -> None:
         if stats_latency not in (0, 1):
             raise ValueError(f"stats_latency must be 0 or 1, got {stats_latency!r}")
         self.params = params if params is not None else DeconvParams()
@@ -125,6 +131,7 @@ class Deconvolver:
         self._guard = GLStateGuard(self._ctx, self.raw, TEXTURE_UNITS)
         with self._guard:
             self.executor = PlanExecutor(self._ctx, specialize=specialize, raw=self.raw, fp16_storage=fp16_storage)
+            self.paths = PathChooser(self.executor, mode=path)
         self.transfer = ImageTransfer(self.executor.pool)
         self.gpu_stats = GpuBandStats(self.executor)
         self.timer = GpuTimer(self._ctx, self.raw)
@@ -414,8 +421,8 @@ class Deconvolver:
                 elif gather:
                     self._next = (size, self.gpu_stats.grid_async(base, layout))
                 if plan.stages:
-                    ex.run_stages(plan, base, dst, layout, precision=self.params.precision,
-                                  encode_srgb=frame.encode, guard=frame.guard)
+                    self.paths.run_stages(plan, base, dst, layout, precision=self.params.precision,
+                                          encode_srgb=frame.encode, guard=frame.guard)
                 else:
                     ex.copy(base, dst, layout, encode=frame.encode, guard=frame.guard)
             frame.store((x0, y0, x1, y1), r, dst)
@@ -439,6 +446,7 @@ class Deconvolver:
                 self._dst_fbos.clear()
                 self.gpu_stats.release()
                 self.timer.release()
+                self.paths.release()
                 self.executor.release()
             self.transfer.release()
             if self._own_ctx:

@@ -32,6 +32,7 @@ SHADER_FILES = (
     "copy.frag",
     "atrous.frag",
     "stats_reduce.frag",
+    "mixture_fused.comp",
     "common.glsl",
     "mirror.glsl",
     "srgb.glsl",
