@@ -31,6 +31,10 @@ SHADER_FILES = (
     "copy.frag",
     "atrous.frag",
     "stats_reduce.frag",
+    "adaptive_bands.frag",
+    "adaptive_energy.frag",
+    "adaptive_reduce.frag",
+    "adaptive_apply.frag",
     "common.glsl",
     "srgb.glsl",
 )
