@@ -168,3 +168,34 @@ def test_limiter_soft_clamps_to_the_neighbourhood():
     assert np.all(ad.limit_overshoot(out, x, 0.0) <= 1.0)
     with pytest.raises(ValueError, match="margin"):
         ad.limit_overshoot(out, x, -1.0)
+
+
+def test_noise_variance_follows_the_design_rule():
+    from gpu_deconv.core.design import NOISE_FLOOR
+    from gpu_deconv.core.noise import quantization_variance
+
+    q8 = quantization_variance(8)
+    assert ad.noise_variance(0.01, None) == pytest.approx(1e-4)
+    assert ad.noise_variance(0.01, 8) == pytest.approx(1e-4 + q8)
+    assert ad.noise_variance(None, 8, measured=1e-4) == pytest.approx(q8)  # measured noise below quantization
+    assert ad.noise_variance(0.0, None) == pytest.approx(NOISE_FLOOR**2)
+    with pytest.raises(ValueError, match="measured"):
+        ad.noise_variance(None, None)
+
+
+def test_deconvolve_with_noise_auto_measures_then_solves(solver):
+    rng = np.random.default_rng(12)
+    truth = textured_image((96, 112), 3, 4)
+    y = gaussian_blur(truth, 1.2) + rng.normal(0, 0.02, truth.shape).astype(np.float32)
+    blur = Gaussian(1.2)
+    given, t_given = ad.deconvolve(y, blur, 0.02, solver=solver)
+    auto, t_auto = ad.deconvolve(y, blur, None, solver=solver)
+    assert t_auto.noise_var == pytest.approx(given.stats.noise_std() ** 2)
+    assert t_auto.noise_var == pytest.approx(0.02**2, rel=0.3)
+    assert t_given.bands == t_auto.bands == solver.solve(blur, 0.02**2).bands
+    # noise 0.02 wants other energy bands than the provisional 0.005: the frame was prepared twice
+    assert solver.solve(blur, ad.noise_variance(ad.PROVISIONAL_NOISE, None)).bands != t_auto.bands
+    np.testing.assert_array_equal(auto.output, ad.apply_adaptive(y, t_auto).output)
+    assert psnr(auto.output, truth) > psnr(y, truth) + 1.0
+    with pytest.raises(ValueError, match="energy bands"):
+        ad.finish(ad.prepare(y, solver.basis, (0, 1)), t_auto)

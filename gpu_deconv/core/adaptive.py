@@ -108,6 +108,9 @@ TYPICAL_LEVEL = 6e-3
 #: (levels 2^-10 .. 2^21 sigma^2, i.e. 1e-3 .. 2e6 times the noise variance; beyond them the end rows apply).
 TABLE_START = -10.0
 TABLE_SIZE = 32
+#: Noise standard deviation (linear) assumed to pick the energy bands of a frame whose noise is still
+#: to be measured (``noise='auto'``); if the measured noise wants other bands, passes 2-4 run again.
+PROVISIONAL_NOISE = 0.005
 #: Diagonal noise band factor ``[-1/4, 1/2, -1/4]`` (per axis; ``hh`` of :mod:`gpu_deconv.core.stats`).
 HH_TAPS = np.array([-0.25, 0.5, -0.25], dtype=np.float32)
 #: Half-resolution energy window taps at full-resolution offsets -1, 0, 1, 2 of ``2q`` (binomial, exact in fp32).
@@ -546,6 +549,35 @@ class AdaptiveStats:
         return max(mean_e - float(n_e), float(fl) * mean_e) * float(inv) * table.noise_var
 
 
+def noise_variance(noise: float | None, bits: int | None, measured: float | None = None) -> float:
+    """The noise variance a frame's table is solved for (linear units^2), by the global design's rule.
+
+    Given noise: ``noise^2 + Delta^2/12``; measured (``noise=None``, i.e. 'auto'): ``max(measured^2,
+    Delta^2/12)`` (the estimate already contains the quantization but reads it low in dark areas); both
+    floored at :data:`gpu_deconv.core.design.NOISE_FLOOR` squared.
+
+    Parameters
+    ----------
+    noise : float or None
+        Noise standard deviation (linear units), or None for a measured one.
+    bits : int or None
+        Integer bit depth of the source (None: float).
+    measured : float or None
+        The frame's estimate (:meth:`AdaptiveStats.noise_std`) when ``noise`` is None.
+    """
+    from .design import NOISE_FLOOR
+    from .noise import quantization_variance
+
+    q = quantization_variance(bits)
+    if noise is None:
+        if measured is None:
+            raise ValueError("noise 'auto' needs the frame's measured noise")
+        var = max(measured * measured, q)
+    else:
+        var = float(noise) ** 2 + q
+    return max(var, NOISE_FLOOR * NOISE_FLOOR)
+
+
 @dataclass(frozen=True)
 class AdaptiveResult:
     """What :func:`apply_adaptive` returns: the output and the by-products the GL path also has."""
@@ -553,6 +585,60 @@ class AdaptiveResult:
     output: np.ndarray
     stats: AdaptiveStats
     level_ratio: np.ndarray  # A / sigma^2 per pixel (what the viewer shows as the false-colour overlay)
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """Passes 1-4 of one frame (what :func:`prepare` returns and pass 5 consumes)."""
+
+    x: np.ndarray  # (H, W, C) linear colour channels, float32
+    bands: list[np.ndarray]  # stored bands L_k
+    energy: np.ndarray  # half-resolution D
+    stats: AdaptiveStats
+    pair: tuple[int, int]  # the energy bands e was computed from
+
+
+def prepare(x: np.ndarray, basis: Basis, pair: tuple[int, int], precision: int = 16,
+            fp16_rounding: str = "toward_zero") -> PreparedFrame:
+    """Passes 1-4 on the colour channels ``x`` (H, W, C) float32: bands, half-resolution energy, statistics."""
+    if precision not in (16, 32):
+        raise ValueError(f"precision must be 16 or 32, got {precision!r}")
+    h_levels, hx = pass_h(x, basis)
+    bands, e, q = pass_bands(x, h_levels, hx, basis, pair, precision, fp16_rounding)
+    d, e_blk, q_blk = pass_energy(e, q)
+    grid = np.stack([pass_reduce(e_blk), pass_reduce(q_blk)], axis=-1)
+    stats = AdaptiveStats.from_grid(grid, x.shape[1], x.shape[0], x.shape[2])
+    return PreparedFrame(x, bands, d, stats, tuple(pair))
+
+
+def finish(frame: PreparedFrame, table: AdaptiveTable, limiter: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 5: ``(output colour channels, A / sigma^2 per pixel)`` for a prepared frame and a table with
+    the same energy bands."""
+    if tuple(table.bands) != frame.pair:
+        raise ValueError(f"the table's energy bands {table.bands} differ from the frame's {frame.pair}")
+    x = frame.x
+    h, w = x.shape[:2]
+    ratio = table.level_ratio(upsample_energy(frame.energy, h, w), x.shape[2])
+    c = table.lookup(ratio)
+    out = x.copy()
+    for k, band in enumerate(frame.bands):
+        out = out + c[:, :, k:k + 1] * band
+    if limiter is not None:
+        out = limit_overshoot(out, x, limiter)
+    return out, ratio
+
+
+def _assemble(image: np.ndarray, frame: PreparedFrame, table: AdaptiveTable, limiter: float | None
+              ) -> AdaptiveResult:
+    x4, colour, alpha = colour_layout(image)
+    out, ratio = finish(frame, table, limiter)
+    res = x4.copy()
+    res[:, :, :colour] = out
+    if alpha is not None:
+        res[:, :, alpha] = x4[:, :, alpha]
+    if np.ndim(image) == 2:
+        res = res[:, :, 0]
+    return AdaptiveResult(res.astype(np.float32), frame.stats, ratio)
 
 
 def apply_adaptive(image: np.ndarray, table: AdaptiveTable, *, precision: int = 16, limiter: float | None = None,
@@ -576,34 +662,57 @@ def apply_adaptive(image: np.ndarray, table: AdaptiveTable, *, precision: int = 
     -------
     AdaptiveResult
     """
-    x4, colour, alpha = colour_layout(image)
+    x4, colour, _ = colour_layout(image)
+    frame = prepare(x4[:, :, :colour], table.basis, table.bands, precision, fp16_rounding)
+    return _assemble(image, frame, table, limiter)
+
+
+def deconvolve(image: np.ndarray, blur: BlurModel, noise: float | None, bits: int | None = None, *,
+               solver: AdaptiveSolver, precision: int = 16, limiter: float | None = None,
+               fp16_rounding: str = "toward_zero") -> tuple[AdaptiveResult, AdaptiveTable]:
+    """One frame through the adaptive mode as the engine runs it, in NumPy (the flow the GL engine
+    follows with :class:`gpu_deconv.gl.adaptive.AdaptiveExecutor`):
+
+    * given noise: solve the table, run passes 1-4 and 5; the statistics come with the output;
+    * ``noise=None`` ('auto'): passes 1-4 with the energy bands of :data:`PROVISIONAL_NOISE`, the noise
+      from their statistics, the table for it, passes 2-4 again only if the table wants other energy
+      bands, then pass 5.
+
+    Parameters
+    ----------
+    image : ndarray (H, W) or (H, W, C)
+        Linear light.
+    blur : BlurModel
+    noise : float or None
+        Noise standard deviation (linear units), None to estimate it.
+    bits : int or None
+        Integer bit depth of the source (quantization noise), None for float.
+    solver : AdaptiveSolver
+        Cached per basis by the caller.
+    precision, limiter, fp16_rounding
+        As :func:`apply_adaptive`.
+
+    Returns
+    -------
+    (AdaptiveResult, AdaptiveTable)
+    """
+    x4, colour, _ = colour_layout(image)
     x = x4[:, :, :colour]
-    h_levels, hx = pass_h(x, table.basis)
-    if precision not in (16, 32):
-        raise ValueError(f"precision must be 16 or 32, got {precision!r}")
-    bands, e, q = pass_bands(x, h_levels, hx, table.basis, table.bands, precision, fp16_rounding)
-    d, e_blk, q_blk = pass_energy(e, q)
-    grid = np.stack([pass_reduce(e_blk), pass_reduce(q_blk)], axis=-1)
-    h, w = x.shape[:2]
-    stats = AdaptiveStats.from_grid(grid, w, h, colour)
-    ratio = table.level_ratio(upsample_energy(d, h, w), colour)
-    c = table.lookup(ratio)
-    out = x.copy()
-    for k, band in enumerate(bands):
-        out = out + c[:, :, k:k + 1] * band
-    if limiter is not None:
-        out = limit_overshoot(out, x, limiter)
-    res = x4.copy()
-    res[:, :, :colour] = out
-    if alpha is not None:
-        res[:, :, alpha] = x4[:, :, alpha]
-    if np.ndim(image) == 2:
-        res = res[:, :, 0]
-    return AdaptiveResult(res.astype(np.float32), stats, ratio)
+    if noise is None:
+        bands = solver.solve(blur, noise_variance(PROVISIONAL_NOISE, bits)).bands
+        frame = prepare(x, solver.basis, bands, precision, fp16_rounding)
+        table = solver.solve(blur, noise_variance(None, bits, frame.stats.noise_std()))
+        if table.bands != bands:
+            frame = prepare(x, solver.basis, table.bands, precision, fp16_rounding)
+    else:
+        table = solver.solve(blur, noise_variance(noise, bits))
+        frame = prepare(x, solver.basis, table.bands, precision, fp16_rounding)
+    return _assemble(image, frame, table, limiter), table
 
 
 __all__ = [
     "ENERGY_SCALE", "LEVEL_FLOOR", "TABLE_SIZE", "TABLE_START", "TYPICAL_LEVEL", "WINDOW_HALO",
-    "AdaptiveResult", "AdaptiveSolver", "AdaptiveStats", "AdaptiveTable", "apply_adaptive", "energy_bands",
-    "limit_overshoot", "pseudo_log2", "upsample_energy",
+    "PROVISIONAL_NOISE", "AdaptiveResult", "AdaptiveSolver", "AdaptiveStats", "AdaptiveTable", "PreparedFrame",
+    "apply_adaptive", "deconvolve", "energy_bands", "finish", "limit_overshoot", "noise_variance", "prepare",
+    "pseudo_log2", "upsample_energy",
 ]
