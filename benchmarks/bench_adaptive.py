@@ -132,16 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     solve = solve_times(50 if args.quick else 200)
 
     pt = statistics.median(gpu["passthrough"])
+    pt_best = min(gpu["passthrough"])
     lines = [f"GL renderer : {ctx.info['GL_RENDERER']}  ({ctx.info['GL_VERSION']})",
              f"machine     : {cpu_name()}",
              f"frame {w}x{h} RGBA, precision fp{args.precision}, sigma {args.sigma}, noise {args.noise}, "
-             f"GL median of {reps} interleaved rounds (after warm-up)", "",
-             f"{'what':26s} {'GL ms':>8s} {'wall ms':>8s} {'units':>6s}", "-" * 51]
+             f"GL median of {reps} interleaved rounds (after warm-up); units = median / median passthrough, "
+             "best u = fastest / fastest passthrough", "",
+             f"{'what':26s} {'GL ms':>8s} {'wall ms':>8s} {'units':>6s} {'best u':>6s}", "-" * 58]
     units = {}
     for n in names:
         g = statistics.median(gpu[n])
         units[n] = g / pt
-        lines.append(f"{n:26s} {g:8.2f} {statistics.median(wall[n]):8.2f} {g / pt:6.2f}")
+        lines.append(f"{n:26s} {g:8.2f} {statistics.median(wall[n]):8.2f} {g / pt:6.2f} "
+                     f"{min(gpu[n]) / pt_best:6.2f}")
     gl_total = units["global laplacian"] + units["global stats (7 passes)"]
     lines.append(f"{'global laplacian + stats':26s} {'':8s} {'':8s} {gl_total:6.2f}")
     lines += ["", f"table solve (32 levels, batched): laplacian {solve['laplacian'] * 1e3:.0f} us, "

@@ -514,6 +514,7 @@ def _worker_task(task: tuple) -> list[Row]:
             keep = (image, sigma, noise, quant) == CROP_CASE
             row = run_case(backend, image, sigma, noise, quant, size, keep=keep, precision=precision)
             row.info["backend"] = backend.kind
+            row.info["adaptive_backend"] = backend.adaptive.kind
             row.info["renderer"] = backend.renderer
             row.info["note"] = backend.note
             rows.append(row)
@@ -887,6 +888,11 @@ def main(argv: list[str] | None = None) -> int:
                    "NumPy mirror of the GPU passes (reference.apply_plan, fp16 intermediates) - "
                    + "; ".join(notes) if kinds == {"reference"} else f"mixed backends {sorted(kinds)}")
 
+    ad_kinds = {r.info.get("adaptive_backend") for r in rows}
+    adaptive_line = ("its GL passes (gpu_deconv.gl.adaptive.AdaptiveExecutor on a context of its own; the engine does "
+                     "not wire the mode yet)" if ad_kinds == {"gl"} else
+                     "its NumPy mirror (gpu_deconv.core.adaptive.deconvolve)" if ad_kinds == {"reference"} else
+                     f"mixed backends {sorted(map(str, ad_kinds))}")
     tables = group_tables(rows)
     avg_table, _ = method_averages(rows)
     goals = check_goals(rows) + check_adaptive_goals(rows)
@@ -929,7 +935,8 @@ def main(argv: list[str] | None = None) -> int:
         "## Restoration quality on real photographs (`benchmarks/quality.py`)",
         "",
         f"{res.machine_line(renderer)}.",
-        f"gpu_deconv methods run through: {engine_line}. {len(rows)} cases: {len(images)} scikit-image "
+        f"gpu_deconv methods run through: {engine_line}; the adaptive mode through {adaptive_line}. "
+        f"{len(rows)} cases: {len(images)} scikit-image "
         f"photographs ({', '.join(images)}) centre-cropped to <= {size} px, linear light; Gaussian blur "
         f"sigma {', '.join(f'{s:g}' for s in SIGMAS)} px; noise {', '.join(f'{n:g}' for n in NOISES)}; float "
         f"and 8-bit sRGB-quantized ('8b'). PSNR in linear light, peak 1, {BORDER} px border excluded, outputs "
