@@ -11,9 +11,7 @@
 //   c     = T[i] + f * (T[i + 1] - T[i])      (u_table: RGBA32F, SIZE wide, row r = coefficients 4r..4r+3)
 //   out   = x + c_1 L_1 + c_2 L_2 + ... + c_K L_K                           (in this order)
 //
-// LIMITER: the halo limiter - with lo, hi the min and max of x over the pixel and its 4 neighbours and
-// m = u_limit * (hi - lo), an output above hi becomes hi + o m / (m + o) (o = out - hi), below lo
-// becomes lo - u m / (m + u): slope 1 at the range's edge, never more than m outside it.
+// LIMITER: the halo limiter of limiter.glsl with margin u_limit (soft clamp to the input's 5-pixel range).
 // Then ENCODE_SRGB (srgb.glsl) and alpha copied from the input's centre texel (HAS_ALPHA), as in
 // mixture_v.frag; destination addressing by u_origin as there.
 // LEVEL_MAP: instead of the image, write (v, E, r, 1) - the local level for a false-colour overlay.
@@ -27,6 +25,7 @@
 #extension GL_ARB_gpu_shader5 : enable
 //@include common.glsl
 //@include srgb.glsl
+//@include limiter.glsl
 
 uniform sampler2D u_base;
 uniform vec2 u_base_inv;
@@ -55,21 +54,6 @@ float plog2(float r) {
     PRECISE float v = e + (m - 1.0);
     return v;
 }
-
-#ifdef LIMITER
-COL limit(COL o, COL lo, COL hi) {
-    COL m = u_limit * (hi - lo);
-    COL over = max(o - hi, COL(0.0));
-    COL under = max(lo - o, COL(0.0));
-    COL up = hi + over * m / (m + over);
-    COL dn = lo - under * m / (m + under);
-#if COLOUR == 1
-    return over > 0.0 ? up : (under > 0.0 ? dn : o);
-#else
-    return mix(mix(o, dn, greaterThan(under, COL(0.0))), up, greaterThan(over, COL(0.0)));
-#endif
-}
-#endif
 
 void main() {
     ivec2 c = ivec2(gl_FragCoord.xy) - u_origin;
@@ -111,14 +95,9 @@ void main() {
     PRECISE COL acc = x;
     //@body
 #ifdef LIMITER
-    ivec2 p = c;
-    COL n0 = CSW(FETCH(u_base, ivec2(p.x, mirror_index(p.y - 1, u_region.y)), u_base_inv));
-    COL n1 = CSW(FETCH(u_base, ivec2(mirror_index(p.x - 1, u_region.x), p.y), u_base_inv));
-    COL n2 = CSW(FETCH(u_base, ivec2(mirror_index(p.x + 1, u_region.x), p.y), u_base_inv));
-    COL n3 = CSW(FETCH(u_base, ivec2(p.x, mirror_index(p.y + 1, u_region.y)), u_base_inv));
-    COL lo = min(min(min(x, n0), min(n1, n2)), n3);
-    COL hi = max(max(max(x, n0), max(n1, n2)), n3);
-    acc = limit(acc, lo, hi);
+    COL lo, hi;
+    cross_range(u_base, u_base_inv, c, u_region, x, lo, hi);
+    acc = limit_overshoot(acc, lo, hi, u_limit);
 #endif
 #ifdef ENCODE_SRGB
     acc = linear_to_srgb(acc);

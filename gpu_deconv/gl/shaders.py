@@ -35,6 +35,7 @@ SHADER_FILES = (
     "adaptive_energy.frag",
     "adaptive_reduce.frag",
     "adaptive_apply.frag",
+    "limiter.glsl",
     "common.glsl",
     "srgb.glsl",
 )
