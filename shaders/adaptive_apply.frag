@@ -23,6 +23,7 @@
 #version 330 core
 //@defines
 #extension GL_ARB_gpu_shader5 : enable
+#extension GL_ARB_shading_language_packing : enable
 //@include common.glsl
 //@include srgb.glsl
 //@include limiter.glsl

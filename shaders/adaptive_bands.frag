@@ -9,10 +9,11 @@
 //     e = S * (L_a.r^2 + L_a.g^2 + L_a.b^2 + L_b.r^2 + ...),   q = S * (hh.r^2 + ...)    (in this order)
 //
 // (S = ENERGY_SCALE, a power of two) from the float32 values, then every output goes through STORE:
-// the bands, e and q, packed channel after channel into the BAND_TEXTURES targets (e and q share one
-// texel, so pass 3 fetches both at once). Precision 16 stores fp16 - native RGBA16F targets round
-// there, EMULATE_FP16 rounds in the shader (common.glsl) - which costs the bands nothing (they are
-// small); the lowpass sums H_k stay fp32 (pass 1).
+// the bands, e and q, packed channel after channel into the targets (e and q share one texel, so
+// pass 3 fetches both at once). Precision 16 stores fp16 - native RGBA16F targets round there, with
+// EMULATE_FP16 the shader rounds (common.glsl) and packs two rounded values per component of RGBA32UI
+// targets (packHalf2x16, exact: see BandLayout in gpu_deconv/gl/adaptive.py) - which costs the bands
+// nothing (they are small); the lowpass sums H_k stay fp32 (pass 1).
 //
 // The body (the vertical sums over the packed H texels, each fetched once per offset, and the band /
 // energy / output lines) is generated for the basis' shape by gpu_deconv/gl/adaptive.py and pasted at
@@ -22,6 +23,7 @@
 #version 330 core
 //@defines
 #extension GL_ARB_gpu_shader5 : enable
+#extension GL_ARB_shading_language_packing : enable
 //@include common.glsl
 
 uniform sampler2D u_base;

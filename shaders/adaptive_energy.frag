@@ -12,14 +12,24 @@
 // and sums are `precise`, so the result is the NumPy reference's bit for bit. The 4x4 gather per four
 // output pixels replaces a full-resolution Gaussian window of two 19-tap passes (same quality,
 // measured in core/adaptive.py's docstring).
-// Defines: EQ (the two components holding e and q, e.g. rg or ba), MIRROR_PERIODIC (w or h < 2).
+// EQ_HALVES: pass 2 stored fp16 pairs in an RGBA32UI target (gpu_deconv/gl/adaptive.py, BandLayout);
+// then (e, q) = unpackHalf2x16 of component EQ - exact, so the values are the same.
+// Defines: EQ (the two components holding e and q, e.g. rg or ba; one component with EQ_HALVES),
+// EQ_HALVES, MIRROR_PERIODIC (w or h < 2).
 #version 330 core
 //@defines
 #extension GL_ARB_gpu_shader5 : enable
+#extension GL_ARB_shading_language_packing : enable
 #define COLOUR 1
 //@include common.glsl
 
+#ifdef EQ_HALVES
+uniform usampler2D u_eq;
+#define EQ_AT(x, y) unpackHalf2x16(texelFetch(u_eq, ivec2(x, y), 0).EQ)
+#else
 uniform sampler2D u_eq;
+#define EQ_AT(x, y) FETCH(u_eq, ivec2(x, y), u_eq_inv).EQ
+#endif
 uniform vec2 u_eq_inv;
 uniform ivec2 u_region;
 
@@ -39,10 +49,10 @@ void main() {
     bool in_y = b.y + 1 < u_region.y;
     for (int j = 0; j < 4; ++j) {
         int y = mirror_index(b.y + j - 1, u_region.y);
-        vec2 v0 = FETCH(u_eq, ivec2(x0, y), u_eq_inv).EQ;
-        vec2 v1 = FETCH(u_eq, ivec2(x1, y), u_eq_inv).EQ;
-        vec2 v2 = FETCH(u_eq, ivec2(x2, y), u_eq_inv).EQ;
-        vec2 v3 = FETCH(u_eq, ivec2(x3, y), u_eq_inv).EQ;
+        vec2 v0 = EQ_AT(x0, y);
+        vec2 v1 = EQ_AT(x1, y);
+        vec2 v2 = EQ_AT(x2, y);
+        vec2 v3 = EQ_AT(x3, y);
         PRECISE float row = 0.125 * v0.x;
         row += 0.375 * v1.x;
         row += 0.375 * v2.x;

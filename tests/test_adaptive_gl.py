@@ -245,3 +245,20 @@ def test_prepare_validates(gl):
             ad.apply(_table(BASES["comb2"]), DrawTarget(ex.pool.fbo(("ad_d",)), (0, 0, 8, 8)))
     finally:
         tex.release()
+
+
+def test_unhalved_emulated_storage_matches(gl):
+    """Drivers without packHalf2x16 store the emulated fp16 bands one per float component: same values."""
+    ctx, ex, ad = gl
+    img = np.random.default_rng(13).random((23, 31, 3), dtype=np.float32)
+    table = _table(BASES["laplacian"])
+    ad._packing = False
+    try:
+        got, stats = _run(gl, img, table)
+    finally:
+        ad._packing = True
+    ref = apply_adaptive(img, table)
+    np.testing.assert_allclose(got, ref.output, rtol=0, atol=TOL[16])
+    np.testing.assert_allclose(stats.hh_sums, ref.stats.hh_sums, rtol=1e-5)
+    if _llvmpipe(ctx):
+        np.testing.assert_array_equal(got, ref.output)

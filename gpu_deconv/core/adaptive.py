@@ -85,9 +85,17 @@ smoother ("waxy") than the grainy global output. Tried (single crops: camera, ch
 subtracting 2-3x the expected noise energy (-0.06/-0.14 dB, no visible change); a window of sigma 3 px
 (slightly less blotchy; -0.13 dB over the whole held-out set); pulling the level toward the frame's
 (``A^0.7 A_frame^0.3``: -0.06 dB); eroding the energy map (3x3 minimum at half resolution: the speckles
-go, but -0.7 dB on coins and a smooth dark ring stays). The halo limiter (:func:`limit_overshoot`) bounds the ring at a PSNR cost. Orientation-aware
-(structure-tensor) bands, restoring across an edge but not along it, are the principled fix and left
-for later.
+go, but -0.7 dB on coins and a smooth dark ring stays). The halo limiter (:func:`limit_overshoot`)
+bounds the ring at a PSNR cost. Orientation-aware (structure-tensor) bands, restoring across an edge
+but not along it, are the principled fix and left for later.
+
+Model failure: content whose spectrum falls much faster than ``1/|w|^2`` (the benchmark's "cell": smooth
+blobs, 8-bit without noise, input already at 62-70 dB): the fine energy bands read a tiny level and
+the table's low rows blur coarse structure those bands do not see (-10 dB there; the global filter's
+``T >= 1`` clamp cannot fail this way). A target floor ``T >= B^4`` (keep what the blur left intact)
+is neutral on held-out photos (+5.83 vs +5.83 dB, 4 photos, sigma 0.5/1) and halves that loss; it is
+not adopted because the failure was found on a benchmark image. The real fix is a two-parameter local
+spectrum (level and slope from a fine and a coarse band pair, a 2D table).
 
 Reference: the seed post (Laplacian basis, Wiener target; "the 2x2 comb solve could be done per pixel
 in a shader"); issue #11 of this project; locally adaptive Wiener filtering: J.-S. Lee, "Digital image

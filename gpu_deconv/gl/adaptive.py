@@ -33,6 +33,7 @@ the limiter (``pow``, division: a few ulp), checked by tests/test_adaptive_gl.py
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,47 +65,74 @@ _XYZW = "xyzw"
 
 @dataclass(frozen=True)
 class BandLayout:
-    """Where pass 2 stores what: band channels packed four per RGBA texel in order (band 1's channels,
-    band 2's, ...), then ``e`` and ``q`` in two adjacent components of one texel (so pass 3 fetches both
-    at once): in the last band texel if it has two free lanes, else in a texel of their own.
+    """Where pass 2 stores what. Values go in *lanes*: 4 per texel (one per component of an RGBA float
+    target) or, with ``halves``, 8 per texel (two fp16 values per component of an RGBA32UI target,
+    ``packHalf2x16``). Band channels fill lanes in order (band 1's channels, band 2's, ...), then ``e`` and
+    ``q`` take two adjacent lanes of one texel - one component when halved - so pass 3 fetches both at once.
+
+    Why halves: on CPU rasterisers (``PlanExecutor.emulate_fp16``) the fp16 rounding happens in the shader
+    and the targets are 32-bit, so storing two rounded values per 32-bit component halves the targets
+    pass 2 writes and the texels pass 5 fetches (RGB laplacian: 3 targets instead of 5, 2 band fetches
+    instead of 4) with identical values - fp16 values are exact in fp16. An unsigned integer target, not a
+    float one, carries the bits: a pair read as a float32 may be a denormal, which drivers may flush.
 
     Attributes
     ----------
-    slots : tuple (K) of tuple (colour) of (texture, component)
-    eq : (texture, component)
-        ``e`` at ``component``, ``q`` at ``component + 1``.
+    slots : tuple (K) of tuple (colour) of (texture, lane)
+    eq : (texture, lane)
+        ``e`` at ``lane``, ``q`` at ``lane + 1``.
     textures : int
         Number of pass-2 targets.
     band_textures : int
         Targets holding band channels (what pass 5 fetches).
+    halves : bool
     """
 
     slots: tuple[tuple[tuple[int, int], ...], ...]
     eq: tuple[int, int]
     textures: int
     band_textures: int
+    halves: bool = False
+
+    @property
+    def lanes(self) -> int:
+        return 8 if self.halves else 4
 
     @staticmethod
-    def of(k: int, colour: int) -> BandLayout:
+    def of(k: int, colour: int, halves: bool = False) -> BandLayout:
+        lanes = 8 if halves else 4
         chans = [(b, c) for b in range(k) for c in range(colour)]
         slots = [[(0, 0)] * colour for _ in range(k)]
         for i, (b, c) in enumerate(chans):
-            slots[b][c] = (i // 4, i % 4)
+            slots[b][c] = (i // lanes, i % lanes)
         n = len(chans)
-        t, comp = n // 4, n % 4
-        if comp > 2:
-            t, comp = t + 1, 0
-        return BandLayout(tuple(tuple(s) for s in slots), (t, comp), t + 1, -(-n // 4))
+        start = n + (n % 2 if halves else 0)  # halved: e and q share one component
+        if start % lanes > lanes - 2:
+            start = -(-start // lanes) * lanes
+        return BandLayout(tuple(tuple(s) for s in slots), (start // lanes, start % lanes), start // lanes + 1,
+                          -(-n // lanes), halves)
+
+    def lane_exprs(self, t: int, band_expr: Callable[[int, int], str], e: str, q: str) -> list[str]:
+        """The expressions stored in texture ``t``'s lanes (``band_expr(band, channel)``; '0.0' if free)."""
+        out = ["0.0"] * self.lanes
+        for b, chans in enumerate(self.slots):
+            for c, (tt, lane) in enumerate(chans):
+                if tt == t:
+                    out[lane] = band_expr(b, c)
+        if self.eq[0] == t:
+            out[self.eq[1]], out[self.eq[1] + 1] = e, q
+        return out
 
 
 def _col(colour: int, parts: list[str]) -> str:
     return parts[0] if colour == 1 else f"vec3({', '.join(parts)})"
 
 
-def bands_decls(h_textures: int, out_textures: int) -> str:
-    """Pass 2 declarations: the H samplers and the packed band targets."""
+def bands_decls(h_textures: int, bl: BandLayout) -> str:
+    """Pass 2 declarations: the H samplers and the band targets (``uvec4`` when halved)."""
     lines = [f"uniform sampler2D u_h{t};" for t in range(h_textures)]
-    lines += [f"layout(location = {t}) out vec4 o_b{t};" for t in range(out_textures)]
+    kind = "uvec4" if bl.halves else "vec4"
+    lines += [f"layout(location = {t}) out {kind} o_b{t};" for t in range(bl.textures)]
     return "\n".join(lines)
 
 
@@ -142,25 +170,39 @@ def bands_body(shape: tuple[tuple[int, ...], ...], packing: Packing | None, colo
 
     energy("en", [f"L{pair[0]}", f"L{pair[1]}"])
     energy("qn", [f"s{k}"])
-    comps = [["0.0"] * 4 for _ in range(bl.textures)]
-    for b, chans in enumerate(bl.slots):
-        for c, (t, p) in enumerate(chans):
-            comps[t][p] = f"L{b}{ch[c]}"
-    t, p = bl.eq
-    comps[t][p], comps[t][p + 1] = "en", "qn"
-    lines += [f"    o_b{t} = STORE(vec4({', '.join(cs)}));" for t, cs in enumerate(comps)]
+    for t in range(bl.textures):
+        lanes = bl.lane_exprs(t, lambda b, c: f"L{b}{ch[c]}", "en", "qn")
+        if not bl.halves:
+            lines.append(f"    o_b{t} = STORE(vec4({', '.join(lanes)}));")
+            continue
+        lines.append(f"    vec4 h{t}a = STORE(vec4({', '.join(lanes[:4])}));")
+        lines.append(f"    vec4 h{t}b = STORE(vec4({', '.join(lanes[4:])}));")
+        lines.append(f"    o_b{t} = uvec4(packHalf2x16(h{t}a.xy), packHalf2x16(h{t}a.zw), packHalf2x16(h{t}b.xy), "
+                     f"packHalf2x16(h{t}b.zw));")
     return "\n".join(lines)
 
 
-def apply_decls(band_textures: int) -> str:
-    return "\n".join(f"uniform sampler2D u_b{t};" for t in range(band_textures))
+def apply_decls(bl: BandLayout) -> str:
+    kind = "usampler2D" if bl.halves else "sampler2D"
+    return "\n".join(f"uniform {kind} u_b{t};" for t in range(bl.band_textures))
 
 
 def apply_body(k: int, colour: int, bl: BandLayout) -> str:
     """Pass 5 body: fetch the band texels, unpack ``L_k``, ``acc += c_k L_k`` in band order."""
-    lines = [f"    vec4 b{t} = FETCH(u_b{t}, c, u_b_inv);" for t in range(bl.band_textures)]
+    lines = []
+    for t in range(bl.band_textures):
+        if bl.halves:
+            lines.append(f"    uvec4 u{t} = texelFetch(u_b{t}, c, 0);")
+            lines.append(f"    vec4 b{t}a = vec4(unpackHalf2x16(u{t}.x), unpackHalf2x16(u{t}.y));")
+            lines.append(f"    vec4 b{t}b = vec4(unpackHalf2x16(u{t}.z), unpackHalf2x16(u{t}.w));")
+        else:
+            lines.append(f"    vec4 b{t} = FETCH(u_b{t}, c, u_b_inv);")
+
+    def lane(t: int, ln: int) -> str:
+        return f"b{t}{'ab'[ln // 4]}.{_XYZW[ln % 4]}" if bl.halves else f"b{t}.{_XYZW[ln]}"
+
     for b, chans in enumerate(bl.slots):
-        lines.append(f"    COL L{b} = {_col(colour, [f'b{t}.{_XYZW[p]}' for t, p in chans])};")
+        lines.append(f"    COL L{b} = {_col(colour, [lane(t, ln) for t, ln in chans])};")
         lines.append(f"    acc += c{b // 4}.{_XYZW[b % 4]} * L{b};")
     return "\n".join(lines)
 
@@ -219,6 +261,9 @@ class AdaptiveExecutor:
         self._pbos: list[moderngl.Buffer] = []
         self._pbo_next = 0
         self._grid_shape = (0, 0)
+        #: packHalf2x16 available (GLSL 4.20 or GL_ARB_shading_language_packing): halved band storage
+        self._packing = "GL_ARB_shading_language_packing" in executor.ctx.extensions or \
+            executor.ctx.version_code >= 420
 
     # -- helpers ---------------------------------------------------------------------------------
     def _stage(self, basis: Basis) -> MixtureStage:
@@ -229,6 +274,19 @@ class AdaptiveExecutor:
             taps = tuple(basis.lowpass_taps) + (HH_TAPS.astype(np.float64),)
             st = self._stage_cache[key] = MixtureStage(taps=taps, weights=np.zeros(len(taps) + 1))
         return st
+
+    def _storage(self, k: int, colour: int, precision: int) -> tuple[BandLayout, str, bool]:
+        """``(layout, texture dtype, emulated fp16)`` of pass 2's targets: halved lanes in RGBA32UI where
+        the fp16 rounding is emulated (CPU rasterisers), RGBA16F natively, RGBA32F at precision 32."""
+        e16 = precision == 16 and self.ex.emulate_fp16
+        if e16 and self._packing:
+            return BandLayout.of(k, colour, halves=True), "u4", True
+        return BandLayout.of(k, colour), ("f2" if precision == 16 and not e16 else "f4"), e16
+
+    @staticmethod
+    def _band_name(bl: BandLayout, i: int) -> str:
+        """Pool name of pass-2 target ``i`` (halved and float targets never share a texture)."""
+        return f"ad_{'u' if bl.halves else 'b'}{i}"
 
     def _target(self, names: tuple[str, ...], w: int, h: int) -> DrawTarget:
         t = self.ex.internal_target(names, w, h)
@@ -263,7 +321,7 @@ class AdaptiveExecutor:
             raise ValueError(f"statistics region origin {roi[:2]} must sit on the {self.block}-pixel grid")
         self._prepared = _Prepared(src, layout, basis.key(), tuple(bands), precision, roi)
         self._pass_h(src, layout, basis)
-        self._pass_bands_and_energy(basis)
+        self._passes_2_to_4(basis)
 
     def _pass_h(self, src: Region, layout: Layout, basis: Basis) -> None:
         ex = self.ex
@@ -286,7 +344,12 @@ class AdaptiveExecutor:
         p.set_array("u_taps", pack_taps(stage))
         p.draw()
 
-    def _pass_bands_and_energy(self, basis: Basis) -> None:
+    def _passes_2_to_4(self, basis: Basis) -> None:
+        self._pass_bands(basis)
+        self._pass_energy(basis)
+        self._pass_reduce()
+
+    def _pass_bands(self, basis: Basis) -> None:
         pr = self._prepared
         ex = self.ex
         src, layout = pr.src, pr.layout
@@ -297,17 +360,15 @@ class AdaptiveExecutor:
         pk = choose_packing(shape, colour)
         hnames = tuple(f"ad_h{i}" for i in range(stage.levels if pk is None else len(pk)))
         htex = ex.pool.get_group(hnames, w, h, layout.inter_comps if pk is None else 4, "f4")
-        bl = BandLayout.of(basis.size, colour)
-        e16 = pr.precision == 16 and ex.emulate_fp16
-        dt = "f2" if pr.precision == 16 and not e16 else "f4"
-        bnames = tuple(f"ad_b{i}" for i in range(bl.textures))
+        bl, dt, e16 = self._storage(basis.size, colour, pr.precision)
+        bnames = tuple(self._band_name(bl, i) for i in range(bl.textures))
         ex.pool.get_group(bnames, w, h, 4, dt)
         periodic = stage.radius > h
         defines = {"COLOUR": colour, "MIRROR_PERIODIC": periodic, "EMULATE_FP16": e16}
         samplers = {"u_base": 0, **{f"u_h{i}": 1 + i for i in range(len(hnames))}}
         p = ex._program_with(("ad_bands", shape, colour, periodic, pk, pr.bands, e16), "adaptive_bands.frag",
                              defines, bands_body(shape, pk, colour, pr.bands, bl),
-                             bands_decls(len(hnames), bl.textures), samplers)
+                             bands_decls(len(hnames), bl), samplers)
         self._target(bnames, w, h)
         ex.bind(0, src.texture)
         for i, t in enumerate(htex):
@@ -317,20 +378,33 @@ class AdaptiveExecutor:
         p.set("u_region", (w, h))
         p.set_array("u_taps", pack_taps(stage))
         p.draw()
-        # pass 3: half-resolution energy
-        eq_tex = ex.pool.get(bnames[bl.eq[0]], w, h, 4, dt)
+
+    def _pass_energy(self, basis: Basis) -> None:
+        """Pass 3: half-resolution energy and 2x2 sums from pass 2's (e, q) texel."""
+        pr = self._prepared
+        ex = self.ex
+        w, h = pr.src.width, pr.src.height
+        bl, dt, _ = self._storage(basis.size, pr.layout.colour, pr.precision)
+        eq_tex = ex.pool.get(self._band_name(bl, bl.eq[0]), w, h, 4, dt)
         nw, nh = -(-w // 2), -(-h // 2)
         ex.pool.get("ad_d", nw, nh, 4, "f4")
         small = w < 2 or h < 2
-        comp = bl.eq[1]
-        p = ex.program(("ad_energy", comp, small), "adaptive_energy.frag",
-                       {"EQ": "rgba"[comp:comp + 2], "MIRROR_PERIODIC": small}, samplers={"u_eq": 0})
+        lane = bl.eq[1]
+        eq = "xyzw"[lane // 2] if bl.halves else "xyzw"[lane:lane + 2]
+        p = ex.program(("ad_energy", eq, bl.halves, small), "adaptive_energy.frag",
+                       {"EQ": eq, "EQ_HALVES": bl.halves, "MIRROR_PERIODIC": small}, samplers={"u_eq": 0})
         self._target(("ad_d",), nw, nh)
         ex.bind(0, eq_tex)
         p.set("u_eq_inv", (1.0 / eq_tex.width, 1.0 / eq_tex.height))
         p.set("u_region", (w, h))
         p.draw()
-        # pass 4: per-tile sums of the region of interest
+
+    def _pass_reduce(self) -> None:
+        """Pass 4: per-tile sums over the statistics region of interest."""
+        pr = self._prepared
+        ex = self.ex
+        w, h = pr.src.width, pr.src.height
+        nw, nh = -(-w // 2), -(-h // 2)
         half = self.block // 2
         x0, y0, x1, y1 = pr.roi
         hx0, hy0, hx1, hy1 = x0 // 2, y0 // 2, -(-x1 // 2), -(-y1 // 2)
@@ -426,7 +500,7 @@ class AdaptiveExecutor:
             raise ValueError("the table's basis differs from the prepared frame's")
         if tuple(table.bands) != pr.bands:
             pr.bands = tuple(table.bands)
-            self._pass_bands_and_energy(table.basis)
+            self._passes_2_to_4(table.basis)
         if limiter is not None and not (np.isfinite(limiter) and limiter >= 0):
             raise ValueError(f"limiter margin must be a finite number >= 0, got {limiter!r}")
         ex = self.ex
@@ -436,10 +510,8 @@ class AdaptiveExecutor:
             raise ValueError(f"target viewport {target.viewport[2:]} differs from the frame size {(w, h)}")
         k = table.size
         colour = layout.colour
-        bl = BandLayout.of(k, colour)
-        e16 = pr.precision == 16 and ex.emulate_fp16
-        dt = "f2" if pr.precision == 16 and not e16 else "f4"
-        btex = [ex.pool.get(f"ad_b{i}", w, h, 4, dt) for i in range(bl.band_textures)]
+        bl, dt, _ = self._storage(k, colour, pr.precision)
+        btex = [ex.pool.get(self._band_name(bl, i), w, h, 4, dt) for i in range(bl.band_textures)]
         nw, nh = -(-w // 2), -(-h // 2)
         dtex = ex.pool.get("ad_d", nw, nh, 4, "f4")
         ttex = self.table_texture(table)
@@ -451,8 +523,8 @@ class AdaptiveExecutor:
                    "LIMITER": lim, "LEVEL_MAP": level_map, "MIRROR_PERIODIC": small}
         nb = bl.band_textures
         samplers = {"u_base": 0, **{f"u_b{i}": 1 + i for i in range(nb)}, "u_d": nb + 1, "u_table": nb + 2}
-        p = ex._program_with(("ad_apply", k, colour, alpha, encode, lim, level_map, small), "adaptive_apply.frag",
-                             defines, apply_body(k, colour, bl), apply_decls(nb), samplers)
+        p = ex._program_with(("ad_apply", k, colour, alpha, encode, lim, level_map, small, bl.halves),
+                             "adaptive_apply.frag", defines, apply_body(k, colour, bl), apply_decls(bl), samplers)
         ex._use_target(target, guard)
         ex.bind(0, src.texture)
         for i, t in enumerate(btex):
