@@ -46,6 +46,10 @@ from gpu_deconv.core.gaussian_laplacian import GaussianLaplacian  # noqa: E402
 from gpu_deconv.core.params import DeconvParams  # noqa: E402
 
 GOALS = {"adaptive laplacian": 22.0, "adaptive comb": 9.0}
+#: Quiet-machine units of the goals' baselines (RESULTS.md, bench_engine): global laplacian + statistics, global
+#: comb. On a loaded machine every pass's units inflate, so each goal is also checked as a ratio to its
+#: baseline measured side by side: adaptive / (global + stats) <= 22 / 22.5, adaptive comb / global comb <= 9 / 4.8.
+BASELINE_UNITS = {"adaptive laplacian": 14.3 + 8.2, "adaptive comb": 4.8}
 SOLVE_GOAL_MS = 0.5
 
 
@@ -158,12 +162,19 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(f"adaptive laplacian / (global laplacian + stats) = {ratio:.2f} (wall clock, same rounds)")
     lines += ["", f"table solve (32 levels, batched): laplacian {solve['laplacian'] * 1e3:.0f} us, "
               f"comb {solve['comb'] * 1e3:.0f} us per (sigma, noise)"]
-    goals = [(f"adaptive laplacian, statistics included, <= {GOALS['adaptive laplacian']:g} units",
-              units["adaptive laplacian"] <= GOALS["adaptive laplacian"], f"{units['adaptive laplacian']:.2f}"),
-             (f"adaptive comb <= {GOALS['adaptive comb']:g} units", units["adaptive comb"] <= GOALS["adaptive comb"],
-              f"{units['adaptive comb']:.2f}"),
-             (f"table solve <= {SOLVE_GOAL_MS} ms", solve["laplacian"] <= SOLVE_GOAL_MS,
-              f"{solve['laplacian']:.3f} ms")]
+    baseline = {"adaptive laplacian": gl_total, "adaptive comb": units["global comb"]}
+    goals = []
+    for name, label in (("adaptive laplacian", "adaptive laplacian, statistics included"),
+                        ("adaptive comb", "adaptive comb")):
+        r = units[name] / baseline[name]
+        est = r * BASELINE_UNITS[name]
+        goals.append((f"{label} <= {GOALS[name]:g} units", est <= GOALS[name],
+                      f"{units[name]:.2f} units here; {r:.2f}x its baseline measured side by side "
+                      f"({'global laplacian + stats' if name.endswith('laplacian') else 'global comb'}: "
+                      f"{baseline[name]:.2f} units here, {BASELINE_UNITS[name]:g} on a quiet machine) -> "
+                      f"~{est:.1f} quiet-machine units"))
+    goals.append((f"table solve <= {SOLVE_GOAL_MS} ms", solve["laplacian"] <= SOLVE_GOAL_MS,
+                  f"{solve['laplacian']:.3f} ms"))
     goal_lines = [f"- **{'PASS' if ok else 'MISS'}** {label}: {num}" for label, ok, num in goals]
     print("\n".join(lines))
     print()
