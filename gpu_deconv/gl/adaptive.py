@@ -366,7 +366,7 @@ class AdaptiveExecutor:
         periodic = stage.radius > h
         defines = {"COLOUR": colour, "MIRROR_PERIODIC": periodic, "EMULATE_FP16": e16}
         samplers = {"u_base": 0, **{f"u_h{i}": 1 + i for i in range(len(hnames))}}
-        p = ex._program_with(("ad_bands", shape, colour, periodic, pk, pr.bands, e16), "adaptive_bands.frag",
+        p = ex._program_with(("ad_bands", shape, colour, periodic, pk, pr.bands, e16, bl.halves), "adaptive_bands.frag",
                              defines, bands_body(shape, pk, colour, pr.bands, bl),
                              bands_decls(len(hnames), bl), samplers)
         self._target(bnames, w, h)
