@@ -12,7 +12,12 @@ excluded) and SSIM (scikit-image, data_range 1, same border excluded); outputs a
 
 Methods: every gpu_deconv method with the noise given and with ``noise='auto'`` (GL engine; the NumPy
 mirror :func:`gpu_deconv.core.reference.apply_plan` only when no GL context can be made, with a note); the
-same targets applied exactly by a full-image FFT of the mirror-extended image; scikit-image's Wiener
+locally adaptive mode (``adaptive``, ``adaptive/nA``; with the halo limiter ``adaptive-lim``) through its
+GL passes (:class:`gpu_deconv.gl.adaptive.AdaptiveExecutor` on a context of its own - the engine does not
+wire the mode yet - or its NumPy mirror :func:`gpu_deconv.core.adaptive.deconvolve` without GL); the
+same targets applied exactly by a full-image FFT of the mirror-extended image; the ceiling of any
+global linear filter, a Wiener filter knowing each image's true power spectrum (``true-wiener*``,
+:func:`true_spectrum_wiener`); scikit-image's Wiener
 filter with its balance tuned on the ground truth (optimistic), Richardson-Lucy (10 and 30 iterations),
 an unsharp mask tuned on the ground truth (radius x amount grid, optimistic), the seed post's 21-tap
 ``firls`` FIR (flat Wiener target, min_gain 0, uniform weights), the single-pass GPU sharpeners CAS and RCAS
@@ -20,7 +25,8 @@ of ``benchmarks/peers`` (GL on the engine's context, their NumPy references with
 tuned on the ground truth (grid 0..1, optimistic); and the input itself.
 
 Writes the ``quality`` section of ``RESULTS.md`` and ``quality_psnr_vs_sigma.png`` /
-``quality_crops.png`` into ``--out`` and prints PASS/MISS for the goals (see :func:`check_goals`).
+``quality_crops.png`` / ``quality_adaptive_crops.png`` into ``--out`` and prints PASS/MISS for the goals
+(see :func:`check_goals` and :func:`check_adaptive_goals`).
 """
 
 from __future__ import annotations
@@ -60,15 +66,25 @@ DEFAULT_SIZE = 512
 #: gpu_deconv methods run through the engine; each with the true noise and with noise='auto' ('/nA').
 OURS = ("auto", "comb", "laplacian", "fir", "unsharp", "polyblur")
 AUTO_SUFFIX = "/nA"
-PEERS = ("fft-target", "fft-target" + AUTO_SUFFIX, "wiener-gt*", "rl-10", "rl-30", "unsharp-gt*", "firls-21",
-         "cas-gt*", "rcas-gt*")
-METHODS = ("input",) + OURS + tuple(m + AUTO_SUFFIX for m in OURS) + PEERS
+#: The locally adaptive mode (issue #11): noise given, noise 'auto', and with the halo limiter.
+ADAPTIVE = ("adaptive", "adaptive" + AUTO_SUFFIX, "adaptive-lim")
+#: Halo limiter margin of the ``adaptive-lim`` row (fraction of the local input range).
+LIMITER_MARGIN = 0.5
+#: Chart overshoot measurement (:func:`chart_overshoot`): blur sigma, noise, limiter margins.
+CHART_CASE = (1.0, 0.01)
+CHART_MARGINS = (0.0, 0.25, 0.5, 1.0)
+PEERS = ("fft-target", "fft-target" + AUTO_SUFFIX, "true-wiener*", "wiener-gt*", "rl-10", "rl-30", "unsharp-gt*",
+         "firls-21", "cas-gt*", "rcas-gt*")
+METHODS = ("input",) + OURS + tuple(m + AUTO_SUFFIX for m in OURS) + ADAPTIVE + PEERS
 #: Ground-truth-tuned peer grids.
 WIENER_BALANCES = tuple(float(b) for b in np.logspace(-4, 1, 16))
 UNSHARP_RADII = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 UNSHARP_AMOUNTS = tuple(float(a) for a in np.arange(0.0, 8.0001, 0.05))
 CROP_CASE = ("immunohistochemistry", 1.2, 0.01, False)
-CROP_METHODS = ("input", "auto", "fft-target", "wiener-gt*", "rl-30", "unsharp-gt*", "firls-21", "truth")
+CROP_METHODS = ("input", "auto", "adaptive", "fft-target", "wiener-gt*", "rl-30", "unsharp-gt*", "firls-21", "truth")
+#: The adaptive mode's figure (issue #11): (image, sigma, noise, crop (y0, x0, size) or None for the centre).
+ADAPTIVE_CROPS = (("immunohistochemistry", 1.0, 0.01, None), ("coins", 1.0, 0.01, (150, 60, 96)))
+ADAPTIVE_CROP_METHODS = ("input", "auto", "adaptive", "adaptive-lim", "truth")
 
 
 # ----------------------------------------------------------------------------------------------- cases
@@ -159,6 +175,26 @@ def fft_apply(image: np.ndarray, response) -> np.ndarray:
 def target_fft(image: np.ndarray, design) -> np.ndarray:
     """The design's target (not its fitted filter) applied exactly with :func:`fft_apply`."""
     return fft_apply(image, lambda wx, wy: design.target.response(design.blur, wx, wy))
+
+
+def true_spectrum_wiener(observed: np.ndarray, truth: np.ndarray, sigma: float, noise_var: float) -> np.ndarray:
+    """The ceiling of any global linear filter: per frequency, the Wiener gain with the image's *true*
+    power spectrum, ``B |X|^2 / (B^2 |X|^2 + n sigma^2)`` (X the DFT of the mirror-extended truth over
+    ``n`` pixels, per channel), applied to the mirror-extended observation (optimistic: knows the truth)."""
+    x3 = truth[:, :, None] if truth.ndim == 2 else truth
+    y3 = observed[:, :, None] if observed.ndim == 2 else observed
+    h, w = x3.shape[:2]
+
+    def spectrum(a: np.ndarray) -> np.ndarray:
+        return np.fft.rfft2(np.pad(a.astype(np.float64), ((0, h), (0, w), (0, 0)), mode="symmetric"), axes=(0, 1))
+
+    p = np.abs(spectrum(x3)) ** 2
+    wy = 2.0 * np.pi * np.fft.fftfreq(2 * h)[:, None]
+    wx = 2.0 * np.pi * np.fft.rfftfreq(2 * w)[None, :]
+    b = Gaussian(sigma).response2d(wx, wy)[:, :, None]
+    gain = b * p / (b * b * p + noise_var * 4 * h * w)
+    out = np.fft.irfft2(spectrum(y3) * gain, s=(2 * h, 2 * w), axes=(0, 1))[:h, :w].astype(np.float32)
+    return out[:, :, 0] if truth.ndim == 2 else out
 
 
 def separable(image: np.ndarray, taps: np.ndarray) -> np.ndarray:
@@ -263,6 +299,7 @@ class Backend:
             self.note = "GL engine not requested; using reference.apply_plan"
         self.kind = "gl" if self.engine is not None else "reference"
         self._sharpener = None
+        self.adaptive = AdaptiveRunner(self.engine is not None)
 
     def sharpener(self):
         """The CAS/RCAS peers compiled in the engine's context (None without GL: NumPy references)."""
@@ -283,11 +320,94 @@ class Backend:
         return np.asarray(out, dtype=np.float32).reshape(image.shape), self.engine.design
 
     def close(self) -> None:
+        self.adaptive.close()
         if self._sharpener is not None:
             self._sharpener.release()
             self._sharpener = None
         if self.engine is not None and hasattr(self.engine, "release"):
             self.engine.release()
+
+
+class AdaptiveRunner:
+    """The locally adaptive mode on one frame: its GL passes (:class:`gpu_deconv.gl.adaptive.AdaptiveExecutor`)
+    on a headless context of its own, following :func:`gpu_deconv.core.adaptive.deconvolve`'s flow step by
+    step (noise 'auto': passes 1-4 with the provisional energy bands, noise from their statistics, table,
+    passes 2-4 again only if the bands change, pass 5); that NumPy function itself without GL."""
+
+    def __init__(self, prefer_gl: bool) -> None:
+        from gpu_deconv.core.adaptive import AdaptiveSolver
+        from gpu_deconv.core.gaussian_laplacian import GaussianLaplacian
+
+        self.solver = AdaptiveSolver(GaussianLaplacian())
+        self.ctx = None
+        if prefer_gl:
+            from gpu_deconv.gl.context import (
+                CurrentContext,
+                create_headless_context,
+                current_egl_state,
+                restore_egl_state,
+            )
+
+            saved = current_egl_state()  # give the thread back what was current (the engine's context)
+            try:
+                from gpu_deconv.gl.adaptive import AdaptiveExecutor
+                from gpu_deconv.gl.executor import PlanExecutor
+
+                self.ctx = create_headless_context()
+                self._current = CurrentContext(self.ctx, owned=True)
+                with self._current:
+                    self.ex = PlanExecutor(self.ctx)
+                    self.ad = AdaptiveExecutor(self.ex)
+            except Exception:  # noqa: BLE001 - no GL: the NumPy mirror
+                self.ctx = None
+            restore_egl_state(saved)
+        self.kind = "gl" if self.ctx is not None else "reference"
+
+    def run(self, image: np.ndarray, sigma: float, noise: float | None, bits: int | None,
+            limiter: float | None = None, precision: int = 16):
+        """``(output, table)`` for linear ``image``; ``noise=None`` estimates the noise."""
+        from gpu_deconv.core.adaptive import PROVISIONAL_NOISE, deconvolve, noise_variance
+
+        blur = Gaussian(sigma)
+        if self.ctx is None:
+            res, table = deconvolve(image, blur, noise, bits, solver=self.solver, precision=precision,
+                                    limiter=limiter)
+            return res.output, table
+        from gpu_deconv.gl.executor import TEXTURE_UNITS, Layout, Region
+        from gpu_deconv.gl.state import GLStateGuard
+
+        x = image[:, :, None] if image.ndim == 2 else image
+        c = x.shape[2]
+        layout = Layout.for_channels(c)
+        h, w = x.shape[:2]
+        data = np.zeros((h, w, layout.comps), np.float32)
+        data[..., :c] = x
+        with self._current, GLStateGuard(self.ctx, self.ex.raw, TEXTURE_UNITS):
+            src = self.ex.pool.get("q_in", w, h, layout.comps, "f4")
+            src.write(np.ascontiguousarray(data).tobytes(), viewport=(0, 0, w, h))
+            region = Region(src, w, h)
+            if noise is None:
+                bands = self.solver.solve(blur, noise_variance(PROVISIONAL_NOISE, bits)).bands
+                self.ad.prepare(region, layout, self.solver.basis, bands, precision=precision)
+                table = self.solver.solve(blur, noise_variance(None, bits, self.ad.stats().noise_std()))
+            else:
+                table = self.solver.solve(blur, noise_variance(noise, bits))
+                self.ad.prepare(region, layout, self.solver.basis, table.bands, precision=precision)
+            self.ex.pool.get("q_out", w, h, layout.comps, "f4")
+            target = self.ex.internal_target(("q_out",), w, h)
+            self.ad.apply(table, target, limiter=limiter)
+            out = np.empty((h, w, layout.comps), np.float32)
+            target.fbo.read_into(out, viewport=(0, 0, w, h), components=layout.comps, dtype="f4")
+        out = out[..., :c]
+        return (out[..., 0] if image.ndim == 2 else out), table
+
+    def close(self) -> None:
+        if self.ctx is not None:
+            with self._current:
+                self.ad.release()
+                self.ex.release()
+            self.ctx.release()
+            self.ctx = None
 
 
 def _engine_process(engine, image: np.ndarray, bits: int | None) -> np.ndarray:
@@ -348,12 +468,19 @@ def run_case(backend: Backend, image: str, sigma: float, noise: float, quant: bo
         outs["fft-target" + suffix] = target_fft(observed, d) if d is not None and d.target is not None else None
     row.info["level"] = designs["auto"].level
     row.info["noise_est"] = designs["auto" + AUTO_SUFFIX].noise_std
+    for name, nz, lim in (("adaptive", noise, None), ("adaptive" + AUTO_SUFFIX, None, None),
+                          ("adaptive-lim", noise, LIMITER_MARGIN)):
+        outs[name], table = backend.adaptive.run(observed, sigma, nz, bits, lim, precision or 16)
+        row.info[name] = f"bands {table.bands} noise {math.sqrt(table.noise_var):.4g}"
+        if nz is None:
+            row.info["adaptive_noise_est"] = math.sqrt(table.noise_var)
+    noise_var = max(noise * noise + quantization_variance(bits), NOISE_FLOOR * NOISE_FLOOR)
+    outs["true-wiener*"] = true_spectrum_wiener(observed, truth, sigma, noise_var)
     outs["wiener-gt*"], row.info["wiener_balance"] = wiener_tuned(observed, truth, sigma)
     outs["rl-10"] = richardson_lucy(observed, sigma, 10)
     outs["rl-30"] = richardson_lucy(observed, sigma, 30)
     out, r, a = unsharp_tuned(observed, truth)
     outs["unsharp-gt*"], row.info["unsharp_gt"] = out, (r, a)
-    noise_var = max(noise * noise + quantization_variance(bits), NOISE_FLOOR * NOISE_FLOOR)
     outs["firls-21"] = separable(observed, seed_firls_taps(sigma, noise_var))
     for kind in ("cas", "rcas"):
         outs[f"{kind}-gt*"], row.info[f"{kind}_gt"] = tune_sharpener(observed, truth, kind, backend.sharpener(),
@@ -387,6 +514,7 @@ def _worker_task(task: tuple) -> list[Row]:
             keep = (image, sigma, noise, quant) == CROP_CASE
             row = run_case(backend, image, sigma, noise, quant, size, keep=keep, precision=precision)
             row.info["backend"] = backend.kind
+            row.info["adaptive_backend"] = backend.adaptive.kind
             row.info["renderer"] = backend.renderer
             row.info["note"] = backend.note
             rows.append(row)
@@ -502,11 +630,93 @@ def check_goals(rows: list[Row]) -> list[tuple[str, bool, str]]:
     return goals
 
 
+def overshoot(out: np.ndarray, truth: np.ndarray, radius: int = 3, min_range: float = 0.2) -> tuple[float, float]:
+    """Halo measure: on edge pixels (the truth's (2r+1)^2 range >= ``min_range``, border excluded), how far
+    ``out`` leaves the truth's local [min, max], as a fraction of that range: (mean, 99th percentile)."""
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    t = truth if truth.ndim == 3 else truth[:, :, None]
+    o = out if out.ndim == 3 else out[:, :, None]
+    size = (2 * radius + 1, 2 * radius + 1, 1)
+    lo, hi = minimum_filter(t, size=size, mode="reflect"), maximum_filter(t, size=size, mode="reflect")
+    excess = np.maximum(np.maximum(o - hi, lo - o), 0.0)
+    edge = hi - lo >= min_range
+    edge[:BORDER], edge[-BORDER:], edge[:, :BORDER], edge[:, -BORDER:] = False, False, False, False
+    rel = excess[edge] / (hi - lo)[edge]
+    return float(rel.mean()), float(np.percentile(rel, 99))
+
+
+def chart_overshoot(backend: Backend, size: tuple[int, int] = (256, 384)) -> str:
+    """Overshoot on the synthetic chart's edges (:func:`gpu_deconv.core.chart.test_chart`) and PSNR, for the
+    input, the global default, the adaptive mode and the adaptive mode with the halo limiter at
+    :data:`CHART_MARGINS`, at :data:`CHART_CASE` (a markdown table)."""
+    from gpu_deconv.core.chart import test_chart
+
+    sigma, noise = CHART_CASE
+    truth = test_chart(size)
+    observed, bits = degrade(truth, sigma, noise, False, 11)
+    outs = {"input": observed,
+            "global (auto)": backend.run(observed, DeconvParams(sigma=sigma, noise=noise), None, bits)[0],
+            "adaptive": backend.adaptive.run(observed, sigma, noise, bits)[0]}
+    for m in CHART_MARGINS:
+        outs[f"adaptive + limiter {m:g}"] = backend.adaptive.run(observed, sigma, noise, bits, m)[0]
+    lines = [f"Chart {size[1]}x{size[0]}, sigma {sigma:g}, noise {noise:g}: overshoot beyond the true local "
+             "(7x7) range on edge pixels, as a fraction of that range.", "",
+             "| output | PSNR dB | mean overshoot | 99th percentile |", "|---|---:|---:|---:|"]
+    for name, o in outs.items():
+        mean, p99 = overshoot(o, truth)
+        lines.append(f"| {name} | {psnr(truth, o):.2f} | {mean:.4f} | {p99:.4f} |")
+    return "\n".join(lines)
+
+
+def check_adaptive_goals(rows: list[Row]) -> list[tuple[str, bool | None, str]]:
+    """Issue #11's goals for the adaptive mode, on the cases with noise > 0 or 8-bit input, as
+    (label, passed or None for a reported number, numbers): mean gain >= the global default + 0.7 dB and
+    >= the FFT of the global target + 0.5 dB, never below the input; the gap to the true-spectrum Wiener
+    ceiling is reported. Each for the noise given and for noise 'auto' (against the global default's
+    noise 'auto')."""
+    goals: list[tuple[str, bool | None, str]] = []
+    sel = [r for r in rows if r.noise > 0 or r.quant]
+    if not sel:
+        return goals
+    for suffix, label in (("", "true noise"), (AUTO_SUFFIX, "noise='auto'")):
+        ad = "adaptive" + suffix
+
+        def margin(ref: str, ad: str = ad) -> tuple[float, float]:
+            d = [r.psnr[ad] - r.psnr[ref] for r in sel if math.isfinite(r.psnr[ref])]
+            return _nanmean(d), float(min(d))
+
+        m, worst = margin("auto" + suffix)
+        goals.append((f"(e) adaptive >= global default + 0.7 dB [{label}]", m >= 0.7,
+                      f"mean {m:+.3f} dB (worst case {worst:+.3f}) over {len(sel)} noisy/8-bit cases"))
+        m, worst = margin("fft-target" + suffix)
+        goals.append((f"(f) adaptive >= FFT of the global target + 0.5 dB [{label}]", m >= 0.5,
+                      f"mean {m:+.3f} dB (worst case {worst:+.3f})"))
+        gains = [(r.psnr[ad] - r.psnr["input"], r) for r in sel]
+        g, wr = min(gains, key=lambda t: t[0])
+        n_bad = sum(v < 0 for v, _ in gains)
+        all_worst = min(r.psnr[ad] - r.psnr["input"] for r in rows)
+        goals.append((f"(g) adaptive never below the input [{label}]", n_bad == 0,
+                      f"worst gain {g:+.3f} dB ({wr.image}, sigma {wr.sigma:g}, noise {wr.noise:g}"
+                      f"{', 8-bit' if wr.quant else ''}); {n_bad}/{len(sel)} below; all {len(rows)} cases incl. "
+                      f"noise-free float: worst {all_worst:+.3f} dB"))
+    gap = _nanmean(r.psnr["true-wiener*"] - r.psnr["adaptive"] for r in sel)
+    above = sum(r.psnr["adaptive"] > r.psnr["true-wiener*"] for r in sel)
+    goals.append(("(h) gap to the true-spectrum Wiener ceiling (report)", None,
+                  f"ceiling - adaptive = {gap:+.3f} dB mean; adaptive above the ceiling on {above}/{len(sel)} "
+                  f"cases (a space-varying filter can beat every global one)"))
+    lim = _nanmean(r.psnr["adaptive-lim"] - r.psnr["adaptive"] for r in sel)
+    goals.append((f"(i) halo limiter (margin {LIMITER_MARGIN:g}) PSNR cost (report)", None,
+                  f"{lim:+.3f} dB mean on noisy/8-bit cases"))
+    return goals
+
+
 def noise_estimates(rows: list[Row]) -> str:
-    lines = ["| true noise | mean estimate (float) | mean estimate (8-bit) |", "|---:|---:|---:|"]
+    lines = ["| true noise | mean estimate (float) | mean estimate (8-bit) | adaptive passes (float) | "
+             "adaptive passes (8-bit) |", "|---:|---:|---:|---:|---:|"]
     for n in sorted({r.noise for r in rows}):
-        cells = [f"{_nanmean(r.info['noise_est'] for r in rows if r.noise == n and r.quant == q):.4f}"
-                 for q in (False, True)]
+        cells = [f"{_nanmean(r.info[key] for r in rows if r.noise == n and r.quant == q):.4f}"
+                 for key in ("noise_est", "adaptive_noise_est") for q in (False, True)]
         lines.append(f"| {n:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -533,8 +743,9 @@ def write_csv(rows: list[Row], path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- plots
-PLOT_METHODS = ("auto", "auto" + AUTO_SUFFIX, "laplacian", "comb", "fir", "unsharp", "polyblur", "fft-target",
-                "wiener-gt*", "rl-10", "rl-30", "unsharp-gt*", "firls-21", "cas-gt*", "rcas-gt*")
+PLOT_METHODS = ("adaptive", "adaptive" + AUTO_SUFFIX, "auto", "auto" + AUTO_SUFFIX, "laplacian", "comb", "fir",
+                "unsharp", "polyblur", "fft-target", "true-wiener*", "wiener-gt*", "rl-10", "rl-30", "unsharp-gt*",
+                "firls-21", "cas-gt*", "rcas-gt*")
 
 
 def plot_psnr_vs_sigma(rows: list[Row], path: Path) -> None:
@@ -551,7 +762,7 @@ def plot_psnr_vs_sigma(rows: list[Row], path: Path) -> None:
             ys = [_nanmean(r.psnr[m] - r.psnr["input"] for r in rows if r.sigma == s and r.noise == n)
                   for s in sigmas]
             style = "-" if m in OURS or m.endswith(AUTO_SUFFIX) else "--"
-            lw = 2.5 if m.startswith("auto") else 1.2
+            lw = 2.5 if m.startswith(("auto", "adaptive")) else 1.2
             ax.plot(sigmas, ys, style, marker="o", ms=3, lw=lw, label=m)
         ax.axhline(0, color="k", lw=0.8)
         ax.set_title(f"noise {n:g} (float and 8-bit pooled)")
@@ -588,6 +799,37 @@ def plot_crops(row: Row, path: Path, crop: int = 96) -> None:
         ax.set_title(f"{m}{p}", fontsize=9)
     fig.suptitle(f"{row.image}, blur sigma {row.sigma:g}, noise {row.noise:g} (sRGB display, centre crop)",
                  fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_adaptive_crops(rows: list[Row], path: Path) -> None:
+    """The adaptive mode's figure: one row per :data:`ADAPTIVE_CROPS` case (a texture crop; an edge crop
+    for halos), columns :data:`ADAPTIVE_CROP_METHODS` (sRGB display, nearest-neighbour zoom)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ncol = len(ADAPTIVE_CROP_METHODS)
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(2.9 * ncol, 3.15 * len(rows)), squeeze=False)
+    for ax_row, row, (_, _, _, box) in zip(axes, rows, ADAPTIVE_CROPS, strict=True):
+        outs = row.outputs or {}
+        h, w = outs["truth"].shape[:2]
+        y0, x0, c = box if box is not None else (h // 2 - 48, w // 2 - 48, 96)
+        c = min(c, h, w)
+        y0, x0 = max(0, min(y0, h - c)), max(0, min(x0, w - c))  # (--quick crops are small)
+        for ax, m in zip(ax_row, ADAPTIVE_CROP_METHODS, strict=True):
+            ax.axis("off")
+            im = np.clip(linear_to_srgb(np.clip(outs[m], 0, 1)), 0, 1)[y0:y0 + c, x0:x0 + c]
+            ax.imshow(im, cmap="gray" if im.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+            name = {"auto": "global (default)", "adaptive-lim": f"adaptive + limiter {LIMITER_MARGIN:g}"}.get(m, m)
+            p = "" if m == "truth" else f"\n{row.psnr[m]:.2f} dB"
+            ax.set_title(f"{name}{p}", fontsize=9)
+        ax_row[0].text(-0.08, 0.5, f"{row.image}\nsigma {row.sigma:g}, noise {row.noise:g}", fontsize=9,
+                       transform=ax_row[0].transAxes, rotation=90, va="center", ha="right")
+    fig.suptitle("Locally adaptive vs global deconvolution (linear-light PSNR of the whole image)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -646,10 +888,16 @@ def main(argv: list[str] | None = None) -> int:
                    "NumPy mirror of the GPU passes (reference.apply_plan, fp16 intermediates) - "
                    + "; ".join(notes) if kinds == {"reference"} else f"mixed backends {sorted(kinds)}")
 
+    ad_kinds = {r.info.get("adaptive_backend") for r in rows}
+    adaptive_line = ("its GL passes (gpu_deconv.gl.adaptive.AdaptiveExecutor on a context of its own; the engine does "
+                     "not wire the mode yet)" if ad_kinds == {"gl"} else
+                     "its NumPy mirror (gpu_deconv.core.adaptive.deconvolve)" if ad_kinds == {"reference"} else
+                     f"mixed backends {sorted(map(str, ad_kinds))}")
     tables = group_tables(rows)
     avg_table, _ = method_averages(rows)
-    goals = check_goals(rows)
-    goal_lines = [f"- **{'PASS' if ok else 'MISS'}** {label}: {nums}" for label, ok, nums in goals]
+    goals = check_goals(rows) + check_adaptive_goals(rows)
+    goal_lines = [f"- **{'REPORT' if ok is None else 'PASS' if ok else 'MISS'}** {label}: {nums}"
+                  for label, ok, nums in goals]
 
     print()
     print(avg_table)
@@ -672,13 +920,23 @@ def main(argv: list[str] | None = None) -> int:
                             size, keep=True, precision=args.precision)
     if crop_row is not None:
         plot_crops(crop_row, args.out / "quality_crops.png")
+    backend = Backend(not args.reference)
+    ad_rows = [run_case(backend, im, s, n, False, size, keep=True, precision=args.precision, do_ssim=False)
+               for im, s, n, _ in ADAPTIVE_CROPS]
+    backend.close()
+    plot_adaptive_crops(ad_rows, args.out / "quality_adaptive_crops.png")
+    backend = Backend(not args.reference)
+    halo_table = chart_overshoot(backend)
+    backend.close()
+    print(halo_table)
 
     res = _results_module()
     md = "\n".join([
         "## Restoration quality on real photographs (`benchmarks/quality.py`)",
         "",
         f"{res.machine_line(renderer)}.",
-        f"gpu_deconv methods run through: {engine_line}. {len(rows)} cases: {len(images)} scikit-image "
+        f"gpu_deconv methods run through: {engine_line}; the adaptive mode through {adaptive_line}. "
+        f"{len(rows)} cases: {len(images)} scikit-image "
         f"photographs ({', '.join(images)}) centre-cropped to <= {size} px, linear light; Gaussian blur "
         f"sigma {', '.join(f'{s:g}' for s in SIGMAS)} px; noise {', '.join(f'{n:g}' for n in NOISES)}; float "
         f"and 8-bit sRGB-quantized ('8b'). PSNR in linear light, peak 1, {BORDER} px border excluded, outputs "
@@ -698,6 +956,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         tables,
         "",
+        "### Halo limiter: overshoot on the chart's edges (`chart_overshoot`)",
+        "",
+        halo_table,
+        "",
         "### Noise estimate (noise='auto') and spectrum level per image",
         "",
         noise_estimates(rows),
@@ -705,7 +967,8 @@ def main(argv: list[str] | None = None) -> int:
         image_levels(rows),
         "",
         "Plots: `quality_psnr_vs_sigma.png` (gain vs sigma per method), `quality_crops.png` "
-        f"({CROP_CASE[0]}, sigma {CROP_CASE[1]:g}, noise {CROP_CASE[2]:g}).",
+        f"({CROP_CASE[0]}, sigma {CROP_CASE[1]:g}, noise {CROP_CASE[2]:g}), `quality_adaptive_crops.png` "
+        f"(adaptive vs global: {', '.join(f'{c[0]} sigma {c[1]:g} noise {c[2]:g}' for c in ADAPTIVE_CROPS)}).",
     ])
     res.update_section("quality", md, args.out / "RESULTS.md")
     print(f"wrote {args.out / 'RESULTS.md'} (section 'quality') and plots in {args.out}")

@@ -1,0 +1,569 @@
+"""GL passes of the locally adaptive filter (the maths and its NumPy mirror: :mod:`gpu_deconv.core.adaptive`).
+
+=====  =========================  ====================================  ================================
+ pass   shader                     draws                                  reads
+=====  =========================  ====================================  ================================
+ 1      ``mixture_h.frag``         ``H_k`` (K lowpasses) + ``hx``,       the linear input (one fetch loop
+                                   packed RGBA32F (``choose_packing``)    along x, radius <= 15)
+ 2      ``adaptive_bands.frag``    bands ``L_k``, ``e``, ``q`` (fp16 at  input + packed ``H`` texels (each
+                                   precision 16), packed RGBA             fetched once per y offset)
+ 3      ``adaptive_energy.frag``   half resolution: ``D`` + 2x2 sums     4x4 ``(e, q)`` texels per texel
+ 4      ``adaptive_reduce.frag``   per 16x16 tile: sums of ``e``, ``q``  8x8 half-resolution texels
+ 5      ``adaptive_apply.frag``    the output (sRGB encode, alpha)       input, bands, 2x2 of ``D``, table
+=====  =========================  ====================================  ================================
+
+Pass 1 *is* the global filter's H pass (``mixture_h.frag``, shape-specialised and packed) run on a stage
+whose levels are the basis lowpasses plus the noise band's horizontal factor ``[-1/4, 1/2, -1/4]``; its
+targets are fp32 whatever the precision (see the core module: fp16 lowpass sums cost 0.33 dB). Passes
+2 and 5 have bodies generated for the basis' shape and the packing (this module); 3 and 4 are fixed.
+
+Statistics: pass 4's grid (120 x 68 at 1080p, like :mod:`gpu_deconv.gl.stats_gpu`) is all that is read
+back; :class:`~gpu_deconv.core.adaptive.AdaptiveStats` turns it into the frame's noise (the diagonal-band
+estimator of :mod:`gpu_deconv.core.noise`, same band, same percentile) and level - the global
+statistics passes are not needed in this mode.
+
+Noise 'auto': the energy bands (pass 2) depend on the noise through the table. :meth:`AdaptiveExecutor.prepare`
+runs passes 1-4 with a provisional band pair; :meth:`AdaptiveExecutor.apply` re-runs passes 2-4 only if the
+table finally solved from the measured noise wants another pair (for video: solve from the previous
+frame's noise and :meth:`AdaptiveExecutor.run` everything at once).
+
+On Mesa llvmpipe every pass is bit-identical to the NumPy reference except the optional sRGB encode and
+the limiter (``pow``, division: a few ulp), checked by tests/test_adaptive_gl.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import moderngl
+import numpy as np
+
+from ..core.adaptive import ENERGY_SCALE, HH_TAPS, TABLE_SIZE, TABLE_START, AdaptiveStats, AdaptiveTable
+from ..core.basis import Basis
+from ..core.plan import MixtureStage
+from ..core.stats import BLOCK
+from .executor import (
+    DrawTarget,
+    Layout,
+    Packing,
+    PlanExecutor,
+    Region,
+    _chan,
+    _runs,
+    _slot,
+    choose_packing,
+    h_body,
+    h_decls,
+    pack_taps,
+    stage_shape,
+)
+
+_XYZW = "xyzw"
+
+
+@dataclass(frozen=True)
+class BandLayout:
+    """Where pass 2 stores what. Values go in *lanes*: 4 per texel (one per component of an RGBA float
+    target) or, with ``halves``, 8 per texel (two fp16 values per component of an RGBA32UI target,
+    ``packHalf2x16``). Band channels fill lanes in order (band 1's channels, band 2's, ...), then ``e`` and
+    ``q`` take two adjacent lanes of one texel - one component when halved - so pass 3 fetches both at once.
+
+    Why halves: on CPU rasterisers (``PlanExecutor.emulate_fp16``) the fp16 rounding happens in the shader
+    and the targets are 32-bit, so storing two rounded values per 32-bit component halves the targets
+    pass 2 writes and the texels pass 5 fetches (RGB laplacian: 3 targets instead of 5, 2 band fetches
+    instead of 4) with identical values - fp16 values are exact in fp16. An unsigned integer target, not a
+    float one, carries the bits: a pair read as a float32 may be a denormal, which drivers may flush.
+
+    Attributes
+    ----------
+    slots : tuple (K) of tuple (colour) of (texture, lane)
+    eq : (texture, lane)
+        ``e`` at ``lane``, ``q`` at ``lane + 1``.
+    textures : int
+        Number of pass-2 targets.
+    band_textures : int
+        Targets holding band channels (what pass 5 fetches).
+    halves : bool
+    """
+
+    slots: tuple[tuple[tuple[int, int], ...], ...]
+    eq: tuple[int, int]
+    textures: int
+    band_textures: int
+    halves: bool = False
+
+    @property
+    def lanes(self) -> int:
+        return 8 if self.halves else 4
+
+    @staticmethod
+    def of(k: int, colour: int, halves: bool = False) -> BandLayout:
+        lanes = 8 if halves else 4
+        chans = [(b, c) for b in range(k) for c in range(colour)]
+        slots = [[(0, 0)] * colour for _ in range(k)]
+        for i, (b, c) in enumerate(chans):
+            slots[b][c] = (i // lanes, i % lanes)
+        n = len(chans)
+        start = n + (n % 2 if halves else 0)  # halved: e and q share one component
+        if start % lanes > lanes - 2:
+            start = -(-start // lanes) * lanes
+        return BandLayout(tuple(tuple(s) for s in slots), (start // lanes, start % lanes), start // lanes + 1,
+                          -(-n // lanes), halves)
+
+    def lane_exprs(self, t: int, band_expr: Callable[[int, int], str], e: str, q: str) -> list[str]:
+        """The expressions stored in texture ``t``'s lanes (``band_expr(band, channel)``; '0.0' if free)."""
+        out = ["0.0"] * self.lanes
+        for b, chans in enumerate(self.slots):
+            for c, (tt, lane) in enumerate(chans):
+                if tt == t:
+                    out[lane] = band_expr(b, c)
+        if self.eq[0] == t:
+            out[self.eq[1]], out[self.eq[1] + 1] = e, q
+        return out
+
+
+def _col(colour: int, parts: list[str]) -> str:
+    return parts[0] if colour == 1 else f"vec3({', '.join(parts)})"
+
+
+def bands_decls(h_textures: int, bl: BandLayout) -> str:
+    """Pass 2 declarations: the H samplers and the band targets (``uvec4`` when halved)."""
+    lines = [f"uniform sampler2D u_h{t};" for t in range(h_textures)]
+    kind = "uvec4" if bl.halves else "vec4"
+    lines += [f"layout(location = {t}) out {kind} o_b{t};" for t in range(bl.textures)]
+    return "\n".join(lines)
+
+
+def bands_body(shape: tuple[tuple[int, ...], ...], packing: Packing | None, colour: int,
+               pair: tuple[int, int], bl: BandLayout) -> str:
+    """Pass 2 body: vertical sums ``s_k`` (each H texel fetched once per offset, every channel summed
+    over ascending offsets), bands, energies, packed STOREs (see ``adaptive_bands.frag``)."""
+    nlev = len(shape)
+    k = nlev - 1
+    lines = [f"    PRECISE COL s{lv} = COL(0.0);" for lv in range(nlev)]
+    if packing is None:
+        for lv, offs in enumerate(shape):
+            for j in offs:
+                s, c = _slot(lv, j)
+                lines.append(f"    s{lv} += u_taps[{s}].{c} * FETCH_Y(u_h{lv}, {j});")
+    else:
+        for t, slots in enumerate(packing):
+            runs = _runs(slots)
+            for j in sorted(set().union(*(set(shape[lv]) for lv, _ in slots))):
+                lines.append(f"    f = FETCH_T(u_h{t}, {j});")
+                for lv, c0, p0, n in runs:
+                    if j in shape[lv]:
+                        s, c = _slot(lv, j)
+                        lines.append(f"    {_chan(f's{lv}', colour, c0, n)} += u_taps[{s}].{c} * "
+                                     f"f.{_XYZW[p0:p0 + n]};")
+    lines.append("    PRECISE COL L0 = x - s0;")
+    lines += [f"    PRECISE COL L{b} = s{b - 1} - s{b};" for b in range(1, k)]
+    ch = [""] if colour == 1 else [".r", ".g", ".b"]
+
+    def energy(name: str, vecs: list[str]) -> None:
+        terms = [f"{v}{c} * {v}{c}" for v in vecs for c in ch]
+        lines.append(f"    PRECISE float {name} = {terms[0]};")
+        lines.extend(f"    {name} += {t};" for t in terms[1:])
+        lines.append(f"    {name} *= {ENERGY_SCALE!r};")
+
+    energy("en", [f"L{pair[0]}", f"L{pair[1]}"])
+    energy("qn", [f"s{k}"])
+    for t in range(bl.textures):
+        lanes = bl.lane_exprs(t, lambda b, c: f"L{b}{ch[c]}", "en", "qn")
+        if not bl.halves:
+            lines.append(f"    o_b{t} = STORE(vec4({', '.join(lanes)}));")
+            continue
+        lines.append(f"    vec4 h{t}a = STORE(vec4({', '.join(lanes[:4])}));")
+        lines.append(f"    vec4 h{t}b = STORE(vec4({', '.join(lanes[4:])}));")
+        lines.append(f"    o_b{t} = uvec4(packHalf2x16(h{t}a.xy), packHalf2x16(h{t}a.zw), packHalf2x16(h{t}b.xy), "
+                     f"packHalf2x16(h{t}b.zw));")
+    return "\n".join(lines)
+
+
+def apply_decls(bl: BandLayout) -> str:
+    kind = "usampler2D" if bl.halves else "sampler2D"
+    return "\n".join(f"uniform {kind} u_b{t};" for t in range(bl.band_textures))
+
+
+def apply_body(k: int, colour: int, bl: BandLayout) -> str:
+    """Pass 5 body: fetch the band texels, unpack ``L_k``, ``acc += c_k L_k`` in band order."""
+    lines = []
+    for t in range(bl.band_textures):
+        if bl.halves:
+            lines.append(f"    uvec4 u{t} = texelFetch(u_b{t}, c, 0);")
+            lines.append(f"    vec4 b{t}a = vec4(unpackHalf2x16(u{t}.x), unpackHalf2x16(u{t}.y));")
+            lines.append(f"    vec4 b{t}b = vec4(unpackHalf2x16(u{t}.z), unpackHalf2x16(u{t}.w));")
+        else:
+            lines.append(f"    vec4 b{t} = FETCH(u_b{t}, c, u_b_inv);")
+
+    def lane(t: int, ln: int) -> str:
+        return f"b{t}{'ab'[ln // 4]}.{_XYZW[ln % 4]}" if bl.halves else f"b{t}.{_XYZW[ln]}"
+
+    for b, chans in enumerate(bl.slots):
+        lines.append(f"    COL L{b} = {_col(colour, [lane(t, ln) for t, ln in chans])};")
+        lines.append(f"    acc += c{b // 4}.{_XYZW[b % 4]} * L{b};")
+    return "\n".join(lines)
+
+
+@dataclass
+class PendingAdaptiveStats:
+    """An asynchronous grid read (:meth:`AdaptiveExecutor.stats_async`), resolved by ``.result()``."""
+
+    buffer: moderngl.Buffer
+    shape: tuple[int, int]
+    width: int
+    height: int
+    channels: int
+    block: int
+
+    def result(self) -> AdaptiveStats:
+        ny, nx = self.shape
+        data = np.frombuffer(self.buffer.read(size=ny * nx * 16), dtype=np.float32).reshape(ny, nx, 4)
+        return AdaptiveStats.from_grid(data, self.width, self.height, self.channels, self.block)
+
+
+@dataclass
+class _Prepared:
+    src: Region
+    layout: Layout
+    basis_key: tuple
+    bands: tuple[int, int]
+    precision: int
+    roi: tuple[int, int, int, int]
+
+
+class AdaptiveExecutor:
+    """Runs the adaptive passes on a :class:`~gpu_deconv.gl.executor.PlanExecutor`'s context, program cache,
+    texture pool and sampler (so one engine owns every GL object).
+
+    Parameters
+    ----------
+    executor : PlanExecutor
+    block : int
+        Statistics tile edge in pixels (even; 16 like the global statistics).
+    """
+
+    #: Texture units the passes use (a subset of the executor's, which its state guard saves).
+    UNITS = tuple(range(8))
+
+    def __init__(self, executor: PlanExecutor, block: int = BLOCK) -> None:
+        if block < 2 or block % 2:
+            raise ValueError(f"statistics block must be an even number >= 2, got {block!r}")
+        self.ex = executor
+        self.ctx = executor.ctx
+        self.block = int(block)
+        self._prepared: _Prepared | None = None
+        self._stage_cache: dict[tuple, MixtureStage] = {}
+        self._table_tex: moderngl.Texture | None = None
+        self._table_key: tuple | None = None
+        self._pbos: list[moderngl.Buffer] = []
+        self._pbo_next = 0
+        self._grid_shape = (0, 0)
+        #: packHalf2x16 available (GLSL 4.20 or GL_ARB_shading_language_packing): halved band storage
+        self._packing = "GL_ARB_shading_language_packing" in executor.ctx.extensions or \
+            executor.ctx.version_code >= 420
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _stage(self, basis: Basis) -> MixtureStage:
+        """Pass 1's stage: the basis lowpasses plus the noise band's horizontal factor as a last level."""
+        key = basis.key()
+        st = self._stage_cache.get(key)
+        if st is None:
+            taps = tuple(basis.lowpass_taps) + (HH_TAPS.astype(np.float64),)
+            st = self._stage_cache[key] = MixtureStage(taps=taps, weights=np.zeros(len(taps) + 1))
+        return st
+
+    def _storage(self, k: int, colour: int, precision: int) -> tuple[BandLayout, str, bool]:
+        """``(layout, texture dtype, emulated fp16)`` of pass 2's targets: halved lanes in RGBA32UI where
+        the fp16 rounding is emulated (CPU rasterisers), RGBA16F natively, RGBA32F at precision 32."""
+        e16 = precision == 16 and self.ex.emulate_fp16
+        if e16 and self._packing:
+            return BandLayout.of(k, colour, halves=True), "u4", True
+        return BandLayout.of(k, colour), ("f2" if precision == 16 and not e16 else "f4"), e16
+
+    @staticmethod
+    def _band_name(bl: BandLayout, i: int) -> str:
+        """Pool name of pass-2 target ``i`` (halved and float targets never share a texture)."""
+        return f"ad_{'u' if bl.halves else 'b'}{i}"
+
+    def _target(self, names: tuple[str, ...], w: int, h: int) -> DrawTarget:
+        t = self.ex.internal_target(names, w, h)
+        self.ex._use_target(t, None)
+        return t
+
+    # -- passes 1-4 ------------------------------------------------------------------------------
+    def prepare(self, src: Region, layout: Layout, basis: Basis, bands: tuple[int, int], *,
+                precision: int = 16, roi: tuple[int, int, int, int] | None = None) -> None:
+        """Passes 1-4 on the linear ``src`` (bands ``bands`` for the energy): leaves the bands, the
+        half-resolution energy and the statistics grid in the pool for :meth:`apply` / :meth:`stats`.
+
+        Parameters
+        ----------
+        src : Region
+            Linear input (colour channels as ``layout`` says).
+        layout : Layout
+        basis : Basis
+            The table's basis (its lowpasses).
+        bands : (int, int)
+            Energy bands (:attr:`AdaptiveTable.bands`).
+        precision : {16, 32}
+            Storage of bands and energies.
+        roi : (x0, y0, x1, y1), optional
+            Pixels counted by the statistics (default all); ``x0, y0`` on the block grid.
+        """
+        if precision not in (16, 32):
+            raise ValueError(f"precision must be 16 or 32, got {precision!r}")
+        w, h = src.width, src.height
+        roi = roi if roi is not None else (0, 0, w, h)
+        if roi[0] % self.block or roi[1] % self.block:
+            raise ValueError(f"statistics region origin {roi[:2]} must sit on the {self.block}-pixel grid")
+        self._prepared = _Prepared(src, layout, basis.key(), tuple(bands), precision, roi)
+        self._pass_h(src, layout, basis)
+        self._passes_2_to_4(basis)
+
+    def _pass_h(self, src: Region, layout: Layout, basis: Basis) -> None:
+        ex = self.ex
+        w, h = src.width, src.height
+        stage = self._stage(basis)
+        shape = stage_shape(stage)
+        colour = layout.colour
+        pk = choose_packing(shape, colour)
+        periodic = stage.radius > w
+        names = tuple(f"ad_h{i}" for i in range(stage.levels if pk is None else len(pk)))
+        ex.pool.get_group(names, w, h, layout.inter_comps if pk is None else 4, "f4")
+        defines = {"LEVELS": stage.levels, "COLOUR": colour, "MIRROR_PERIODIC": periodic, "SPECIALIZED": True,
+                   "PACKED": pk is not None}
+        p = ex._program_with(("ad_h", shape, colour, periodic, pk), "mixture_h.frag", defines,
+                             h_body(shape, pk, colour), h_decls(pk) if pk else None, {"u_src": 0})
+        self._target(names, w, h)
+        ex.bind(0, src.texture)
+        p.set("u_src_inv", src.inv)
+        p.set("u_region", (w, h))
+        p.set_array("u_taps", pack_taps(stage))
+        p.draw()
+
+    def _passes_2_to_4(self, basis: Basis) -> None:
+        self._pass_bands(basis)
+        self._pass_energy(basis)
+        self._pass_reduce()
+
+    def _pass_bands(self, basis: Basis) -> None:
+        pr = self._prepared
+        ex = self.ex
+        src, layout = pr.src, pr.layout
+        w, h = src.width, src.height
+        colour = layout.colour
+        stage = self._stage(basis)
+        shape = stage_shape(stage)
+        pk = choose_packing(shape, colour)
+        hnames = tuple(f"ad_h{i}" for i in range(stage.levels if pk is None else len(pk)))
+        htex = ex.pool.get_group(hnames, w, h, layout.inter_comps if pk is None else 4, "f4")
+        bl, dt, e16 = self._storage(basis.size, colour, pr.precision)
+        bnames = tuple(self._band_name(bl, i) for i in range(bl.textures))
+        ex.pool.get_group(bnames, w, h, 4, dt)
+        periodic = stage.radius > h
+        defines = {"COLOUR": colour, "MIRROR_PERIODIC": periodic, "EMULATE_FP16": e16}
+        samplers = {"u_base": 0, **{f"u_h{i}": 1 + i for i in range(len(hnames))}}
+        p = ex._program_with(("ad_bands", shape, colour, periodic, pk, pr.bands, e16, bl.halves), "adaptive_bands.frag",
+                             defines, bands_body(shape, pk, colour, pr.bands, bl),
+                             bands_decls(len(hnames), bl), samplers)
+        self._target(bnames, w, h)
+        ex.bind(0, src.texture)
+        for i, t in enumerate(htex):
+            ex.bind(1 + i, t)
+        p.set("u_base_inv", src.inv)
+        p.set("u_h_inv", (1.0 / htex[0].width, 1.0 / htex[0].height))
+        p.set("u_region", (w, h))
+        p.set_array("u_taps", pack_taps(stage))
+        p.draw()
+
+    def _pass_energy(self, basis: Basis) -> None:
+        """Pass 3: half-resolution energy and 2x2 sums from pass 2's (e, q) texel."""
+        pr = self._prepared
+        ex = self.ex
+        w, h = pr.src.width, pr.src.height
+        bl, dt, _ = self._storage(basis.size, pr.layout.colour, pr.precision)
+        eq_tex = ex.pool.get(self._band_name(bl, bl.eq[0]), w, h, 4, dt)
+        nw, nh = -(-w // 2), -(-h // 2)
+        ex.pool.get("ad_d", nw, nh, 4, "f4")
+        small = w < 2 or h < 2
+        lane = bl.eq[1]
+        eq = "xyzw"[lane // 2] if bl.halves else "xyzw"[lane:lane + 2]
+        p = ex.program(("ad_energy", eq, bl.halves, small), "adaptive_energy.frag",
+                       {"EQ": eq, "EQ_HALVES": bl.halves, "MIRROR_PERIODIC": small}, samplers={"u_eq": 0})
+        self._target(("ad_d",), nw, nh)
+        ex.bind(0, eq_tex)
+        p.set("u_eq_inv", (1.0 / eq_tex.width, 1.0 / eq_tex.height))
+        p.set("u_region", (w, h))
+        p.draw()
+
+    def _pass_reduce(self) -> None:
+        """Pass 4: per-tile sums over the statistics region of interest."""
+        pr = self._prepared
+        ex = self.ex
+        w, h = pr.src.width, pr.src.height
+        nw, nh = -(-w // 2), -(-h // 2)
+        half = self.block // 2
+        x0, y0, x1, y1 = pr.roi
+        hx0, hy0, hx1, hy1 = x0 // 2, y0 // 2, -(-x1 // 2), -(-y1 // 2)
+        gx, gy = -(-(hx1 - hx0) // half), -(-(hy1 - hy0) // half)
+        ex.pool.get("ad_grid", gx, gy, 4, "f4")
+        dtex = ex.pool.get("ad_d", nw, nh, 4, "f4")
+        p = ex.program(("ad_reduce", half), "adaptive_reduce.frag", {"HALF": half}, samplers={"u_d": 0})
+        self._target(("ad_grid",), gx, gy)
+        ex.bind(0, dtex)
+        p.set("u_d_inv", (1.0 / dtex.width, 1.0 / dtex.height))
+        p.set("u_roi_origin", (hx0, hy0))
+        p.set("u_roi_end", (hx1, hy1))
+        p.draw()
+        self._grid_shape = (gy, gx)
+
+    # -- statistics ------------------------------------------------------------------------------
+    def stats(self) -> AdaptiveStats:
+        """The statistics of the prepared frame, read back now (a pipeline sync)."""
+        pr = self._require()
+        gy, gx = self._grid_shape
+        data = np.empty(gy * gx * 4, dtype=np.float32)
+        self.ex.pool.fbo(("ad_grid",)).read_into(data, viewport=(0, 0, gx, gy), components=4, dtype="f4")
+        return AdaptiveStats.from_grid(data.reshape(gy, gx, 4), *self._roi_size(pr), pr.layout.colour, self.block)
+
+    def stats_async(self) -> PendingAdaptiveStats:
+        """Start reading the statistics into a pixel-pack buffer (two alternate); ``.result()`` later."""
+        pr = self._require()
+        gy, gx = self._grid_shape
+        need = gy * gx * 16
+        if len(self._pbos) < 2 or self._pbos[0].size < need:
+            for b in self._pbos:
+                b.release()
+            self._pbos = [self.ctx.buffer(reserve=need) for _ in range(2)]
+        buf = self._pbos[self._pbo_next]
+        self._pbo_next ^= 1
+        self.ex.pool.fbo(("ad_grid",)).read_into(buf, viewport=(0, 0, gx, gy), components=4, dtype="f4")
+        w, h = self._roi_size(pr)
+        return PendingAdaptiveStats(buf, (gy, gx), w, h, pr.layout.colour, self.block)
+
+    @staticmethod
+    def _roi_size(pr: _Prepared) -> tuple[int, int]:
+        x0, y0, x1, y1 = pr.roi
+        return x1 - x0, y1 - y0
+
+    def _require(self) -> _Prepared:
+        if self._prepared is None:
+            raise RuntimeError("AdaptiveExecutor: prepare() a frame first")
+        return self._prepared
+
+    # -- pass 5 ----------------------------------------------------------------------------------
+    def table_texture(self, table: AdaptiveTable) -> moderngl.Texture:
+        """The table as an RGBA32F texture (TABLE_SIZE wide, one row per 4 coefficients), uploaded when
+        the table changes - what the mpv/GLSL export embeds too."""
+        key = (id(table), table.coefficients.tobytes())
+        if self._table_tex is None or self._table_key != key:
+            k = table.size
+            rows = -(-k // 4)
+            data = np.zeros((rows, TABLE_SIZE, 4), np.float32)
+            for r in range(rows):
+                part = table.coefficients[:, 4 * r:4 * r + 4]
+                data[r, :, :part.shape[1]] = part
+            if self._table_tex is None or self._table_tex.height != rows:
+                if self._table_tex is not None:
+                    self._table_tex.release()
+                self._table_tex = self.ctx.texture((TABLE_SIZE, rows), 4, dtype="f4")
+                self._table_tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+            self._table_tex.write(data.tobytes())
+            self._table_key = key
+        return self._table_tex
+
+    def apply(self, table: AdaptiveTable, target: DrawTarget, *, encode_srgb: bool = False,
+              limiter: float | None = None, level_map: bool = False, guard: Any | None = None) -> None:
+        """Pass 5 into ``target`` for the prepared frame (re-running passes 2-4 first if ``table`` wants
+        other energy bands than the prepared ones).
+
+        Parameters
+        ----------
+        table : AdaptiveTable
+            Same basis as prepared.
+        target : DrawTarget
+            Destination (viewport size = the frame's).
+        encode_srgb : bool
+            sRGB-encode the colour channels.
+        limiter : float or None
+            Halo limiter margin (:func:`gpu_deconv.core.adaptive.limit_overshoot`), None = off.
+        level_map : bool
+            Draw ``(plog2(A / sigma^2), E, A / sigma^2, 1)`` instead of the image (the viewer's overlay).
+        guard : GLStateGuard, optional
+            Needed when ``target`` is a caller's framebuffer.
+        """
+        pr = self._require()
+        if table.basis.key() != pr.basis_key:
+            raise ValueError("the table's basis differs from the prepared frame's")
+        if tuple(table.bands) != pr.bands:
+            pr.bands = tuple(table.bands)
+            self._passes_2_to_4(table.basis)
+        if limiter is not None and not (np.isfinite(limiter) and limiter >= 0):
+            raise ValueError(f"limiter margin must be a finite number >= 0, got {limiter!r}")
+        ex = self.ex
+        src, layout = pr.src, pr.layout
+        w, h = src.width, src.height
+        if (target.viewport[2], target.viewport[3]) != (w, h):
+            raise ValueError(f"target viewport {target.viewport[2:]} differs from the frame size {(w, h)}")
+        k = table.size
+        colour = layout.colour
+        bl, dt, _ = self._storage(k, colour, pr.precision)
+        btex = [ex.pool.get(self._band_name(bl, i), w, h, 4, dt) for i in range(bl.band_textures)]
+        nw, nh = -(-w // 2), -(-h // 2)
+        dtex = ex.pool.get("ad_d", nw, nh, 4, "f4")
+        ttex = self.table_texture(table)
+        small = w < 2 or h < 2
+        alpha = layout.alpha and not level_map
+        encode = encode_srgb and not level_map
+        lim = limiter is not None and not level_map
+        defines = {"COLOUR": colour, "K": k, "SIZE": TABLE_SIZE, "HAS_ALPHA": alpha, "ENCODE_SRGB": encode,
+                   "LIMITER": lim, "LEVEL_MAP": level_map, "MIRROR_PERIODIC": small}
+        nb = bl.band_textures
+        samplers = {"u_base": 0, **{f"u_b{i}": 1 + i for i in range(nb)}, "u_d": nb + 1, "u_table": nb + 2}
+        p = ex._program_with(("ad_apply", k, colour, alpha, encode, lim, level_map, small, bl.halves),
+                             "adaptive_apply.frag", defines, apply_body(k, colour, bl), apply_decls(bl), samplers)
+        ex._use_target(target, guard)
+        ex.bind(0, src.texture)
+        for i, t in enumerate(btex):
+            ex.bind(1 + i, t)
+        ex.bind(nb + 1, dtex)
+        ex.bind(nb + 2, ttex)
+        n_e, fl, inv = table.energy_constants(colour)
+        p.set("u_base_inv", src.inv)
+        p.set("u_b_inv", (1.0 / btex[0].width, 1.0 / btex[0].height))
+        p.set("u_d_inv", (1.0 / dtex.width, 1.0 / dtex.height))
+        p.set("u_region", (w, h))
+        p.set("u_half", (nw, nh))
+        p.set("u_origin", target.viewport[:2])
+        p.set("u_noise_e", float(n_e))
+        p.set("u_floor", float(fl))
+        p.set("u_inv", float(inv))
+        p.set("u_table_start", TABLE_START)
+        p.set("u_limit", 0.0 if limiter is None else float(limiter))
+        p.draw()
+
+    def run(self, src: Region, table: AdaptiveTable, target: DrawTarget, layout: Layout, *, precision: int = 16,
+            decode_srgb: bool = False, encode_srgb: bool = False, limiter: float | None = None,
+            guard: Any | None = None) -> Region:
+        """All passes: ``table`` applied to ``src`` into ``target``; the statistics stay readable
+        (:meth:`stats`, :meth:`stats_async`). Returns the linear input region (``src`` or its decoded copy)."""
+        base = self.ex.decode(src, layout) if decode_srgb else src
+        self.prepare(base, layout, table.basis, table.bands, precision=precision)
+        self.apply(table, target, encode_srgb=encode_srgb, limiter=limiter, guard=guard)
+        return base
+
+    def release(self) -> None:
+        """Release what this object created (pool textures belong to the executor)."""
+        for b in self._pbos:
+            b.release()
+        self._pbos = []
+        if self._table_tex is not None:
+            self._table_tex.release()
+            self._table_tex = None
+        self._prepared = None
+
+
+__all__ = ["AdaptiveExecutor", "BandLayout", "PendingAdaptiveStats"]
