@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     dec = Deconvolver(ctx, DeconvParams(precision=args.precision))
     ex = dec.executor
     ces = {lab: ComputeExecutor(ex, FusedVariant(*VARIANTS[lab])) for lab in labels}
-    chooser = PathChooser(ex)
+    chooser = PathChooser(ex, mode="measure")  # what it would pick by measuring (auto skips that on CPUs)
     cands = ", ".join(chooser.computes)
     timer = GpuTimer(ctx, dec.raw, ring=2)
     layout = Layout(3, 4, True)

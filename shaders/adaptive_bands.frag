@@ -8,6 +8,10 @@
 //     L_1 = x - s_1,   L_k = s_{k-1} - s_k,   hh = s_{K+1}
 //     e = S * (L_a.r^2 + L_a.g^2 + L_a.b^2 + L_b.r^2 + ...),   q = S * (hh.r^2 + ...)    (in this order)
 //
+// The energy bands a < b are chosen by the uniform u_ew (1 for them, 0 for the others): e sums w_k L_k.c^2
+// over every band and channel in order, which adds exactly the pair's squares (0 + x, 1 * x, + 0 * x are
+// exact), so no program is recompiled when the pair changes (a sigma or noise slider crossing a threshold).
+//
 // (S = ENERGY_SCALE, a power of two) from the float32 values, then every output goes through STORE:
 // the bands, e and q, packed channel after channel into the targets (e and q share one texel, so
 // pass 3 fetches both at once). Precision 16 stores fp16 - native RGBA16F targets round there, with
@@ -31,6 +35,7 @@ uniform vec2 u_base_inv;
 uniform vec2 u_h_inv;
 uniform ivec2 u_region;
 uniform vec4 u_taps[62];
+uniform float u_ew[8];  // 1 for the two energy bands, 0 for the others (no recompile when they change)
 //@decls
 
 #define FETCH_T(h, j) FETCH(h, ivec2(c.x, mirror_index(c.y + (j), u_region.y)), u_h_inv)

@@ -37,7 +37,7 @@ def images() -> dict[str, np.ndarray]:
 CASES: list[tuple[str, str, dict, dict]] = []
 _BASE = dict(blur="gaussian", binomial_order=2, target="natural", level=None, min_gain=1.0, max_gain=None,
              strength=1.0, comb_levels=2, fir_taps=None, unsharp_radius=None, unsharp_amount=None,
-             polyblur_alpha=2.0, polyblur_beta=4.0, space="auto")
+             polyblur_alpha=2.0, polyblur_beta=4.0, space="auto", mode="global", limiter=None)
 for method, sigma in (("comb", 0.6), ("laplacian", 1.2), ("fir", 1.0), ("unsharp", 1.0), ("polyblur", 0.8),
                       ("identity", 1.0), ("auto", 0.35)):
     for noise in ("auto", 0.01):

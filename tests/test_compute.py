@@ -421,7 +421,7 @@ def test_path_chooser_measures_once_per_key(gl_ctx, paths):
 
     ex, _ = paths
     chooser = PathChooser(ex, (FusedVariant(rows=16, cols=2, local_x=8), FusedVariant(rows=4, cols=1, local_x=16)),
-                          reps=2)
+                          reps=2, mode="measure")
     try:
         layout = _layout(4)
         rng = np.random.default_rng(9)
@@ -471,6 +471,10 @@ def test_path_chooser_forced_modes_and_candidates(gl_ctx, paths):
         PathChooser(ex, clock="sundial")
     auto = PathChooser(ex)
     assert auto.clock == ("wall" if _llvmpipe(gl_ctx) or not ex.raw.available else "gpu")
+    # 'auto': CPU rasterisers take the fused path as benchmarked, without a measurement; GPUs measure
+    assert auto.mode == ("compute" if _llvmpipe(gl_ctx) else "measure")
+    if _llvmpipe(gl_ctx):
+        assert auto.choose(PLANS["comb"], layout, (64, 64), 16) == cands[0].label and not auto.decisions
     auto.release()
 
 
@@ -483,7 +487,7 @@ def test_chooser_runs_inside_an_open_elapsed_query(gl_ctx, paths, clock):
 
     ex, _ = paths
     timer = GpuTimer(gl_ctx, ex.raw)
-    chooser = PathChooser(ex, reps=1, clock=clock)
+    chooser = PathChooser(ex, reps=1, clock=clock, mode="measure")
     try:
         assert chooser.clock == clock or not ex.raw.available
         timer.begin()

@@ -229,7 +229,7 @@ def test_designed_process_uses_gpu_stats(engine):
 
     rng = np.random.default_rng(10)
     img = (rng.random((40, 48, 3)) * 0.5 + 0.25).astype(np.float32)
-    engine.set_params(DeconvParams(sigma=1.0, noise="auto", precision=32))
+    engine.set_params(DeconvParams(sigma=1.0, noise="auto", precision=32, mode="global"))
     got = engine.process(img)
     ref_stats = band_statistics(img)
     np.testing.assert_allclose(engine.last_stats.band_sums, ref_stats.band_sums, rtol=1e-4)

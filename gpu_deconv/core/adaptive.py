@@ -565,13 +565,21 @@ class AdaptiveStats:
         return AdaptiveStats(g[..., 0].copy(), g[..., 1].copy(), np.outer(sizes(height), sizes(width)), channels,
                              block)
 
+    def band_stats(self) -> BandStats:
+        """These tiles as :class:`~gpu_deconv.core.stats.BandStats`: the per-tile sums of the channel-mean
+        squared diagonal band (``hh``, exactly the noise estimator's), and the local energy ``e`` per pixel as
+        the first band's total - what the noise estimator and the temporal smoother
+        (:mod:`gpu_deconv.core.temporal`: a jump of the energy is a scene cut) read."""
+        scale = ENERGY_SCALE * self.channels
+        energy = float(self.energy_sums.sum()) / scale
+        return BandStats(np.array([energy, 0.0, 0.0]), self.hh_sums / scale, self.block_counts, self.block,
+                         self.channels)
+
     def noise_std(self) -> float:
         """Noise standard deviation (linear units) by the estimator of :mod:`gpu_deconv.core.noise` - the
         10th percentile of per-tile diagonal-band energy - on this grid (``hh`` here is exactly that
         band, computed inside the adaptive passes)."""
-        hh_mean = self.hh_sums / (ENERGY_SCALE * self.channels)  # channel mean of hh^2, per tile
-        band = BandStats(np.zeros(3), hh_mean, self.block_counts, self.block, self.channels)
-        return noise_from_stats(band)
+        return noise_from_stats(self.band_stats())
 
     def level(self, table: AdaptiveTable) -> float:
         """Frame-average calibrated level ``A`` (linear units^2 rad^2/px^2) from the mean energy, by the

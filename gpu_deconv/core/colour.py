@@ -48,16 +48,17 @@ def decode_lut(bits: int) -> np.ndarray:
 
 
 # --- HDR transfer functions (ITU-R BT.2100) --------------------------------------------------------------------
-# Written in float32 like the sRGB pair, odd-symmetric so that overshoot below 0 survives a round trip.
+# Evaluated in float64 (PQ's exponents amplify float32 rounding to ~3e-6) and returned as float32, odd-symmetric so
+# that overshoot below 0 survives a round trip.
 
-_PQ_M1 = np.float32(2610.0 / 16384.0)
-_PQ_M2 = np.float32(2523.0 / 4096.0 * 128.0)
-_PQ_C1 = np.float32(3424.0 / 4096.0)
-_PQ_C2 = np.float32(2413.0 / 4096.0 * 32.0)
-_PQ_C3 = np.float32(2392.0 / 4096.0 * 32.0)
-_HLG_A = np.float32(0.17883277)
-_HLG_B = np.float32(1.0 - 4.0 * 0.17883277)
-_HLG_C = np.float32(0.5 - 0.17883277 * np.log(4.0 * 0.17883277))
+_PQ_M1 = 2610.0 / 16384.0
+_PQ_M2 = 2523.0 / 4096.0 * 128.0
+_PQ_C1 = 3424.0 / 4096.0
+_PQ_C2 = 2413.0 / 4096.0 * 32.0
+_PQ_C3 = 2392.0 / 4096.0 * 32.0
+_HLG_A = 0.17883277
+_HLG_B = 1.0 - 4.0 * 0.17883277
+_HLG_C = 0.5 - 0.17883277 * np.log(4.0 * 0.17883277)
 
 
 def pq_to_linear(v: np.ndarray) -> np.ndarray:
@@ -70,11 +71,11 @@ def pq_to_linear(v: np.ndarray) -> np.ndarray:
     ----------
     SMPTE ST 2084:2014; ITU-R BT.2100-2, Table 4.
     """
-    v = np.asarray(v, dtype=np.float32)
-    p = np.power(np.abs(v), np.float32(1.0) / _PQ_M2, dtype=np.float32)
-    y = np.power(np.maximum(p - _PQ_C1, np.float32(0.0)) / (_PQ_C2 - _PQ_C3 * p), np.float32(1.0) / _PQ_M1,
-                 dtype=np.float32)
-    return np.copysign(y, v).astype(np.float32)
+    def eotf(e: np.ndarray) -> np.ndarray:
+        p = np.power(e, 1.0 / _PQ_M2)
+        return np.power(np.maximum(p - _PQ_C1, 0.0) / (_PQ_C2 - _PQ_C3 * p), 1.0 / _PQ_M1)
+
+    return _odd(eotf, v)
 
 
 def linear_to_pq(y: np.ndarray) -> np.ndarray:
@@ -82,10 +83,11 @@ def linear_to_pq(y: np.ndarray) -> np.ndarray:
 
     ``Y`` is luminance / 10000 cd/m2; values above 1 give E' above 1 (the caller's integer encode clips them).
     """
-    y = np.asarray(y, dtype=np.float32)
-    p = np.power(np.abs(y), _PQ_M1, dtype=np.float32)
-    e = np.power((_PQ_C1 + _PQ_C2 * p) / (np.float32(1.0) + _PQ_C3 * p), _PQ_M2, dtype=np.float32)
-    return np.copysign(e, y).astype(np.float32)
+    def oetf(x: np.ndarray) -> np.ndarray:
+        p = np.power(x, _PQ_M1)
+        return np.power((_PQ_C1 + _PQ_C2 * p) / (1.0 + _PQ_C3 * p), _PQ_M2)
+
+    return _odd(oetf, y)
 
 
 def hlg_to_linear(v: np.ndarray) -> np.ndarray:
@@ -98,20 +100,14 @@ def hlg_to_linear(v: np.ndarray) -> np.ndarray:
     ----------
     ARIB STD-B67; ITU-R BT.2100-2, Table 5.
     """
-    v = np.asarray(v, dtype=np.float32)
-    a = np.abs(v)
-    e = np.where(a <= np.float32(0.5), a * a / np.float32(3.0),
-                 (np.exp((np.maximum(a, np.float32(0.5)) - _HLG_C) / _HLG_A) + _HLG_B) / np.float32(12.0))
-    return np.copysign(e, v).astype(np.float32)
+    return _odd(lambda a: np.where(a <= 0.5, a * a / 3.0,
+                                     (np.exp((np.maximum(a, 0.5) - _HLG_C) / _HLG_A) + _HLG_B) / 12.0), v)
 
 
 def linear_to_hlg(e: np.ndarray) -> np.ndarray:
     """HLG OETF, the inverse of :func:`hlg_to_linear`: ``sqrt(3 E)`` for ``E <= 1/12``, else ``a ln(12 E - b) + c``."""
-    e = np.asarray(e, dtype=np.float32)
-    a = np.abs(e)
-    v = np.where(a <= np.float32(1.0 / 12.0), np.sqrt(np.float32(3.0) * a),
-                 _HLG_A * np.log(np.maximum(np.float32(12.0) * a - _HLG_B, np.float32(1e-6))) + _HLG_C)
-    return np.copysign(v, e).astype(np.float32)
+    return _odd(lambda a: np.where(a <= 1.0 / 12.0, np.sqrt(3.0 * a),
+                                     _HLG_A * np.log(np.maximum(12.0 * a - _HLG_B, 1e-300)) + _HLG_C), e)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from .comb import Comb
 from .fit import ROUNDOFF_VAR, LaplacianFit
 from .gaussian_laplacian import GaussianLaplacian
 from .noise import noise_from_stats, quantization_variance
-from .params import DeconvParams
+from .params import ADAPTIVE_METHODS, DeconvParams
 from .plan import Plan
 from .spectrum import DEFAULT_LEVEL, estimate_level
 from .stats import BandStats
@@ -99,6 +99,13 @@ class Design:
     #: With ``sigma='auto'``: the frame's :class:`~gpu_deconv.core.blur_estimation.BlurEstimate` (``params``
     #: then hold the sigma actually used).
     blur_estimate: Any = None
+    #: Adaptive mode: the coefficient table over the local level (:class:`~gpu_deconv.core.adaptive.AdaptiveTable`)
+    #: that the passes apply per pixel; ``plan`` then holds no stage (there is no single filter).
+    table: Any = None
+
+    @property
+    def adaptive(self) -> bool:
+        return self.table is not None
 
     def response(self, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
         """The 2D response the GPU applies (exactly the plan's, float32 taps included)."""
@@ -106,10 +113,8 @@ class Design:
 
     def summary(self) -> str:
         lvl = "-" if self.level is None else f"{self.level:.3g}"
-        return (
-            f"method={self.method} sigma={self.params.sigma:g} noise={self.noise_std:.4g} level={lvl} "
-            f"passes={self.plan.passes}"
-        )
+        how = "mode=adaptive passes=5" if self.adaptive else f"passes={self.plan.passes}"
+        return f"method={self.method} sigma={self.params.sigma:g} noise={self.noise_std:.4g} level={lvl} {how}"
 
 
 class FilterDesigner:
@@ -128,6 +133,8 @@ class FilterDesigner:
         self._solvers: dict[tuple, LaplacianFit] = {}
         # the last design that needed no frame statistics, and what it was designed for
         self._cached: tuple[tuple, Design] | None = None
+        self._adaptive_solvers: dict[tuple, Any] = {}
+        self._table: tuple[tuple, Any] | None = None  # the last adaptive table and what it was solved for
 
     @staticmethod
     def needs_stats(params: DeconvParams) -> bool:
@@ -147,6 +154,60 @@ class FilterDesigner:
         if s is None:
             s = self._solvers[key] = LaplacianFit(basis, self.domain, weighting=self.weighting)
         return s
+
+    @staticmethod
+    def uses_adaptive(params: DeconvParams) -> bool:
+        """True when ``params`` run in the adaptive mode (a Laplacian basis and ``mode='adaptive'``)."""
+        return params.mode == "adaptive" and params.method in ADAPTIVE_METHODS
+
+    def adaptive_basis(self, params: DeconvParams) -> Basis:
+        """The basis of the adaptive mode for numeric-sigma ``params`` (``method='auto'`` picks by sigma)."""
+        blur = make_blur(params.blur, params.sigma, params.binomial_order)
+        sigma_eff = getattr(blur, "sigma", params.sigma)
+        method, opts = (params.method, {}) if params.method != "auto" else auto_method(sigma_eff)
+        basis: Basis = Comb(opts.get("comb_levels", params.comb_levels)) if method == "comb" else GaussianLaplacian()
+        basis.check_sigma(sigma_eff)
+        return basis
+
+    def adaptive_solver(self, basis: Basis):
+        """The (cached) :class:`~gpu_deconv.core.adaptive.AdaptiveSolver` of ``basis``."""
+        from .adaptive import AdaptiveSolver
+
+        key = basis.key()
+        s = self._adaptive_solvers.get(key)
+        if s is None:
+            s = self._adaptive_solvers[key] = AdaptiveSolver(basis)
+        return s
+
+    def adaptive(self, params: DeconvParams, frame: FrameFormat | None = None,
+                 measured_noise: float | None = None) -> Design:
+        """The adaptive design: the coefficient table for the blur and the noise (given, or ``measured_noise``
+        with ``noise='auto'``), re-solved only when one of them changes (~0.1 ms when it does).
+
+        ``params.sigma`` must be a number here (the engine resolves ``'auto'`` first, :meth:`resolve_sigma`).
+        """
+        from .adaptive import noise_variance
+
+        frame = frame or FrameFormat()
+        basis = self.adaptive_basis(params)
+        method = "comb" if basis.name == "comb" else "laplacian"
+        blur = make_blur(params.blur, params.sigma, params.binomial_order)
+        noise_var = noise_variance(None if params.noise_is_auto else float(params.noise), frame.bits,
+                                   measured_noise) + frame.extra_noise ** 2
+        noise_std = float(measured_noise) if params.noise_is_auto else float(params.noise)
+        key = (basis.key(), blur, noise_var)
+        if self._table is None or self._table[0] != key:
+            self._table = (key, self.adaptive_solver(basis).solve(blur, noise_var))
+        return Design(params, method, Plan(method), blur, noise_std, noise_var, None, None, table=self._table[1])
+
+    def resolve_sigma(self, params: DeconvParams, stats: BandStats | None, bits: int | None
+                      ) -> tuple[DeconvParams, Any]:
+        """``params`` with ``sigma='auto'`` replaced by the frame's cautious estimate (identity when there is
+        no blur worth restoring), and the :class:`~gpu_deconv.core.blur_estimation.BlurEstimate`; numeric
+        sigmas pass through with None."""
+        if not params.sigma_is_auto:
+            return params, None
+        return self._blind_sigma(params, stats, bits)
 
     def validate(self, params: DeconvParams) -> None:
         """Check ``params`` against what its method supports, before any frame exists.

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 METHODS = ("auto", "comb", "laplacian", "fir", "unsharp", "polyblur", "identity")
+MODES = ("adaptive", "global")
+#: Methods that have an adaptive mode (the Laplacian bases); the others always run globally.
+ADAPTIVE_METHODS = ("auto", "comb", "laplacian")
 TARGETS = ("natural", "flat")
 SPACES = ("auto", "srgb", "linear")
 BLURS = ("gaussian", "box", "binomial")
@@ -155,6 +158,12 @@ class DeconvParams:
         Noise standard deviation in linear [0, 1] units; ``'auto'`` estimates it from each frame.
     method : str
         One of :data:`METHODS`; ``'auto'`` picks by sigma (:func:`gpu_deconv.core.design.auto_method`).
+    mode : str
+        ``'adaptive'`` (default): per-pixel coefficients from the local signal level
+        (:mod:`gpu_deconv.core.adaptive`); ``'global'``: one filter per frame. Only the Laplacian bases
+        (``comb``, ``laplacian``) have an adaptive mode; the baselines always run globally.
+    limiter : float or None
+        Halo/overshoot limiter margin (:func:`gpu_deconv.core.adaptive.limit_overshoot`); None = off.
     blur : str
         Blur model family, one of :data:`BLURS`.
     binomial_order : int
@@ -189,6 +198,11 @@ class DeconvParams:
                                 lo=0.0, hi=1.0, auto="estimated per frame")
     method: str = _param("auto", "filter: auto = comb for sigma <= 0.4 px, else laplacian", kind=str,
                          choices=METHODS)
+    mode: str = _param("adaptive", "adaptive = coefficients per pixel from the local signal level (restores edges "
+                       "and texture, denoises flat areas); global = one filter per frame (cheaper); for comb and "
+                       "laplacian", kind=str, choices=MODES)
+    limiter: float | None = _param(None, "halo limiter: keep each output within its input neighbourhood's range "
+                                   "widened by this fraction of it (soft knee)", lo=0.0, hi=4.0, optional="off")
     blur: str = _param("gaussian", "blur model the sigma describes", kind=str, choices=BLURS)
     binomial_order: int = _param(2, "order n of --blur binomial (2 = [1/4, 1/2, 1/4])", kind=int, lo=2, hi=30,
                                  parity="even")

@@ -136,10 +136,15 @@ def bands_decls(h_textures: int, bl: BandLayout) -> str:
     return "\n".join(lines)
 
 
-def bands_body(shape: tuple[tuple[int, ...], ...], packing: Packing | None, colour: int,
-               pair: tuple[int, int], bl: BandLayout) -> str:
+def bands_body(shape: tuple[tuple[int, ...], ...], packing: Packing | None, colour: int, bl: BandLayout) -> str:
     """Pass 2 body: vertical sums ``s_k`` (each H texel fetched once per offset, every channel summed
-    over ascending offsets), bands, energies, packed STOREs (see ``adaptive_bands.frag``)."""
+    over ascending offsets), bands, energies, packed STOREs (see ``adaptive_bands.frag``).
+
+    The energy bands are chosen by the uniform weights ``u_ew[k]`` (1 for the table's two bands, 0 for the
+    others) rather than compiled in, so a change of band pair (a slider moving sigma or the noise across a
+    threshold) never recompiles: ``en = 0; en += w_k (L_k.c L_k.c)`` over every band and channel in order
+    adds exactly the pair's squares in the pair's order (``0 + x``, ``1 * x`` and ``+ 0 * x`` are exact), so
+    the result is bit-identical to summing the pair alone."""
     nlev = len(shape)
     k = nlev - 1
     lines = [f"    PRECISE COL s{lv} = COL(0.0);" for lv in range(nlev)]
@@ -168,7 +173,9 @@ def bands_body(shape: tuple[tuple[int, ...], ...], packing: Packing | None, colo
         lines.extend(f"    {name} += {t};" for t in terms[1:])
         lines.append(f"    {name} *= {ENERGY_SCALE!r};")
 
-    energy("en", [f"L{pair[0]}", f"L{pair[1]}"])
+    lines.append("    PRECISE float en = 0.0;")
+    lines.extend(f"    en += u_ew[{b}] * (L{b}{c} * L{b}{c});" for b in range(k) for c in ch)
+    lines.append(f"    en *= {ENERGY_SCALE!r};")
     energy("qn", [f"s{k}"])
     for t in range(bl.textures):
         lanes = bl.lane_exprs(t, lambda b, c: f"L{b}{ch[c]}", "en", "qn")
@@ -366,8 +373,8 @@ class AdaptiveExecutor:
         periodic = stage.radius > h
         defines = {"COLOUR": colour, "MIRROR_PERIODIC": periodic, "EMULATE_FP16": e16}
         samplers = {"u_base": 0, **{f"u_h{i}": 1 + i for i in range(len(hnames))}}
-        p = ex._program_with(("ad_bands", shape, colour, periodic, pk, pr.bands, e16, bl.halves), "adaptive_bands.frag",
-                             defines, bands_body(shape, pk, colour, pr.bands, bl),
+        p = ex._program_with(("ad_bands", shape, colour, periodic, pk, e16, bl.halves), "adaptive_bands.frag",
+                             defines, bands_body(shape, pk, colour, bl),
                              bands_decls(len(hnames), bl), samplers)
         self._target(bnames, w, h)
         ex.bind(0, src.texture)
@@ -377,6 +384,9 @@ class AdaptiveExecutor:
         p.set("u_h_inv", (1.0 / htex[0].width, 1.0 / htex[0].height))
         p.set("u_region", (w, h))
         p.set_array("u_taps", pack_taps(stage))
+        ew = np.zeros(8, np.float32)
+        ew[list(pr.bands)] = 1.0
+        p.set_array("u_ew", ew)
         p.draw()
 
     def _pass_energy(self, basis: Basis) -> None:
@@ -567,3 +577,103 @@ class AdaptiveExecutor:
 
 
 __all__ = ["AdaptiveExecutor", "BandLayout", "PendingAdaptiveStats"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# one frame of the engine in the adaptive mode
+def _stitch(parts: list[tuple[AdaptiveStats, int, int]], width: int, height: int, channels: int,
+            block: int) -> AdaptiveStats:
+    """Tiles' statistics (each with the global tile index of its first cell) as one frame's grid."""
+    ny, nx = -(-height // block), -(-width // block)
+    energy, hh = np.zeros((ny, nx)), np.zeros((ny, nx))
+    for st, by, bx in parts:
+        gy, gx = st.energy_sums.shape
+        energy[by:by + gy, bx:bx + gx] = st.energy_sums
+        hh[by:by + gy, bx:bx + gx] = st.hh_sums
+    full = AdaptiveStats.from_grid(np.zeros((ny, nx, 2)), width, height, channels, block)
+    return AdaptiveStats(energy, hh, full.block_counts, channels, block)
+
+
+def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any, linear: Callable[[Any], Region],
+                   max_size: int, *, previous: Any = None, temporal: Any = None, want_next: bool = False
+                   ) -> tuple[Any, Any, Any]:
+    """One frame of the engine's adaptive mode over ``frame.tiles`` (the engine's ``_Frame``).
+
+    The noise ('auto'): from ``previous`` (the previous frame's statistics, ``stats_latency=1``) when given,
+    else measured now - passes 1-4 with the energy bands of a provisional noise, their grid read back (one
+    sync), the table solved for the measured noise, and passes 2-4 again only if it wants other bands. The
+    statistics go through ``temporal`` (a :class:`~gpu_deconv.core.temporal.TemporalSmoother`) when given.
+    Tiles carry a halo of 16 px (the lowpass radius, the energy window's reach and the limiter's, rounded up
+    to the statistics grid, which keeps tile origins even), so tiled output equals untiled.
+
+    Parameters
+    ----------
+    ad : AdaptiveExecutor
+    designer : FilterDesigner
+    params : DeconvParams
+        Numeric sigma (``'auto'`` resolved by the caller), a method with an adaptive mode.
+    frame : engine frame
+        ``tiles``, ``width``, ``height``, ``layout``, ``encode``, ``guard``, ``format``, ``target(rect)``,
+        ``store(interior, rect, target)``.
+    linear : callable
+        The decoded input of a rectangle.
+    max_size : int
+        GL_MAX_TEXTURE_SIZE (tiles with their halo must fit).
+    previous : BandStats or object with ``.result()``, optional
+        The previous frame's statistics (latency 1).
+    want_next : bool
+        Start an asynchronous read of this frame's statistics for the next frame (latency 1).
+
+    Returns
+    -------
+    (Design, BandStats or None, next statistics or None)
+        The design used (``design.table``), the statistics that steered it (None when the noise was given),
+        and what the next frame should use (a pending read, or statistics).
+    """
+    from ..core.adaptive import PROVISIONAL_NOISE, WINDOW_HALO, noise_variance
+    from ..core.blur import make_blur
+    from ..core.noise import noise_from_stats
+    from .frames import with_halos
+
+    layout, size, fmt = frame.layout, (frame.width, frame.height), frame.format
+    basis = designer.adaptive_basis(params)
+    blur = make_blur(params.blur, params.sigma, params.binomial_order)
+    reach = max(t.size // 2 for t in basis.lowpass_taps) + WINDOW_HALO + (1 if params.limiter is not None else 0)
+    halo = -(-reach // ad.block) * ad.block
+    tiles = list(with_halos(frame.tiles, halo, *size, max_size))
+
+    def prepare(r: tuple, interior: tuple, bands: tuple[int, int]) -> None:
+        x0, y0, x1, y1 = interior
+        ad.prepare(linear(r), layout, basis, bands, precision=params.precision,
+                   roi=(x0 - r[0], y0 - r[1], x1 - r[0], y1 - r[1]))
+
+    measured, stats, astats, still_prepared = None, None, None, False
+    if params.noise_is_auto:
+        if previous is not None:
+            astats = previous.result() if hasattr(previous, "result") else previous
+        else:
+            bands = designer.adaptive_solver(basis).solve(blur, noise_variance(PROVISIONAL_NOISE, fmt.bits)).bands
+            parts = []
+            for interior, r in tiles:
+                prepare(r, interior, bands)
+                parts.append((ad.stats(), interior[1] // ad.block, interior[0] // ad.block))
+            astats = _stitch(parts, *size, layout.colour, ad.block)
+            still_prepared = len(tiles) == 1  # apply() re-runs passes 2-4 itself if the bands change
+        stats = astats.band_stats()
+        if temporal is not None:
+            stats = temporal.update(stats)
+        measured = noise_from_stats(stats)
+    design = designer.adaptive(params, fmt, measured)
+    table = design.table
+    if astats is not None:
+        design.level = astats.level(table)
+    pending = None
+    for interior, r in tiles:
+        if not still_prepared:
+            prepare(r, interior, table.bands)
+        dst = frame.target(r)
+        ad.apply(table, dst, encode_srgb=frame.encode, limiter=params.limiter, guard=frame.guard)
+        frame.store(interior, r, dst)
+    if want_next and params.noise_is_auto and len(tiles) == 1:
+        pending = ad.stats_async()
+    return design, stats, pending

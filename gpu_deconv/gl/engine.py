@@ -144,6 +144,8 @@ class Deconvolver:
         # latency 1: (frame size, statistics or pending read) of the previous frame, for the next one
         self._next: tuple[tuple[int, int], BandStats | PendingGrid] | None = None
         self._dst_fbos: OrderedDict[int, tuple[moderngl.Texture, moderngl.Framebuffer]] = OrderedDict()
+        self._adaptive: Any = None  # the adaptive passes (gl.adaptive.AdaptiveExecutor), made on first use
+        self._global_smoother: tuple[TemporalSmoother, TemporalSmoother] | None = None
         self._released = False
         self._current.__exit__()
         if ctx is None:
@@ -382,12 +384,15 @@ class Deconvolver:
         """The body of :meth:`_run_frame`; ``linear(rect)`` uploads and decodes a rectangle once per frame."""
         ex, layout = self.executor, frame.layout
         size = (frame.width, frame.height)
-        needs = plan is None and self.designer.needs_stats(self.params)
+        adaptive = plan is None and self.designer.uses_adaptive(self.params)
+        # the global statistics: for the global design, or (adaptive mode) only for a blind sigma
+        needs = plan is None and (self.params.sigma_is_auto if adaptive else self.designer.needs_stats(self.params))
         gather = False  # latency 1: this frame's statistics are gathered while filtering, for the next
         stats: BandStats | None = None
         if needs:
             t = time.perf_counter()
-            prev = self._next if self.stats_latency == 1 and self._next and self._next[0] == size else None
+            prev = (self._next if self.stats_latency == 1 and not adaptive and self._next and self._next[0] == size
+                    else None)
             if prev is not None:
                 stats, gather = (prev[1].result() if isinstance(prev[1], PendingGrid) else prev[1]), True
             else:
@@ -397,10 +402,16 @@ class Deconvolver:
                     acc.add(cells, x0 // BLOCK, y0 // BLOCK)
                 stats = acc.result()
                 self._next = (size, stats) if self.stats_latency == 1 else None
-            if self.temporal is not None:
-                stats = self.temporal.update(stats)
+            smoother = self._sigma_temporal if adaptive else self.temporal
+            if smoother is not None:
+                stats = smoother.update(stats)
             self.last_stats = stats
             self.timings["stats"] += (time.perf_counter() - t) * 1e3
+        if adaptive:
+            params, estimate = self.designer.resolve_sigma(self.params, stats, frame.format.bits)
+            if params.method != "identity":
+                self._adaptive_frame(frame, params, estimate, linear)
+                return
         if plan is None:
             t = time.perf_counter()
             self.design = self.designer.design(self.params, stats, frame.format)
@@ -429,6 +440,39 @@ class Deconvolver:
         if acc is not None:
             self._next = (size, acc.result())
 
+    def _adaptive_frame(self, frame: _Frame, params: DeconvParams, estimate: Any,
+                        linear: Callable[[Rect], Region]) -> None:
+        """The adaptive mode's frame (:func:`gpu_deconv.gl.adaptive.adaptive_frame`); its statistics steer the
+        next frame with ``stats_latency=1``."""
+        from .adaptive import AdaptiveExecutor, adaptive_frame
+
+        t = time.perf_counter()
+        if self._adaptive is None:
+            self._adaptive = AdaptiveExecutor(self.executor)
+        size = (frame.width, frame.height)
+        latency = self.stats_latency == 1
+        prev = self._next[1] if latency and self._next and self._next[0] == size else None
+        design, used, pending = adaptive_frame(self._adaptive, self.designer, params, frame, linear,
+                                               self.executor.max_texture_size, previous=prev,
+                                               temporal=self.temporal, want_next=latency)
+        design.blur_estimate = estimate
+        self.design = design
+        if used is not None:
+            self.last_stats = used
+        self._next = (size, pending if pending is not None else used) if latency and used is not None else None
+        self.timings["design"] += (time.perf_counter() - t) * 1e3
+
+    @property
+    def _sigma_temporal(self) -> TemporalSmoother | None:
+        """Adaptive mode with ``sigma='auto'``: the global statistics get a smoother of their own (the adaptive
+        statistics use :attr:`temporal`)."""
+        if self.temporal is None:
+            return None
+        if self._global_smoother is None or self._global_smoother[0] is not self.temporal:
+            self._global_smoother = (self.temporal, TemporalSmoother(self.temporal.time_constant,
+                                                                     self.temporal.cut_ratio))
+        return self._global_smoother[1]
+
     # -- lifetime -----------------------------------------------------------------------------------
     def _check_alive(self) -> None:
         if self._released:
@@ -447,6 +491,8 @@ class Deconvolver:
                 self.gpu_stats.release()
                 self.timer.release()
                 self.paths.release()
+                if self._adaptive is not None:
+                    self._adaptive.release()
                 self.executor.release()
             self.transfer.release()
             if self._own_ctx:
