@@ -110,7 +110,8 @@ class DeblurApp(mglw.WindowConfig):
         self.show = self.ctx.program(vertex_shader=VERT, fragment_shader=SHOW_FRAG)
         self.show["u_tex"].value = 0
         self.vao = self.ctx.vertex_array(self.show, [])
-        self.dec = Deconvolver(self.ctx, DeconvParams(sigma=a.sigma, noise=a.noise))
+        # the global mode: one filter per frame, the cheapest in a render loop (adaptive is the batch default)
+        self.dec = Deconvolver(self.ctx, DeconvParams(sigma=a.sigma, noise=a.noise, mode="global"))
         self.frame = 0
         self.records: list[dict] = []
         self.errors: list[str] = []

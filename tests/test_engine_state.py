@@ -127,7 +127,7 @@ def test_apply_with_statistics_and_texture_target(engine, caller_scene):
     img = (rng.random((h, w, 4)) * 255).astype(np.uint8)
     src = ctx.texture((w, h), 4, img.tobytes())
     out_tex = ctx.texture((w, h), 4)
-    engine.set_params(DeconvParams(sigma=0.8, noise="auto", precision=16))
+    engine.set_params(DeconvParams(sigma=0.8, noise="auto", precision=16, mode="global"))
     before = _snapshot(raw)
     engine.apply(src, out_tex, src_is_srgb=True, encode_srgb=True)
     assert _snapshot(raw) == before and ctx.fbo is dst and ctx.error == "GL_NO_ERROR"

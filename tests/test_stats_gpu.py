@@ -56,7 +56,7 @@ def test_process_measures_the_linear_image(engine):
     """For sRGB integers the statistics describe the decoded (linear) image, alpha excluded."""
     rng = np.random.default_rng(5)
     img = rng.integers(0, 256, size=(48, 64, 4), dtype=np.uint8)
-    engine.set_params(DeconvParams(sigma=0.8, noise="auto"))
+    engine.set_params(DeconvParams(sigma=0.8, noise="auto", mode="global"))
     engine.process(img)
     lin = decode_lut(8)[img[..., :3]]
     _assert_close(engine.last_stats, band_statistics(lin))
@@ -69,7 +69,7 @@ def test_stats_latency_one_steers_the_next_frame(gl_ctx):
     rng = np.random.default_rng(6)
     quiet = (0.5 + rng.normal(0, 0.002, (40, 48, 3))).astype(np.float32)
     noisy = (0.5 + rng.normal(0, 0.05, (40, 48, 3))).astype(np.float32)
-    with Deconvolver(gl_ctx, DeconvParams(sigma=1.0, noise="auto"), stats_latency=1) as dec:
+    with Deconvolver(gl_ctx, DeconvParams(sigma=1.0, noise="auto", mode="global"), stats_latency=1) as dec:
         dec.process(quiet)
         n0 = dec.design.noise_std
         dec.process(noisy)  # designed with the quiet frame's statistics
@@ -88,7 +88,7 @@ def test_gpu_stats_carry_the_channel_count(gl_ctx):
     rng = np.random.default_rng(11)
     for shape, channels in (((96, 128), 1), ((96, 128, 3), 3), ((96, 128, 4), 3)):
         x = (0.5 + rng.normal(0, 0.01, shape)).astype(np.float32)
-        with Deconvolver(ctx=gl_ctx, params=DeconvParams(sigma=1.0, noise="auto")) as d:
+        with Deconvolver(ctx=gl_ctx, params=DeconvParams(sigma=1.0, noise="auto", mode="global")) as d:
             d.process(x)
             st = d.last_stats
         assert st.channels == channels

@@ -24,7 +24,7 @@ def _natural(shape, seed=0):
 @pytest.mark.parametrize("precision", [32, 16])
 def test_tiled_equals_untiled(engine, method, precision):
     img = _natural((75, 101, 4), seed=1)
-    engine.set_params(DeconvParams(sigma=1.0 if method != "comb" else 0.5, noise="auto", method=method,
+    engine.set_params(DeconvParams(sigma=1.0 if method != "comb" else 0.5, noise="auto", method=method, mode="global",
                                    precision=precision))
     whole = engine.process(img)
     stats_whole = engine.last_stats
@@ -41,7 +41,7 @@ def test_tiled_layouts_and_sizes(engine, shape, dtype):
     img = _natural(shape, seed=2)
     if dtype != np.float32:
         img = np.round(np.clip(img, 0, 1) * np.iinfo(dtype).max).astype(dtype)
-    engine.set_params(DeconvParams(sigma=1.2, noise="auto"))
+    engine.set_params(DeconvParams(sigma=1.2, noise="auto", mode="global"))
     whole = engine.process(img)
     for tile in (16, (48, 16), 1000):
         np.testing.assert_array_equal(engine.process(img, tile=tile), whole)
@@ -64,7 +64,7 @@ def test_stats_latency_tiled_matches_untiled(gl_ctx):
     img = _natural((70, 90, 3), seed=4)
     outs = []
     for tile in (None, 32):
-        with Deconvolver(gl_ctx, DeconvParams(sigma=1.0, noise="auto"), stats_latency=1) as dec:
+        with Deconvolver(gl_ctx, DeconvParams(sigma=1.0, noise="auto", mode="global"), stats_latency=1) as dec:
             outs.append([dec.process(img, tile=tile) for _ in range(3)])
     for a, b in zip(*outs, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -74,7 +74,7 @@ def test_automatic_tiling_over_budget(gl_ctx):
     from gpu_deconv.gl.engine import Deconvolver
 
     img = _natural((96, 128, 4), seed=5)
-    with Deconvolver(gl_ctx, DeconvParams(sigma=1.0, noise="auto")) as dec:
+    with Deconvolver(gl_ctx, DeconvParams(sigma=1.0, noise="auto", mode="global")) as dec:
         whole = dec.process(img)
         dec.memory_budget_mb = 0.5  # ~ 96*128 px * >100 B/px is over this: tiles of 64 px
         dec.tile_size = 64

@@ -186,7 +186,7 @@ def test_png(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray
     return p, u8
 
 
-PARAMS = ("--sigma", "1.0", "--noise", "0.004", "--method", "laplacian")
+PARAMS = ("--sigma", "1.0", "--noise", "0.004", "--method", "laplacian", "--mode", "global")
 
 
 def test_after_view_matches_offscreen_engine(display: str, tmp_path: Path, test_png) -> None:
@@ -207,7 +207,7 @@ def test_after_view_matches_offscreen_engine(display: str, tmp_path: Path, test_
         assert st["view"]["zoom"] == 1.0 and st["view"]["origin"] == [0.0, 0.0]
         assert st["uploads"] == 1, "an unchanged image must be uploaded once, not every frame"
         assert st["solves"] == 1
-        params = DeconvParams(sigma=1.0, noise=0.004, method="laplacian", precision=precision)
+        params = DeconvParams(sigma=1.0, noise=0.004, method="laplacian", precision=precision, mode="global")
         with Deconvolver(params=params) as eng:
             ref = eng.process(u8)
             plan = eng.design.plan
@@ -250,7 +250,7 @@ def test_scripted_keys_and_mouse_change_the_view(display: str, tmp_path: Path, t
     from gpu_deconv.core.params import DeconvParams
 
     saved = DeconvParams.load(tmp_path / "gpu_deconv_params.json")
-    assert saved == DeconvParams(sigma=1.0, noise=0.004, method="laplacian")
+    assert saved == DeconvParams(sigma=1.0, noise=0.004, method="laplacian", mode="global")
     # nearest neighbour at zoom 2: every displayed pixel is repeated 2 x 2
     assert np.array_equal(zoomed[0::2, 0::2], zoomed[1::2, 1::2])
     for s in (st0, st1, st2, st3):
