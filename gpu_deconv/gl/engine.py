@@ -348,6 +348,23 @@ class Deconvolver:
                            lambda interior, r, t: None, guard)
             self._run_frame(frame, plan)
 
+    def draw_level_map(self, dst: moderngl.Framebuffer | moderngl.Texture) -> bool:
+        """Draw the last adaptive frame's local level instead of the image (the viewer's overlay).
+
+        ``dst`` (the frame's size; a float format keeps the values) gets, per pixel, ``(v, E, A / sigma^2, 1)``
+        with ``v = log2(A / sigma^2)`` in [-10, 21] (the table axis, :mod:`gpu_deconv.core.adaptive`). Returns
+        False (drawing nothing) when the last frame did not run the adaptive mode.
+        """
+        self._check_alive()
+        if self._adaptive is None or self.design is None or not self.design.adaptive:
+            return False
+        with self._current, self._guard as guard:
+            fbo = dst if isinstance(dst, moderngl.Framebuffer) else self._dst_framebuffer(dst)
+            w, h = fbo.size
+            self._adaptive.apply(self.design.table, DrawTarget(fbo, (0, 0, w, h), external=True), level_map=True,
+                                 guard=guard)
+        return True
+
     def _dst_framebuffer(self, tex: moderngl.Texture) -> moderngl.Framebuffer:
         hit = self._dst_fbos.get(id(tex))
         if hit is not None and hit[0] is tex:
