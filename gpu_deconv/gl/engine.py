@@ -25,7 +25,6 @@ and the statistics are bit-identical to the untiled run.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -41,7 +40,16 @@ from ..core.temporal import TemporalSmoother
 from .compute import PathChooser
 from .context import CurrentContext, RawGL, create_headless_context, current_egl_state, restore_egl_state
 from .executor import TEXTURE_UNITS, DrawTarget, Layout, PlanExecutor, Region
-from .frames import INT_TEX, ImageTransfer, Rect, frame_bytes_per_pixel, layout_of, tile_grid, with_halos
+from .frames import (
+    FramebufferCache,
+    ImageIO,
+    ImageTransfer,
+    Rect,
+    frame_bytes_per_pixel,
+    layout_of,
+    tile_grid,
+    with_halos,
+)
 from .state import GLStateGuard
 from .stats_gpu import STATS_HALO, GpuBandStats, PendingGrid, StatsAccumulator
 from .timing import GpuTimer
@@ -143,7 +151,7 @@ class Deconvolver:
         self.timings: dict[str, float] = {}
         # latency 1: (frame size, statistics or pending read) of the previous frame, for the next one
         self._next: tuple[tuple[int, int], BandStats | PendingGrid] | None = None
-        self._dst_fbos: OrderedDict[int, tuple[moderngl.Texture, moderngl.Framebuffer]] = OrderedDict()
+        self._dst_fbos = FramebufferCache(self._ctx, self.executor.pool)
         self._adaptive: Any = None  # the adaptive passes (gl.adaptive.AdaptiveExecutor), made on first use
         self._global_smoother: tuple[TemporalSmoother, TemporalSmoother] | None = None
         self._released = False
@@ -245,29 +253,10 @@ class Deconvolver:
         self._check_alive()
         t_start = time.perf_counter()
         img = np.asarray(image)
-        if img.ndim not in (2, 3) or (img.ndim == 3 and not 1 <= img.shape[2] <= 4):
-            raise ValueError(f"image must be (H, W) or (H, W, C) with C in 1..4, got shape {img.shape}")
-        if img.shape[0] < 1 or img.shape[1] < 1:
-            raise ValueError(f"image is empty: shape {img.shape}")
-        if img.dtype in INT_TEX:
-            tex_dtype, out_dtype = INT_TEX[img.dtype], img.dtype
-            default_bits: int | None = 8 if img.dtype == np.uint8 else 16
-        elif img.dtype in (np.float32, np.float16, np.float64):
-            tex_dtype, out_dtype, default_bits = "f4", np.dtype(np.float32), None
-        else:
-            raise TypeError(f"unsupported image dtype {img.dtype}: use uint8, uint16, float16 or float32")
-        space = self.params.space if space == "auto" else space
-        if space == "auto":
-            space = "srgb" if tex_dtype != "f4" else "linear"
-        if space not in ("srgb", "linear"):
-            raise ValueError(f"space must be 'auto', 'srgb' or 'linear', got {space!r}")
-        srgb = space == "srgb"
+        io = ImageIO.of(img, self.params.space if space == "auto" else space, out)
+        tex_dtype, srgb, out = io.tex_dtype, io.srgb, io.out
         layout = layout_of(img)
         h, w = img.shape[:2]
-        if out is None:
-            out = np.empty(img.shape, dtype=out_dtype)
-        elif out.shape != img.shape or out.dtype != out_dtype:
-            raise ValueError(f"out must have shape {img.shape} and dtype {out_dtype}")
         levels = max((s.levels for s in plan.stages), default=1) if plan is not None else 5
         est = w * h * frame_bytes_per_pixel(layout, tex_dtype, srgb, levels, self.params.precision,
                                             plan is None and self.designer.needs_stats(self.params)) / 2**20
@@ -292,7 +281,7 @@ class Deconvolver:
             self.transfer.download(dst, layout, tex_dtype, out[y0:y1, x0:x1], (x0 - r[0], y0 - r[1], x1 - x0, y1 - y0))
             self.timings["download"] += (time.perf_counter() - t) * 1e3
 
-        fmt = FrameFormat(default_bits if bits is None else int(bits), "srgb" if srgb else "linear", float(extra_noise))
+        fmt = FrameFormat(io.bits if bits is None else int(bits), "srgb" if srgb else "linear", float(extra_noise))
         frame = _Frame(w, h, layout, srgb, srgb, fmt, tile_grid(w, h, tile), load, target, store)
         with self._current, self._guard:
             self._run_frame(frame, plan)
@@ -341,7 +330,7 @@ class Deconvolver:
         layout = Layout(1 if src.components == 1 else 3, src.components, src.components == 4)
         self.timings = {"stats": 0.0, "design": 0.0}
         with self._current, self._guard as guard:
-            fbo = dst if isinstance(dst, moderngl.Framebuffer) else self._dst_framebuffer(dst)
+            fbo = dst if isinstance(dst, moderngl.Framebuffer) else self._dst_fbos.get(dst)
             drawn = DrawTarget(fbo, vp, external=True)  # type: ignore[arg-type]
             frame = _Frame(w, h, layout, src_is_srgb, encode_srgb, self._format(bits, src_is_srgb),
                            [(0, 0, w, h)], lambda r: Region(src, w, h), lambda r: drawn,
@@ -359,22 +348,11 @@ class Deconvolver:
         if self._adaptive is None or self.design is None or not self.design.adaptive:
             return False
         with self._current, self._guard as guard:
-            fbo = dst if isinstance(dst, moderngl.Framebuffer) else self._dst_framebuffer(dst)
+            fbo = dst if isinstance(dst, moderngl.Framebuffer) else self._dst_fbos.get(dst)
             w, h = fbo.size
             self._adaptive.apply(self.design.table, DrawTarget(fbo, (0, 0, w, h), external=True), level_map=True,
                                  guard=guard)
         return True
-
-    def _dst_framebuffer(self, tex: moderngl.Texture) -> moderngl.Framebuffer:
-        hit = self._dst_fbos.get(id(tex))
-        if hit is not None and hit[0] is tex:
-            self._dst_fbos.move_to_end(id(tex))
-            return hit[1]
-        fb = self._ctx.framebuffer(color_attachments=[tex])
-        self._dst_fbos[id(tex)] = (tex, fb)
-        while len(self._dst_fbos) > 8:
-            self.executor.pool._release_fbo(self._dst_fbos.popitem(last=False)[1][1])
-        return fb
 
     # -- the frame path -------------------------------------------------------------------------------
     def _run_frame(self, frame: _Frame, plan: Plan | None) -> None:
@@ -481,14 +459,11 @@ class Deconvolver:
 
     @property
     def _sigma_temporal(self) -> TemporalSmoother | None:
-        """Adaptive mode with ``sigma='auto'``: the global statistics get a smoother of their own (the adaptive
-        statistics use :attr:`temporal`)."""
-        if self.temporal is None:
-            return None
-        if self._global_smoother is None or self._global_smoother[0] is not self.temporal:
-            self._global_smoother = (self.temporal, TemporalSmoother(self.temporal.time_constant,
-                                                                     self.temporal.cut_ratio))
-        return self._global_smoother[1]
+        """Adaptive mode with sigma 'auto': the global statistics' own smoother (the adaptive ones use temporal)."""
+        t = self.temporal
+        if t is not None and (self._global_smoother is None or self._global_smoother[0] is not t):
+            self._global_smoother = (t, TemporalSmoother(t.time_constant, t.cut_ratio))
+        return None if t is None else self._global_smoother[1]
 
     # -- lifetime -----------------------------------------------------------------------------------
     def _check_alive(self) -> None:
@@ -502,9 +477,7 @@ class Deconvolver:
         self._released = True
         with self._current:
             with self._guard:
-                for _, fb in self._dst_fbos.values():
-                    self.executor.pool._release_fbo(fb)
-                self._dst_fbos.clear()
+                self._dst_fbos.release()
                 self.gpu_stats.release()
                 self.timer.release()
                 self.paths.release()

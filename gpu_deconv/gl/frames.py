@@ -14,7 +14,9 @@ is computed from the same values by the same operations - bit-identical to the u
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,67 @@ _NP = {"f1": np.uint8, "nu2": np.uint16, "f4": np.float32}
 _BYTES = {"f1": 1, "nu2": 2, "f2": 2, "f4": 4}
 #: A rectangle (x0, y0, x1, y1), end exclusive, in image pixels.
 Rect = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class ImageIO:
+    """How :meth:`Deconvolver.process <gpu_deconv.gl.engine.Deconvolver.process>` moves an array: the
+    texture dtype it uploads as, whether its values are sRGB codes, the default quantization depth, and the
+    output array (the caller's, checked, or a new one)."""
+
+    tex_dtype: str
+    srgb: bool
+    bits: int | None
+    out: np.ndarray
+
+    @staticmethod
+    def of(img: np.ndarray, space: str, out: np.ndarray | None) -> ImageIO:
+        """Validate ``img`` (``(H, W[, C])``, C in 1..4; uint8/uint16 codes or float) and resolve ``space``
+        ('auto': sRGB for integers, linear for floats)."""
+        if img.ndim not in (2, 3) or (img.ndim == 3 and not 1 <= img.shape[2] <= 4):
+            raise ValueError(f"image must be (H, W) or (H, W, C) with C in 1..4, got shape {img.shape}")
+        if img.shape[0] < 1 or img.shape[1] < 1:
+            raise ValueError(f"image is empty: shape {img.shape}")
+        if img.dtype in INT_TEX:
+            tex_dtype, out_dtype = INT_TEX[img.dtype], img.dtype
+            bits: int | None = 8 if img.dtype == np.uint8 else 16
+        elif img.dtype in (np.float32, np.float16, np.float64):
+            tex_dtype, out_dtype, bits = "f4", np.dtype(np.float32), None
+        else:
+            raise TypeError(f"unsupported image dtype {img.dtype}: use uint8, uint16, float16 or float32")
+        if space == "auto":
+            space = "srgb" if tex_dtype != "f4" else "linear"
+        if space not in ("srgb", "linear"):
+            raise ValueError(f"space must be 'auto', 'srgb' or 'linear', got {space!r}")
+        if out is None:
+            out = np.empty(img.shape, dtype=out_dtype)
+        elif out.shape != img.shape or out.dtype != out_dtype:
+            raise ValueError(f"out must have shape {img.shape} and dtype {out_dtype}")
+        return ImageIO(tex_dtype, space == "srgb", bits, out)
+
+
+class FramebufferCache:
+    """Framebuffers over a caller's textures (``apply(src, texture)``), made once per texture, at most 8 kept."""
+
+    def __init__(self, ctx: Any, pool: TexturePool, size: int = 8) -> None:
+        self.ctx, self.pool, self.size = ctx, pool, size
+        self._fbos: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
+
+    def get(self, tex: Any) -> Any:
+        hit = self._fbos.get(id(tex))
+        if hit is not None and hit[0] is tex:
+            self._fbos.move_to_end(id(tex))
+            return hit[1]
+        fb = self.ctx.framebuffer(color_attachments=[tex])
+        self._fbos[id(tex)] = (tex, fb)
+        while len(self._fbos) > self.size:
+            self.pool._release_fbo(self._fbos.popitem(last=False)[1][1])
+        return fb
+
+    def release(self) -> None:
+        for _, fb in self._fbos.values():
+            self.pool._release_fbo(fb)
+        self._fbos.clear()
 
 
 def layout_of(image: np.ndarray) -> Layout:
