@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"no compute shaders here (OpenGL {ctx.version_code}); the fragment path is the only path")
         ctx.release()
         return 0
-    dec = Deconvolver(ctx, DeconvParams(precision=args.precision))
+    dec = Deconvolver(ctx, DeconvParams(precision=args.precision, mode="global"))
     ex = dec.executor
     ces = {lab: ComputeExecutor(ex, FusedVariant(*VARIANTS[lab])) for lab in labels}
     chooser = PathChooser(ex, mode="measure")  # what it would pick by measuring (auto skips that on CPUs)

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     from gpu_deconv.gl.context import create_headless_context
 
     ctx = create_headless_context()  # ours, current for the whole run; the engine borrows it
-    dec = Deconvolver(ctx, DeconvParams(precision=args.precision), specialize=not args.generic)
+    dec = Deconvolver(ctx, DeconvParams(precision=args.precision, mode="global"), specialize=not args.generic)
     import scipy
 
     info = {
@@ -217,25 +217,26 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"{n:12s} {plan_desc:22s} {g:8.2f} {wl:8.2f} {g / pt:6.2f} {best:6.2f} {f(npm, '9.1f')} "
                   f"{f(spm, '9.1f')} {f(npm / g, '7.1f', 'x')} {f(spm / g, '7.1f', 'x')}")
-        # end to end: 8-bit sRGB frame, default parameters (noise 'auto')
+        # end to end: 8-bit sRGB frame, default parameters (noise 'auto'), both modes
         u8 = (rng.random((h, w, 4)) * 255).astype(np.uint8)
-        e2e = Deconvolver(ctx, DeconvParams(sigma=args.sigma, precision=args.precision),
-                          specialize=not args.generic)
-        e2e.process(u8)
-        e2e.process(u8)
-        tw, parts = [], []
-        for _ in range(max(3, reps // 2)):
-            t0 = time.perf_counter()
+        for mode in ("global", "adaptive"):
+            e2e = Deconvolver(ctx, DeconvParams(sigma=args.sigma, precision=args.precision, mode=mode),
+                              specialize=not args.generic)
             e2e.process(u8)
-            tw.append((time.perf_counter() - t0) * 1e3)
-            parts.append(dict(e2e.timings))
-        keys = ("upload", "stats", "design", "gpu", "download")
-        split = " ".join(f"{k} {median([p[k] for p in parts]):.1f}" for k in keys)
-        print(f"process u8 sRGB RGBA, noise auto ({e2e.design.method}): {median(tw):.1f} ms wall "
-              f"({median(tw) / pt:.1f} units; {split} ms)")
-        rows["process_u8"] = {"wall_ms": median(tw), "timings": {k: median([p[k] for p in parts]) for k in keys},
-                              "method": e2e.design.method}
-        e2e.release()
+            e2e.process(u8)
+            tw, parts = [], []
+            for _ in range(max(3, reps // 2)):
+                t0 = time.perf_counter()
+                e2e.process(u8)
+                tw.append((time.perf_counter() - t0) * 1e3)
+                parts.append(dict(e2e.timings))
+            keys = [k for k in ("upload", "stats", "design", "adaptive", "gpu", "download") if k in parts[0]]
+            split = " ".join(f"{k} {median([p[k] for p in parts]):.1f}" for k in keys)
+            print(f"process u8 sRGB RGBA, noise auto, mode {mode} ({e2e.design.method}): {median(tw):.1f} ms wall "
+                  f"({median(tw) / pt:.1f} units; {split} ms)")
+            rows[f"process_u8_{mode}"] = {"wall_ms": median(tw), "method": e2e.design.method,
+                                          "timings": {k: median([p[k] for p in parts]) for k in keys}}
+            e2e.release()
         print()
         results[size] = rows
         for o in (fbo, src, dst):

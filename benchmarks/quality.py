@@ -13,8 +13,9 @@ excluded) and SSIM (scikit-image, data_range 1, same border excluded); outputs a
 Methods: every gpu_deconv method with the noise given and with ``noise='auto'`` (GL engine; the NumPy
 mirror :func:`gpu_deconv.core.reference.apply_plan` only when no GL context can be made, with a note); the
 locally adaptive mode (``adaptive``, ``adaptive/nA``; with the halo limiter ``adaptive-lim``) through its
-GL passes (:class:`gpu_deconv.gl.adaptive.AdaptiveExecutor` on a context of its own - the engine does not
-wire the mode yet - or its NumPy mirror :func:`gpu_deconv.core.adaptive.deconvolve` without GL); the
+GL passes (:class:`gpu_deconv.gl.adaptive.AdaptiveExecutor` on a context of its own, step by step, the
+flow the engine's default ``mode='adaptive'`` runs bit-identically - or its NumPy mirror
+:func:`gpu_deconv.core.adaptive.deconvolve` without GL); the
 same targets applied exactly by a full-image FFT of the mirror-extended image; the ceiling of any
 global linear filter, a Wiener filter knowing each image's true power spectrum (``true-wiener*``,
 :func:`true_spectrum_wiener`); scikit-image's Wiener
@@ -450,7 +451,7 @@ def run_case(backend: Backend, image: str, sigma: float, noise: float, quant: bo
     for suffix, nz in (("", noise), (AUTO_SUFFIX, "auto")):
         for m in OURS:
             name = m + suffix
-            params = DeconvParams(sigma=sigma, noise=nz, method=m)
+            params = DeconvParams(sigma=sigma, noise=nz, method=m, mode="global")
             if precision is not None:
                 params = params.replace(precision=precision)
             if m == "polyblur" and suffix:  # polyblur ignores the noise: same output as with it given
@@ -656,7 +657,8 @@ def chart_overshoot(backend: Backend, size: tuple[int, int] = (256, 384)) -> str
     truth = test_chart(size)
     observed, bits = degrade(truth, sigma, noise, False, 11)
     outs = {"input": observed,
-            "global (auto)": backend.run(observed, DeconvParams(sigma=sigma, noise=noise), None, bits)[0],
+            "global (auto)": backend.run(observed, DeconvParams(sigma=sigma, noise=noise, mode="global"),
+                                         None, bits)[0],
             "adaptive": backend.adaptive.run(observed, sigma, noise, bits)[0]}
     for m in CHART_MARGINS:
         outs[f"adaptive + limiter {m:g}"] = backend.adaptive.run(observed, sigma, noise, bits, m)[0]

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     designs = {m: designer.design(DeconvParams(sigma=args.sigma if m != "comb" else min(args.sigma, 1.0),
                                                noise=0.01, method=m)) for m in METHODS}
     ctx = create_headless_context()
-    dec = Deconvolver(ctx, DeconvParams())
+    dec = Deconvolver(ctx, DeconvParams(mode="global"))
     sharp = Sharpener(ctx)
     import scipy
 

@@ -147,7 +147,8 @@ class Deconvolver:
         self.design: Design | None = None
         #: The statistics that steered the last frame (also what :meth:`set_blur` designs with).
         self.last_stats: BandStats | None = None
-        #: Milliseconds of the last frame: upload, stats, design, gpu, download, total (``process``).
+        #: Milliseconds of the last frame: upload, stats, design, gpu, download, total (``process``); in the
+        #: adaptive mode ``adaptive`` is its whole frame (local statistics, table solve and passes, CPU wall).
         self.timings: dict[str, float] = {}
         # latency 1: (frame size, statistics or pending read) of the previous frame, for the next one
         self._next: tuple[tuple[int, int], BandStats | PendingGrid] | None = None
@@ -455,7 +456,7 @@ class Deconvolver:
         if used is not None:
             self.last_stats = used
         self._next = (size, pending if pending is not None else used) if latency and used is not None else None
-        self.timings["design"] += (time.perf_counter() - t) * 1e3
+        self.timings["adaptive"] = self.timings.get("adaptive", 0.0) + (time.perf_counter() - t) * 1e3
 
     @property
     def _sigma_temporal(self) -> TemporalSmoother | None:
