@@ -40,7 +40,15 @@ from typing import Any
 import moderngl
 import numpy as np
 
-from ..core.adaptive import ENERGY_SCALE, HH_TAPS, TABLE_SIZE, TABLE_START, AdaptiveStats, AdaptiveTable
+from ..core.adaptive import (
+    ENERGY_SCALE,
+    HH_TAPS,
+    TABLE_SIZE,
+    TABLE_START,
+    AdaptiveStats,
+    AdaptiveTable,
+    SigmaTable,
+)
 from ..core.basis import Basis
 from ..core.plan import MixtureStage
 from ..core.stats import BLOCK
@@ -265,6 +273,7 @@ class AdaptiveExecutor:
         self._stage_cache: dict[tuple, MixtureStage] = {}
         self._table_tex: moderngl.Texture | None = None
         self._table_key: tuple | None = None
+        self._textures: dict[str, tuple[tuple, moderngl.Texture]] = {}  # sigma-map table and map, by content
         self._pbos: list[moderngl.Buffer] = []
         self._pbo_next = 0
         self._grid_shape = (0, 0)
@@ -485,8 +494,39 @@ class AdaptiveExecutor:
             self._table_key = key
         return self._table_tex
 
-    def apply(self, table: AdaptiveTable, target: DrawTarget, *, encode_srgb: bool = False,
-              limiter: float | None = None, level_map: bool = False, guard: Any | None = None) -> None:
+    def _upload(self, name: str, data: np.ndarray) -> moderngl.Texture:
+        """A small float32 texture (NEAREST, read with texelFetch) holding ``data`` (rows, cols, comps),
+        re-uploaded only when the contents change."""
+        key = (data.shape, data.tobytes())
+        have = self._textures.get(name)
+        if have is not None and have[0] == key:
+            return have[1]
+        if have is not None:
+            have[1].release()
+        tex = self.ctx.texture((data.shape[1], data.shape[0]), data.shape[2], data.tobytes(), dtype="f4")
+        tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self._textures[name] = (key, tex)
+        return tex
+
+    def sigma_table_texture(self, table: SigmaTable, channels: int) -> moderngl.Texture:
+        """The 2D table as RGBA32F: ``TABLE_SIZE + 1`` wide, ``ROWS = ceil(K / 4)`` rows per sigma node
+        (node j's coefficients 4r..4r+3 in row ``j ROWS + r``), node j's level scale ``inv_j`` in column
+        ``TABLE_SIZE`` of row ``j ROWS`` (:class:`~gpu_deconv.core.adaptive.SigmaTable`)."""
+        k, n = table.size, table.nodes
+        rows = -(-k // 4)
+        data = np.zeros((n * rows, TABLE_SIZE + 1, 4), np.float32)
+        coef = table.coefficients()
+        inv = table.inv_scales(channels)
+        for j in range(n):
+            for r in range(rows):
+                part = coef[j][:, 4 * r:4 * r + 4]
+                data[j * rows + r, :TABLE_SIZE, :part.shape[1]] = part
+            data[j * rows, TABLE_SIZE, 0] = inv[j]
+        return self._upload("sigma_table", data)
+
+    def apply(self, table: AdaptiveTable | SigmaTable, target: DrawTarget, *, encode_srgb: bool = False,
+              limiter: float | None = None, level_map: bool = False, guard: Any | None = None,
+              sigma_map: Any = None, map_origin: tuple[int, int] = (0, 0)) -> None:
         """Pass 5 into ``target`` for the prepared frame (re-running passes 2-4 first if ``table`` wants
         other energy bands than the prepared ones).
 
@@ -504,8 +544,15 @@ class AdaptiveExecutor:
             Draw ``(plog2(A / sigma^2), E, A / sigma^2, 1)`` instead of the image (the viewer's overlay).
         guard : GLStateGuard, optional
             Needed when ``target`` is a caller's framebuffer.
+        sigma_map : SigmaMap, optional
+            With a :class:`~gpu_deconv.core.adaptive.SigmaTable`: the blur per cell of the whole frame
+            (:mod:`gpu_deconv.core.sigma_map`); the coefficients are then bilinear in (sigma, level) per pixel.
+        map_origin : (int, int)
+            The prepared region's origin in the frame the map covers (a tile's, halo included).
         """
         pr = self._require()
+        if isinstance(table, SigmaTable) != (sigma_map is not None):
+            raise ValueError("a sigma map needs a SigmaTable, and a SigmaTable a sigma map")
         if table.basis.key() != pr.basis_key:
             raise ValueError("the table's basis differs from the prepared frame's")
         if tuple(table.bands) != pr.bands:
@@ -524,16 +571,19 @@ class AdaptiveExecutor:
         btex = [ex.pool.get(self._band_name(bl, i), w, h, 4, dt) for i in range(bl.band_textures)]
         nw, nh = -(-w // 2), -(-h // 2)
         dtex = ex.pool.get("ad_d", nw, nh, 4, "f4")
-        ttex = self.table_texture(table)
+        use_map = sigma_map is not None
+        ttex = self.sigma_table_texture(table, colour) if use_map else self.table_texture(table)
         small = w < 2 or h < 2
         alpha = layout.alpha and not level_map
         encode = encode_srgb and not level_map
         lim = limiter is not None and not level_map
         defines = {"COLOUR": colour, "K": k, "SIZE": TABLE_SIZE, "HAS_ALPHA": alpha, "ENCODE_SRGB": encode,
-                   "LIMITER": lim, "LEVEL_MAP": level_map, "MIRROR_PERIODIC": small}
+                   "LIMITER": lim, "LEVEL_MAP": level_map, "MIRROR_PERIODIC": small, "SIGMA_MAP": use_map}
         nb = bl.band_textures
         samplers = {"u_base": 0, **{f"u_b{i}": 1 + i for i in range(nb)}, "u_d": nb + 1, "u_table": nb + 2}
-        p = ex._program_with(("ad_apply", k, colour, alpha, encode, lim, level_map, small, bl.halves),
+        if use_map:
+            samplers["u_map"] = nb + 3
+        p = ex._program_with(("ad_apply", k, colour, alpha, encode, lim, level_map, small, bl.halves, use_map),
                              "adaptive_apply.frag", defines, apply_body(k, colour, bl), apply_decls(bl), samplers)
         ex._use_target(target, guard)
         ex.bind(0, src.texture)
@@ -541,7 +591,16 @@ class AdaptiveExecutor:
             ex.bind(1 + i, t)
         ex.bind(nb + 1, dtex)
         ex.bind(nb + 2, ttex)
-        n_e, fl, inv = table.energy_constants(colour)
+        if use_map:
+            cells = table.cell_coordinates(sigma_map)
+            my, mx = cells.shape
+            ex.bind(nb + 3, self._upload("sigma_map", cells[:, :, None]))
+            p.set("u_map_size", (mx, my))
+            p.set("u_map_scale", (mx / sigma_map.width, my / sigma_map.height))
+            p.set("u_map_origin", tuple(int(v) for v in map_origin))
+            p.set("u_nodes", table.nodes)
+        # with a map, noise_energy and floor are shared by the nodes and inv is per pixel (the table's column)
+        n_e, fl, inv = (table.tables[0] if use_map else table).energy_constants(colour)
         p.set("u_base_inv", src.inv)
         p.set("u_b_inv", (1.0 / btex[0].width, 1.0 / btex[0].height))
         p.set("u_d_inv", (1.0 / dtex.width, 1.0 / dtex.height))
@@ -573,6 +632,9 @@ class AdaptiveExecutor:
         if self._table_tex is not None:
             self._table_tex.release()
             self._table_tex = None
+        for _, tex in self._textures.values():
+            tex.release()
+        self._textures = {}
         self._prepared = None
 
 
