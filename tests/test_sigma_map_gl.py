@@ -14,6 +14,7 @@ import pytest
 from gpu_deconv.core.adaptive import AdaptiveSolver, SigmaTable, apply_adaptive, apply_sigma_map, sigma_nodes
 from gpu_deconv.core.blur import Gaussian
 from gpu_deconv.core.gaussian_laplacian import GaussianLaplacian
+from gpu_deconv.core.params import DeconvParams
 from gpu_deconv.core.sigma_map import SigmaMap, radial_from_center_corner
 
 TOL = {32: 1e-5, 16: 4e-3}
@@ -200,3 +201,140 @@ def test_apply_refuses_mismatched_map(gl):
         fb.release()
         out.release()
         src.release()
+
+
+# ---------------------------------------------------------------------------------------------- the engine
+def _noisy(shape=(70, 90), seed=2, sigma=1.0, noise=0.01) -> np.ndarray:
+    from imagegen import gaussian_blur, textured_image
+
+    x = gaussian_blur(textured_image(shape, 3, seed=seed), sigma)
+    return np.clip(x + noise * np.random.default_rng(seed).standard_normal(x.shape), 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("precision", [16, 32])
+def test_engine_radial_equals_the_numpy_reference(gl_ctx, precision):
+    from gpu_deconv.gl.engine import Deconvolver
+
+    y = _noisy((61, 87))
+    params = DeconvParams(sigma=1.0, noise=0.01, sigma_map="radial", sigma_center=0.5, sigma_corner=1.5,
+                          precision=precision)
+    with Deconvolver(gl_ctx, params) as d:
+        got = d.process(y)
+        smap = radial_from_center_corner(61, 87, 0.5, 1.5)
+        table = SOLVER.solve_map(Gaussian, 1e-4, smap.range, float(np.median(smap.values)))
+        ref = apply_sigma_map(y, table, smap, precision=precision, fp16_rounding=d.fp16_rounding)
+        tol = 0 if _llvmpipe(gl_ctx) else TOL[precision]
+        assert np.abs(got - ref.output).max() <= tol
+        plain = d.design.table
+        assert plain.bands == table.bands and d._adaptive.sigma_table.nodes == 11
+
+
+@pytest.mark.parametrize("noise", [0.01, "auto"])
+def test_engine_tiled_equals_untiled_with_a_map(gl_ctx, noise):
+    from gpu_deconv.gl.engine import Deconvolver
+
+    y = _noisy((83, 101))
+    with Deconvolver(gl_ctx, DeconvParams(sigma=1.0, noise=noise, sigma_map="radial", limiter=0.5)) as d:
+        whole = d.process(y)
+        for tile in (16, 48):
+            np.testing.assert_array_equal(d.process(y, tile=tile), whole)
+
+
+def test_engine_constant_map_equals_no_map(gl_ctx, tmp_path):
+    from gpu_deconv.gl.engine import Deconvolver
+
+    y = _noisy((40, 52))
+    path = tmp_path / "flat.npy"
+    np.save(path, np.full((3, 4), 1.3))
+    with Deconvolver(gl_ctx, DeconvParams(sigma=1.3, noise=0.01)) as d:
+        plain = d.process(y)
+    with Deconvolver(gl_ctx, DeconvParams(sigma=1.0, noise=0.01, sigma_map=str(path))) as d:
+        mapped = d.process(y)
+    np.testing.assert_array_equal(mapped, plain)
+
+
+def test_params_refuse_a_map_without_the_adaptive_mode():
+    with pytest.raises(ValueError, match="needs the adaptive mode"):
+        DeconvParams(sigma_map="radial", mode="global")
+    with pytest.raises(ValueError, match="needs the adaptive mode"):
+        DeconvParams(sigma_map="radial", method="fir")
+    with pytest.raises(ValueError, match="Gaussian"):
+        DeconvParams(sigma=3, blur="box", sigma_map="radial")
+    with pytest.raises(ValueError, match="exclude each other"):
+        DeconvParams(sigma="auto", sigma_map="radial")
+    with pytest.raises(ValueError, match="sigma_corner"):
+        DeconvParams(sigma_map="radial", sigma_corner=4.5)
+
+
+# ---------------------------------------------------------------------------------------------- the CLI
+def _cli(*args: str) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "gpu_deconv.apps.cli", *args], capture_output=True, text=True,
+                       timeout=300)
+    return r.returncode, r.stderr
+
+
+@pytest.fixture(scope="module")
+def cli_dir(tmp_path_factory):
+    import imageio.v3 as iio
+
+    d = tmp_path_factory.mktemp("sigma_map_cli")
+    rng = np.random.default_rng(0)
+    iio.imwrite(d / "a.png", (rng.random((48, 64, 3)) * 255).astype(np.uint8))
+    iio.imwrite(d / "b.png", (rng.random((48, 64, 3)) * 255).astype(np.uint8))
+    np.save(d / "good.npy", np.full((6, 8), 1.0))
+    np.save(d / "nan.npy", np.array([[1.0, np.nan], [1.0, 1.0]]))
+    np.save(d / "negative.npy", -np.ones((6, 8)))
+    np.save(d / "too_big.npy", np.full((6, 8), 5.0))
+    np.save(d / "transposed.npy", np.ones((8, 6)))
+    np.save(d / "rgb.npy", np.ones((6, 8, 3)))
+    (d / "text.png").write_text("not an image")
+    iio.imwrite(d / "map8.png", np.full((12, 16), 51, np.uint8))  # 51/255 * 4 px = 0.8 px
+    return d
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("nan.npy", "NaN"), ("negative.npy", ">= 0 px"), ("too_big.npy", "<= 4 px"),
+    ("transposed.npy", "aspect"), ("rgb.npy", "one channel"), ("text.png", "not a PNG image"),
+    ("missing.npy", "no such file")])
+def test_cli_bad_map_is_one_line_per_file(cli_dir, name, reason):
+    """A bad map fails each input with one line naming the map and the reason, exit 1 (a per-file error:
+    the map is validated against each frame's size, so one map may fit one input and not another), and
+    writes nothing."""
+    d = cli_dir
+    out = d / f"out_{name.replace('.', '_')}"
+    rc, err = _cli("run", str(d / "a.png"), str(d / "b.png"), "-o", str(out), "--sigma", "1",
+                   "--sigma-map", str(d / name))
+    assert rc == 1, err
+    lines = [ln for ln in err.splitlines() if "error" in ln]
+    assert len(lines) == 2 and all(name in ln and reason in ln for ln in lines), err
+    assert "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_cli_map_file_and_radial_flags(cli_dir):
+    import imageio.v3 as iio
+
+    d = cli_dir
+    outs = {}
+    runs = {"npy": ["--sigma-map", str(d / "good.npy")], "png": ["--sigma-map", str(d / "map8.png")], "plain": [],
+            "plain08": ["--sigma", "0.8"],
+            "radial": ["--sigma-map", "radial", "--sigma-center", "0.6", "--sigma-corner", "1.4"]}
+    for tag, extra in runs.items():
+        out = d / f"ok_{tag}.png"
+        rc, err = _cli("run", str(d / "a.png"), "-o", str(out), "--sigma", "1", "--noise", "0.01", *extra)
+        assert rc == 0, err
+        outs[tag] = iio.imread(out)
+    # a constant map is that sigma (the .npy holds 1 px; the 8-bit image code 51 is 0.8 px)
+    np.testing.assert_array_equal(outs["npy"], outs["plain"])
+    np.testing.assert_array_equal(outs["png"], outs["plain08"])
+    assert np.any(outs["radial"] != outs["plain"])
+
+
+def test_cli_map_in_global_mode_is_a_usage_error(cli_dir):
+    d = cli_dir
+    rc, err = _cli("run", str(d / "a.png"), "-o", str(d / "g.png"), "--sigma", "1", "--sigma-map", "radial",
+                   "--mode", "global")
+    assert rc == 2 and "needs the adaptive mode" in err and len(err.strip().splitlines()) == 1, err

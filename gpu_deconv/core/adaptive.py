@@ -379,7 +379,7 @@ class AdaptiveSolver:
 
         start, n = sigma_nodes(*sigma_range, step)
         smallest = GAUSSIAN_SIGMA_RANGE[0]
-        sig = [start + j * step for j in range(n)]
+        sig = [round(start + j * step, 9) for j in range(n)]
         jm = min(range(n), key=lambda j: abs(sig[j] - median))
         bands = self.solve(blur_for(max(sig[jm], smallest)), noise_var).bands
         tables = []
@@ -456,8 +456,8 @@ class SigmaTable:
         return self.tables[0].size
 
     def sigma_at(self, j: int) -> float:
-        """Sigma (px) of node ``j``."""
-        return self.start + j * self.step
+        """Sigma (px) of node ``j`` (rounded to 1e-9 px, so node 1.3 is the float 1.3 a user types)."""
+        return round(self.start + j * self.step, 9)
 
     def coefficients(self) -> np.ndarray:
         """``(N, TABLE_SIZE, K)`` float32: every node's table."""
@@ -494,12 +494,16 @@ class SigmaTable:
 
 
 def sigma_nodes(lo: float, hi: float, step: float = SIGMA_STEP) -> tuple[float, int]:
-    """``(start, N)``: nodes every ``step`` px from ``floor(lo / step) step`` covering ``hi``, N >= 2."""
+    """``(start, N)``: nodes every ``step`` px from ``floor(lo / step) step`` covering ``hi``, N >= 2.
+
+    Sigmas within ``1e-4 step`` of a node count as on it (maps read from float32 files hold 1.3 as
+    1.29999995: it gets node 1.3, and the clamp of the node coordinate puts it exactly there)."""
     if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
         raise ValueError(f"sigma range must be finite with 0 <= lo <= hi, got {lo!r}..{hi!r}")
-    start = math.floor(lo / step + 1e-9) * step
-    n = max(2, math.ceil((hi - start) / step - 1e-9) + 1)
-    return round(start, 6), n
+    first = math.floor(lo / step + 1e-4)
+    start = round(first * step, 9)
+    n = max(2, math.ceil((hi - start) / step - 1e-4) + 1)
+    return start, n
 
 
 def pixel_node_coordinates(cells: np.ndarray, height: int, width: int,

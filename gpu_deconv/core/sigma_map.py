@@ -356,6 +356,20 @@ def load_sigma_map(path: str | os.PathLike[str], height: int, width: int) -> Sig
         raise ImageError(path, str(e)) from None
 
 
+def sigma_map_for(spec: str, height: int, width: int, center: float = 0.5, corner: float = 1.5) -> SigmaMap:
+    """The map ``--sigma-map`` names for a ``height x width`` frame: ``'radial'`` (the lens model through
+    ``center`` and ``corner`` px, :func:`radial_from_center_corner`) or a file (:func:`load_sigma_map`).
+
+    Raises
+    ------
+    gpu_deconv.errors.ImageError
+        For a file that is not a readable image or not a valid map for this frame.
+    """
+    if spec == "radial":
+        return radial_from_center_corner(height, width, center, corner)
+    return load_sigma_map(spec, height, width)
+
+
 # ------------------------------------------------------------------------------------------ application
 def node_weights(sigma: np.ndarray, nodes: Sequence[float]) -> np.ndarray:
     """Per-pixel linear-interpolation weights over sorted sigma ``nodes``: shape ``sigma.shape + (N,)``,

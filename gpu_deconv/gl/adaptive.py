@@ -274,6 +274,9 @@ class AdaptiveExecutor:
         self._table_tex: moderngl.Texture | None = None
         self._table_key: tuple | None = None
         self._textures: dict[str, tuple[tuple, moderngl.Texture]] = {}  # sigma-map table and map, by content
+        #: the last sigma map's table (:func:`adaptive_frame`) and what it was solved for
+        self.sigma_table: SigmaTable | None = None
+        self._sigma_table_key: tuple | None = None
         self._pbos: list[moderngl.Buffer] = []
         self._pbo_next = 0
         self._grid_shape = (0, 0)
@@ -656,9 +659,24 @@ def _stitch(parts: list[tuple[AdaptiveStats, int, int]], width: int, height: int
     return AdaptiveStats(energy, hh, full.block_counts, channels, block)
 
 
+def _sigma_table(ad: AdaptiveExecutor, solver: Any, params: Any, noise_var: float, sigma_map: Any) -> SigmaTable:
+    """The sigma map's :class:`SigmaTable` (one solve per 0.1 px node), kept on ``ad`` while the basis, the
+    noise and the map's range and median stay the same (video: re-solved only when the noise moves)."""
+    from ..core.blur import make_blur
+
+    lo, hi = sigma_map.range
+    median = float(np.median(sigma_map.values))
+    key = (solver.basis.key(), params.blur, params.binomial_order, noise_var, lo, hi, median)
+    if ad.sigma_table is None or ad._sigma_table_key != key:
+        ad.sigma_table = solver.solve_map(lambda s: make_blur(params.blur, s, params.binomial_order), noise_var,
+                                          (lo, hi), median)
+        ad._sigma_table_key = key
+    return ad.sigma_table
+
+
 def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any, linear: Callable[[Any], Region],
-                   max_size: int, *, previous: Any = None, temporal: Any = None, want_next: bool = False
-                   ) -> tuple[Any, Any, Any]:
+                   max_size: int, *, previous: Any = None, temporal: Any = None, want_next: bool = False,
+                   sigma_map: Any = None) -> tuple[Any, Any, Any]:
     """One frame of the engine's adaptive mode over ``frame.tiles`` (the engine's ``_Frame``).
 
     The noise ('auto'): from ``previous`` (the previous frame's statistics, ``stats_latency=1``) when given,
@@ -685,6 +703,12 @@ def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any,
         The previous frame's statistics (latency 1).
     want_next : bool
         Start an asynchronous read of this frame's statistics for the next frame (latency 1).
+    sigma_map : SigmaMap, optional
+        A spatially varying blur for this frame's size (:mod:`gpu_deconv.core.sigma_map`): it replaces
+        ``params.sigma``; the basis is the one ``params`` picks at the map's largest sigma, the coefficients
+        come from a :class:`~gpu_deconv.core.adaptive.SigmaTable` over the map's range (pass 5 interpolates
+        them per pixel), and ``design`` is the plain design at the map's median sigma (its noise, its
+        summary); the table used stays in ``ad.sigma_table``.
 
     Returns
     -------
@@ -698,7 +722,18 @@ def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any,
     from .frames import with_halos
 
     layout, size, fmt = frame.layout, (frame.width, frame.height), frame.format
-    basis = designer.adaptive_basis(params)
+    if sigma_map is not None:
+        if (sigma_map.width, sigma_map.height) != size:
+            raise ValueError(f"the sigma map is for {sigma_map.width}x{sigma_map.height}, the frame is "
+                             f"{size[0]}x{size[1]}")
+        from ..core.blur import GAUSSIAN_SIGMA_RANGE
+
+        floor = GAUSSIAN_SIGMA_RANGE[0]
+        median = float(np.median(sigma_map.values))
+        params = params.replace(sigma=max(median, floor), sigma_map=None)
+        basis = designer.adaptive_basis(params.replace(sigma=max(sigma_map.range[1], floor)))
+    else:
+        basis = designer.adaptive_basis(params)
     blur = make_blur(params.blur, params.sigma, params.binomial_order)
     reach = max(t.size // 2 for t in basis.lowpass_taps) + WINDOW_HALO + (1 if params.limiter is not None else 0)
     halo = -(-reach // ad.block) * ad.block
@@ -729,12 +764,15 @@ def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any,
     table = design.table
     if astats is not None:
         design.level = astats.level(table)
+    if sigma_map is not None:
+        table = _sigma_table(ad, designer.adaptive_solver(basis), params, table.noise_var, sigma_map)
     pending = None
     for interior, r in tiles:
         if not still_prepared:
             prepare(r, interior, table.bands)
         dst = frame.target(r)
-        ad.apply(table, dst, encode_srgb=frame.encode, limiter=params.limiter, guard=frame.guard)
+        ad.apply(table, dst, encode_srgb=frame.encode, limiter=params.limiter, guard=frame.guard,
+                 sigma_map=sigma_map, map_origin=(r[0], r[1]))
         frame.store(interior, r, dst)
     if want_next and params.noise_is_auto and len(tiles) == 1:
         pending = ad.stats_async()
