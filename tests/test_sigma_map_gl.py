@@ -338,3 +338,18 @@ def test_cli_map_in_global_mode_is_a_usage_error(cli_dir):
     rc, err = _cli("run", str(d / "a.png"), "-o", str(d / "g.png"), "--sigma", "1", "--sigma-map", "radial",
                    "--mode", "global")
     assert rc == 2 and "needs the adaptive mode" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_benchmark_sigma_map_quick_runs():
+    """``blur_estimation.py --quick --sigma-map-only``: the GPU radial study and the cost table on toy sizes
+    (never writes RESULTS.md)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    r = subprocess.run([sys.executable, "blur_estimation.py", "--quick", "--sigma-map-only"], cwd=bench,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Spatially varying blur on the GPU" in r.stdout and "per-pixel reference" in r.stdout
+    assert "radial sigma map 0.5..1.5 px" in r.stdout
