@@ -119,6 +119,22 @@ def test_coarse_and_fine_grids_with_limiter(gl, cells):
         np.testing.assert_array_equal(got, ref.output)
 
 
+@pytest.mark.parametrize("levels", [2, 3])
+def test_comb_basis_with_a_map(gl, levels):
+    """The comb bases (K = 2, 3: one table row per node) - what method 'auto' picks for maps <= 0.4 px."""
+    from gpu_deconv.core.comb import Comb
+
+    rng = np.random.default_rng(levels)
+    img = rng.random((31, 44, 3), dtype=np.float32)
+    smap = SigmaMap(rng.uniform(0.1, 0.4, (3, 4)), 31, 44)
+    table = AdaptiveSolver(Comb(levels)).solve_map(Gaussian, 1e-4, smap.range, float(np.median(smap.values)))
+    got = _run(gl, img, table, smap)
+    ref = apply_sigma_map(img, table, smap)
+    np.testing.assert_allclose(got, ref.output, rtol=0, atol=TOL[16])
+    if _llvmpipe(gl[0]):
+        np.testing.assert_array_equal(got, ref.output)
+
+
 @pytest.mark.parametrize("precision", [16, 32])
 def test_constant_map_equals_plain_adaptive(gl, precision):
     """A constant map at a node's sigma is the plain adaptive filter at that sigma (g = 0: every

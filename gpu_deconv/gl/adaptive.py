@@ -513,8 +513,10 @@ class AdaptiveExecutor:
 
     def sigma_table_texture(self, table: SigmaTable, channels: int) -> moderngl.Texture:
         """The 2D table as RGBA32F: ``TABLE_SIZE + 1`` wide, ``ROWS = ceil(K / 4)`` rows per sigma node
-        (node j's coefficients 4r..4r+3 in row ``j ROWS + r``), node j's level scale ``inv_j`` in column
-        ``TABLE_SIZE`` of row ``j ROWS`` (:class:`~gpu_deconv.core.adaptive.SigmaTable`)."""
+        (node j's coefficients 4r..4r+3 in row ``j ROWS + r``), the level scales ``(inv_j, inv_{j+1})`` in
+        column ``TABLE_SIZE`` of row ``j ROWS`` (:class:`~gpu_deconv.core.adaptive.SigmaTable`). With K = 5 the
+        second row of node j holds ``(c_5[j][i], c_5[j][i + 1], c_5[j + 1][i], c_5[j + 1][i + 1])`` at column i:
+        the four values pass 5 interpolates, in one fetch instead of four."""
         k, n = table.size, table.nodes
         rows = -(-k // 4)
         data = np.zeros((n * rows, TABLE_SIZE + 1, 4), np.float32)
@@ -524,8 +526,24 @@ class AdaptiveExecutor:
             for r in range(rows):
                 part = coef[j][:, 4 * r:4 * r + 4]
                 data[j * rows + r, :TABLE_SIZE, :part.shape[1]] = part
-            data[j * rows, TABLE_SIZE, 0] = inv[j]
+            data[j * rows, TABLE_SIZE, :2] = inv[j], inv[min(j + 1, n - 1)]
+        if k == 5:  # row 1 holds one coefficient: pack it for (j, j + 1) x (i, i + 1), one fetch (the shader's K == 5)
+            c4 = coef[:, :, 4]
+            i1 = np.minimum(np.arange(TABLE_SIZE) + 1, TABLE_SIZE - 1)
+            for j in range(n):
+                j1 = min(j + 1, n - 1)
+                data[j * rows + 1, :TABLE_SIZE] = np.stack([c4[j], c4[j][i1], c4[j1], c4[j1][i1]], axis=-1)
         return self._upload("sigma_table", data)
+
+    def map_texture(self, table: SigmaTable, sigma_map: Any) -> moderngl.Texture:
+        """The map as node coordinates, RGBA32F ``mx x my``: texel (x, y) holds the cells (x, y), (x1, y),
+        (x, y1), (x1, y1), ``x1 = min(x + 1, mx - 1)``, ``y1 = min(y + 1, my - 1)`` - the four a pixel
+        interpolates, in one fetch."""
+        cells = table.cell_coordinates(sigma_map)
+        my, mx = cells.shape
+        xs, ys = np.minimum(np.arange(mx) + 1, mx - 1), np.minimum(np.arange(my) + 1, my - 1)
+        quad = np.stack([cells, cells[:, xs], cells[ys], cells[ys][:, xs]], axis=-1).astype(np.float32)
+        return self._upload("sigma_map", quad)
 
     def apply(self, table: AdaptiveTable | SigmaTable, target: DrawTarget, *, encode_srgb: bool = False,
               limiter: float | None = None, level_map: bool = False, guard: Any | None = None,
@@ -595,9 +613,9 @@ class AdaptiveExecutor:
         ex.bind(nb + 1, dtex)
         ex.bind(nb + 2, ttex)
         if use_map:
-            cells = table.cell_coordinates(sigma_map)
-            my, mx = cells.shape
-            ex.bind(nb + 3, self._upload("sigma_map", cells[:, :, None]))
+            mtex = self.map_texture(table, sigma_map)
+            mx, my = mtex.size
+            ex.bind(nb + 3, mtex)
             p.set("u_map_size", (mx, my))
             p.set("u_map_scale", (mx / sigma_map.width, my / sigma_map.height))
             p.set("u_map_origin", tuple(int(v) for v in map_origin))
