@@ -296,6 +296,25 @@ def test_exported_adaptive_glsl_strength(gl_ctx, strength):
         export_glsl_adaptive(table, "s", strength=-0.5)
 
 
+@pytest.mark.parametrize(("shape", "channels"), [((37, 53), 4), ((29, 31), 1), ((1, 2), 1)])
+@pytest.mark.parametrize(("margin", "strength"), [(0.0, 1.0), (0.5, 1.0), (0.25, 1.5)])
+def test_exported_adaptive_glsl_limiter(gl_ctx, shape, channels, margin, strength):
+    """The halo limiter after the (baked) strength, as ``apply_adaptive(..., limiter=)`` (a division: within
+    1e-5, not bit for bit); margin 0 is a hard clamp to the input's 5-pixel range."""
+    _, table = adaptive_case("laplacian")
+    img = _image(shape, channels, seed=7)
+    source = export_glsl_adaptive(table, "lim", strength=strength, limiter=margin)
+    got = run_exported_adaptive_glsl(gl_ctx, source, table.size, img)
+    want = apply_adaptive(img, scaled_table(table, strength), precision=32, limiter=margin).output
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    if shape == (37, 53):  # the limiter acted
+        unlimited = apply_adaptive(img, scaled_table(table, strength), precision=32).output
+        assert float(np.abs(want - unlimited).max()) > 1e-3
+    assert f"margin {margin:g}" in source and f"4 passes, {glsl_adaptive_cost(table, True)[1]} texel" in source
+    with pytest.raises(ValueError, match="limiter"):
+        export_glsl_adaptive(table, "lim", limiter=float("nan"))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Source-level properties (no GL needed)
 # ---------------------------------------------------------------------------------------------------------------

@@ -352,3 +352,18 @@ def test_mpv_adaptive_mirror_on_tiny_images(mpv_display, tmp_path, shape):
     _, want = _expected_adaptive(img, table)
     assert got is not None and got.shape == img.shape
     assert np.abs(got - want).max() <= 1
+
+
+def test_mpv_adaptive_limiter_and_strength(mpv_display, tmp_path):
+    """Baked strength 1.5 and the halo limiter (margin 0.25) after it, float32 textures: the reference to 1 code."""
+    params, table = adaptive_case("laplacian")
+    img = _input_image()
+    text = export_mpv_adaptive(table, "lim", strength=1.5, limiter=0.25)
+    got, problems, _ = run_mpv(mpv_display, tmp_path, img, text, fbo_format="rgba32f")
+    assert not problems, "\n".join(problems[:20])
+    lin = srgb_to_linear(img.astype(np.float32) / np.float32(255))
+    ref = apply_adaptive(lin, scaled_table(table, 1.5), precision=32, limiter=0.25).output
+    unlimited = _codes(apply_adaptive(lin, scaled_table(table, 1.5), precision=32).output)
+    want = _codes(ref)
+    assert got is not None and np.abs(got - want).max() <= 1
+    assert np.mean(want != unlimited) > 0.05  # the limiter acted

@@ -24,6 +24,7 @@ with MIT.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -51,7 +52,7 @@ _LICENCE = (
 #: with a host's (mpv's) own names: the mirror rule (mirror.glsl) and the sRGB transfer (srgb.glsl), the
 #: same text the engine compiles - written once.
 _LIBRARY_NAMES = ("mirror_index_periodic", "mirror_index", "srgb_to_linear", "linear_to_srgb", "plog2", "level_ratio",
-                  "table_position")
+                  "table_position", "cross_range", "limit_overshoot")
 
 
 def _library(name: str) -> str:
@@ -448,6 +449,28 @@ def _check_strength(strength: float, name: str = "strength") -> float:
     return s
 
 
+def _check_limiter(limiter: float | None) -> float | None:
+    if limiter is None:
+        return None
+    m = float(limiter)
+    if not (math.isfinite(m) and m >= 0):
+        raise ValueError(f"limiter margin must be a finite number >= 0, got {limiter!r}")
+    return m
+
+
+def _limiter(sampler: str, size: str, fetch: str, margin: float) -> tuple[list[str], list[str]]:
+    """``(declarations, lines)`` of the halo limiter (:func:`gpu_deconv.core.adaptive.limit_overshoot`) on
+    ``acc``: limiter.glsl renamed ``gdc_*`` with the macros it expects (COLOUR, COL, CSW from the export's
+    GDC_COLOUR, GDC_COL, GDC_C; FETCH as ``fetch``, a texelFetch), then the input's range over the pixel and
+    its 4 neighbours (``sampler``, of ``size``) and the soft clamp with margin ``margin``."""
+    decls = ["#define COLOUR GDC_COLOUR", "#define COL GDC_COL", "#define CSW(v) GDC_C(v)",
+             f"#define FETCH(s, p, inv) {fetch}", _library("limiter.glsl"),
+             f"const float GDC_LIMIT = {glsl_float(margin)};  // allowed overshoot, fraction of the local range"]
+    lines = ["    GDC_COL lo, hi;", f"    gdc_cross_range({sampler}, vec2(0.0), p, {size}, GDC_C(x), lo, hi);",
+             "    acc = gdc_limit_overshoot(acc, lo, hi, GDC_LIMIT);"]
+    return decls, lines
+
+
 def adaptive_description(params: DeconvParams, table: AdaptiveTable) -> str:
     """One line naming what an adaptive export was made from (for its header).
 
@@ -572,21 +595,23 @@ def _apply_lines(k: int, band: str) -> list[str]:
     return [f"    acc += c{(b - 1) // 4}.{'xyzw'[(b - 1) % 4]} * {band.format(k=b)};" for b in range(1, k + 1)]
 
 
-def glsl_adaptive_cost(table: AdaptiveTable) -> tuple[int, int]:
+def glsl_adaptive_cost(table: AdaptiveTable, limiter: bool = False) -> tuple[int, int]:
     """Passes and texel fetches per output pixel of :func:`export_glsl_adaptive`'s shader for ``table``.
 
     H: one fetch per offset of the widest lowpass, shared by all levels (MRT); V: the input and every
     level's own vertical taps; window: 16 fetches per half-resolution texel (4 per pixel); apply: the
-    input, K bands and 4 window texels (the table is a constant array).
+    input, K bands and 4 window texels (the table is a constant array), and the input's 4 neighbours with
+    the ``limiter``.
     """
     sizes = [t.size for t in table.basis.lowpass_taps]
-    return 4, max(sizes) + (1 + sum(sizes)) + 4 + (1 + table.size + 4)
+    return 4, max(sizes) + (1 + sum(sizes)) + 4 + (1 + table.size + 4 + 4 * limiter)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Locally adaptive mode: GLSL 330 core
 # ---------------------------------------------------------------------------------------------------------------
-def export_glsl_adaptive(table: AdaptiveTable, description: str = "", *, strength: float = 1.0) -> str:
+def export_glsl_adaptive(table: AdaptiveTable, description: str = "", *, strength: float = 1.0,
+                         limiter: float | None = None) -> str:
     """The locally adaptive filter (:func:`gpu_deconv.core.adaptive.apply_adaptive`) as one self-contained
     GLSL 330 core source, its coefficient table a ``const`` array in the source (nothing for the host to
     upload).
@@ -610,6 +635,10 @@ def export_glsl_adaptive(table: AdaptiveTable, description: str = "", *, strengt
         One line naming the parameters (see :func:`adaptive_description`); written into the header.
     strength : float
         ``s`` in 0..4 (1 = the designed filter), baked into the table in float32.
+    limiter : float or None
+        Halo limiter margin (:func:`gpu_deconv.core.adaptive.limit_overshoot`: the output kept within the
+        input's 5-pixel range plus ``limiter`` times that range, with a soft knee), None for none - as
+        ``apply_adaptive(..., limiter=)``.
 
     Returns
     -------
@@ -622,19 +651,23 @@ def export_glsl_adaptive(table: AdaptiveTable, description: str = "", *, strengt
     project's (:mod:`gpu_deconv.core.adaptive`).
     """
     s = _check_strength(strength)
+    margin = _check_limiter(limiter)
     k = table.size
     rows = -(-k // 4)
     data = _table_rows(table, s)
     a, b = table.bands
     sizes = [t.size for t in table.basis.lowpass_taps]
-    fetches = glsl_adaptive_cost(table)[1]
+    fetches = glsl_adaptive_cost(table, margin is not None)[1]
+    lim_decls, lim_lines = ([], []) if margin is None else _limiter(
+        "gdc_input", "textureSize(gdc_input, 0)", "texelFetch((s), (p), 0)", margin)
     hdr = [
         "#version 330 core",
         "#extension GL_ARB_gpu_shader5 : enable",
         "// gpu_deconv filter export: GLSL 330 core, locally adaptive mode",
         f"// Filter: {_one_line(description) or '(no description given)'}",
         f"// Basis: {table.basis!r}; blur {table.blur!r}",
-        f"// Noise variance {table.noise_var:.6g} (linear units^2); strength {s:g}",
+        f"// Noise variance {table.noise_var:.6g} (linear units^2); strength {s:g}; halo limiter "
+        f"{'off' if margin is None else f'margin {margin:g}'}",
         *(f"// {line.format(version=__version__)}" for line in _LICENCE),
         "//",
         "// WHAT IT COMPUTES (gpu_deconv.core.adaptive.apply_adaptive, float32, same order of operations):",
@@ -667,8 +700,9 @@ def export_glsl_adaptive(table: AdaptiveTable, description: str = "", *, strengt
         "//   texture must be complete: with no mipmaps set GL_TEXTURE_MIN_FILTER to GL_NEAREST (or GL_LINEAR).",
         f"// - Cost per output pixel: 4 passes, {fetches} texel fetches (H {max(sizes)}, bands {1 + sum(sizes)},"
         " window 16 per",
-        f"//   half-resolution texel = 4, apply {1 + k + 4}), {2 * k + 1} texel writes (+1/4 for D); the table is"
-        " constants.",
+        f"//   half-resolution texel = 4, apply {fetches - max(sizes) - 1 - sum(sizes) - 4}), {2 * k + 1} texel writes"
+        " (+1/4 for D); the table is",
+        "//   constants.",
         "//",
         "// PASSES: 4, run in this order. Select one with `#define GDC_PASS n` inserted after line 1 (default 0).",
         "// Uniforms are sampler2D; bind each to the texture named.",
@@ -770,6 +804,7 @@ def export_glsl_adaptive(table: AdaptiveTable, description: str = "", *, strengt
         "    gdc_out0 = vec4(d, 0.0, 0.0, 0.0);",
         "}",
         "#elif GDC_PASS == 3",
+        *lim_decls,
         "uniform sampler2D gdc_input;",
         *(f"uniform sampler2D gdc_b{j};" for j in range(1, k + 1)),
         "uniform sampler2D gdc_d;",
@@ -781,6 +816,7 @@ def export_glsl_adaptive(table: AdaptiveTable, description: str = "", *, strengt
                       f"GDC_TABLE[{{i}} + {TABLE_SIZE} * {{r}}]", rows),
         "    GDC_PRECISE GDC_COL acc = GDC_C(x);",
         *_apply_lines(k, "GDC_C(texelFetch(gdc_b{k}, p, 0))"),
+        *lim_lines,
         "    gdc_out0 = GDC_OUT(acc, x);  // channels not filtered pass through",
         "}",
         "#else",
@@ -810,23 +846,24 @@ def _energy_levels(table: AdaptiveTable) -> list[int]:
     return [lv for lv in (a, a + 1, b + 1) if lv > 0]
 
 
-def mpv_adaptive_cost(table: AdaptiveTable) -> tuple[int, int]:
+def mpv_adaptive_cost(table: AdaptiveTable, limiter: bool = False) -> tuple[int, int]:
     """Passes and texel fetches per output pixel of :func:`export_mpv_adaptive`'s shader for ``table``.
 
     Decode (1 fetch); two H hooks per lowpass (high and low part, ``2 r_k + 1`` fetches each: mpv cannot
     write several targets from one pass); the energy hook (two texels per vertical tap of the levels its
     bands need, plus the input when the first band is ``L_1``); the half-resolution window (16 fetches per
     half-resolution texel, 4 per pixel); the apply hook (the input, two texels per vertical tap of every
-    level, 4 window texels, 2 table texels per row of 4 coefficients).
+    level, 4 window texels, 2 table texels per row of 4 coefficients, and the input's 4 neighbours with the
+    ``limiter``).
     """
     sizes = [t.size for t in table.basis.lowpass_taps]
     k = table.size
     e = 2 * sum(sizes[lv - 1] for lv in _energy_levels(table)) + (table.bands[0] == 0)
-    return 2 * k + 4, 1 + 2 * sum(sizes) + e + 4 + (1 + 2 * sum(sizes) + 4 + 2 * -(-k // 4))
+    return 2 * k + 4, 1 + 2 * sum(sizes) + e + 4 + (1 + 2 * sum(sizes) + 4 + 2 * -(-k // 4) + 4 * limiter)
 
 
 def export_mpv_adaptive(table: AdaptiveTable, description: str = "", *, strength: float = 1.0,
-                        runtime_strength: float | None = None) -> str:
+                        runtime_strength: float | None = None, limiter: float | None = None) -> str:
     """The locally adaptive filter as an mpv user-shader file (``mpv --glsl-shaders=deblur.glsl file.mp4``).
 
     The computation of :func:`export_glsl_adaptive` (``out = x + s sum_k c_k(A) L_k x`` per pixel, in the
@@ -853,6 +890,8 @@ def export_mpv_adaptive(table: AdaptiveTable, description: str = "", *, strength
         Export ``strength`` as a ``//!PARAM`` (mpv >= 0.36 / libplacebo >= 5; mpv 0.35 rejects the file) with
         this default; the last hook computes ``x + s (F_1 x - x)`` from the full-strength table, as
         :func:`export_mpv` does. None (default): ``strength`` is baked in (works in every mpv).
+    limiter : float or None
+        Halo limiter margin, as :func:`export_glsl_adaptive`; applied after the strength, before the encode.
 
     Returns
     -------
@@ -869,15 +908,17 @@ def export_mpv_adaptive(table: AdaptiveTable, description: str = "", *, strength
         _check_strength(runtime_strength, "runtime_strength")
         if s != 1.0:
             raise ValueError("with runtime_strength the table must be exported at strength 1 (the shader blends)")
+    margin = _check_limiter(limiter)
     k = table.size
     rows = -(-k // 4)
     a, b = table.bands
-    n_hooks, n_fetch = mpv_adaptive_cost(table)
+    n_hooks, n_fetch = mpv_adaptive_cost(table, margin is not None)
     hdr = [
         "// gpu_deconv filter export: mpv user shader, locally adaptive mode (vo=gpu; one hook per pass)",
         f"// Filter: {desc}",
         f"// Basis: {table.basis!r}; blur {table.blur!r}",
-        f"// Noise variance {table.noise_var:.6g} (linear units^2)",
+        f"// Noise variance {table.noise_var:.6g} (linear units^2); halo limiter "
+        f"{'off' if margin is None else f'margin {margin:g}'}",
         *(f"// {line.format(version=__version__)}" for line in _LICENCE),
         "//",
         "// Usage: mpv --glsl-shaders=deblur.glsl file.mp4",
@@ -897,8 +938,8 @@ def export_mpv_adaptive(table: AdaptiveTable, description: str = "", *, strength
         f" + L_{b + 1}.b^2)",
         "//   window, at half resolution (ceil(w/2) x ceil(h/2)): D = [1 3 3 1]/8 (x) [1 3 3 1]/8 over e",
         "//   apply: every level's vertical sum, the bands, E bilinear from D, A / sigma^2, the table position,",
-        "//     out = x + sum c_k L_k, sRGB encode, alpha passed through. Unlike gpu_deconv's engine the bands",
-        "//     are not stored (one hook per texture): they are recomputed here, to the same float32 values.",
+        "//     out = x + sum c_k L_k, the halo limiter if on, sRGB encode, alpha passed through. Unlike the",
+        "//     engine's, the bands are not stored (one hook per texture) but recomputed here, to the same values.",
         f"// Table: the texture GDC_TABLE (RGBA32F, {TABLE_SIZE} x {rows}): texel (i, r) holds "
         f"{'' if runtime_strength is not None else 'strength * '}(c_(4r+1) .. c_(4r+4))",
         f"// at node i, A / sigma^2 = 2^({TABLE_START:g} + i), zero-padded, as the hex bytes of little-endian float32;",
@@ -979,8 +1020,14 @@ def export_mpv_adaptive(table: AdaptiveTable, description: str = "", *, strength
         # gets one spare texel, never read (the last hook takes the half size from the full one)
         components=1, size=("HOOKED.w 1 + 2 /", "HOOKED.h 1 + 2 /"),
     )
+    # the limiter reads the linear input's neighbours (float textures: _mul is 1, kept for form)
+    lim_decls, lim_lines = ([], []) if margin is None else _limiter(
+        "GDC_LIN_raw", "ivec2(GDC_LIN_size)", "(GDC_LIN_mul * texelFetch((s), (p), 0))", margin)
     code = [*consts, mirror, no_precise, _library("srgb.glsl"), _library("adaptive_lookup.glsl"),
-            *_window_constants(), *_level_constants(table, 3), *start, x_centre]
+            *_window_constants(), *_level_constants(table, 3),
+            *(["#define GDC_COLOUR 3", "#define GDC_COL vec3", "#define GDC_C(v) ((v).rgb)", *lim_decls]
+              if margin is not None else []),
+            *start, x_centre]
     code += [ln for lv in range(1, k + 1) for ln in v_sum(lv)]
     code += [band(lv) for lv in range(1, k + 1)]
     code += _lookup_body("GDC_D_mul * texelFetch(GDC_D_raw, ivec2({x}, {y}), 0).r", "ivec2(GDC_LIN_size)",
@@ -988,7 +1035,7 @@ def export_mpv_adaptive(table: AdaptiveTable, description: str = "", *, strength
     code += ["    GDC_PRECISE vec3 acc = x.rgb;", *_apply_lines(k, "L{k}.rgb")]
     if runtime_strength is not None:  # F_s x = x + s (F_1 x - x), as the global export
         code.append("    acc = x.rgb + strength * (acc - x.rgb);")
-    code += ["    return vec4(gdc_linear_to_srgb(acc), x.a);  // alpha passes through", "}"]
+    code += [*lim_lines, "    return vec4(gdc_linear_to_srgb(acc), x.a);  // alpha passes through", "}"]
     out += _mpv_hook("gpu_deconv adaptive apply and sRGB encode",
                      ["GDC_LIN", *binds(list(range(1, k + 1))), "GDC_D", "GDC_TABLE"], None, code)
     return "\n".join(out)
