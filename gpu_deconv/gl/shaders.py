@@ -37,6 +37,7 @@ SHADER_FILES = (
     "adaptive_energy.frag",
     "adaptive_reduce.frag",
     "adaptive_apply.frag",
+    "adaptive_lookup.glsl",
     "limiter.glsl",
     "common.glsl",
     "mirror.glsl",
