@@ -55,6 +55,22 @@ _LIBRARY_NAMES = ("mirror_index_periodic", "mirror_index", "srgb_to_linear", "li
                   "table_position", "cross_range", "limit_overshoot")
 
 
+#: The start of a GLSL export's body: the attribute-less full-screen-triangle vertex shader (``GDC_VERTEX``),
+#: else the fragment passes, selected by ``GDC_PASS``.
+_VERTEX_OR_PASS = (
+    "#ifdef GDC_VERTEX",
+    "// full-screen triangle from gl_VertexID; draw 3 vertices, no attributes",
+    "void main() {",
+    "    vec2 q = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));",
+    "    gl_Position = vec4(q * 2.0 - 1.0, 0.0, 1.0);",
+    "}",
+    "#else",
+    "#ifndef GDC_PASS",
+    "#define GDC_PASS 0",
+    "#endif",
+)
+
+
 def _library(name: str) -> str:
     """``shaders/<name>`` with its functions renamed ``gdc_*`` (see :data:`_LIBRARY_NAMES`)."""
     import re
@@ -282,16 +298,7 @@ def export_glsl(plan: Plan, description: str = "") -> str:
         ]
     mains += ["#else", f"#error GDC_PASS must be 0..{npass - 1}", "#endif"]
     vertex = [
-        "#ifdef GDC_VERTEX",
-        "// full-screen triangle from gl_VertexID; draw 3 vertices, no attributes",
-        "void main() {",
-        "    vec2 q = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));",
-        "    gl_Position = vec4(q * 2.0 - 1.0, 0.0, 1.0);",
-        "}",
-        "#else",
-        "#ifndef GDC_PASS",
-        "#define GDC_PASS 0",
-        "#endif",
+        *_VERTEX_OR_PASS,
         "",
         _library("mirror.glsl"),
     ]
@@ -720,16 +727,7 @@ def export_glsl_adaptive(table: AdaptiveTable, description: str = "", *, strengt
         "// data as gpu_deconv.gl.adaptive.AdaptiveExecutor.table_texture (an RGBA32F texture there).",
     ]
     head = [
-        "#ifdef GDC_VERTEX",
-        "// full-screen triangle from gl_VertexID; draw 3 vertices, no attributes",
-        "void main() {",
-        "    vec2 q = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));",
-        "    gl_Position = vec4(q * 2.0 - 1.0, 0.0, 1.0);",
-        "}",
-        "#else",
-        "#ifndef GDC_PASS",
-        "#define GDC_PASS 0",
-        "#endif",
+        *_VERTEX_OR_PASS,
         "#ifdef GL_ARB_gpu_shader5  // `precise`: no fused multiply-add, so sums round like the NumPy reference",
         "#define GDC_PRECISE precise",
         "#else",
