@@ -1059,8 +1059,19 @@ class ViewerApp:
             "overlay": self.overlay,
             "overlay_drawn": self.overlay_scale is not None,
             "overlay_note": self.overlay_note,
-            "sigma_cells": None if self.tile_map is None else int((self.tile_map.cell_weight > 0).sum()),
+            "sigma_map": self._sigma_map_stats(),
         }
+
+    def _sigma_map_stats(self) -> dict[str, Any] | None:
+        """The sigma overlay's cells: edge px, sigma per cell (px, 0 where unusable) and the usable flags."""
+        tm = self.tile_map
+        if tm is None:
+            return None
+        from ...core.sigma_map import MAP_CELL
+
+        usable = tm.cell_weight > 0
+        return {"cell": MAP_CELL, "sigma": np.where(usable, np.nan_to_num(tm.cell_sigma), 0.0).tolist(),
+                "usable": usable.tolist(), "cells": int(usable.sum())}
 
     def _write_stats(self, path: str) -> None:
         Path(path).write_text(json.dumps(self.stats(), indent=2, default=str) + "\n", encoding="utf-8")
