@@ -159,9 +159,11 @@ class Panel:
     def draw(self) -> None:
         """All UI of one frame (call between ``imgui.new_frame()`` and ``imgui.render()``)."""
         app = self.app
-        if app.show_ui:
+        if app.show_ui:  # no UI: the view alone, pixel for pixel (tests, --no-ui screenshots)
             self._panel()
             self._labels()
+            if app.overlay_scale is not None:
+                self._legend()
         self._banner()
         if app.show_help:
             self._help()
@@ -554,12 +556,12 @@ class Panel:
                 dl.add_text((x + 8, 6), col, after)
         else:
             dl.add_text((8, 6), col, before if g.mode == "before" else after)
-        if app.overlay_scale is not None:
-            self._legend(dl, sx)
 
-    def _legend(self, dl: Any, sx: float) -> None:
+    def _legend(self) -> None:
         """The overlay's colour bar with its end values, at the bottom left of the view."""
         imgui, app = self.imgui, self.app
+        dl = imgui.get_foreground_draw_list()
+        sx = app.fb_size()[0] / max(imgui.get_io().display_size.x, 1.0)
         label, lo, hi = app.overlay_scale
         steps = 32
         colours = viridis(np.linspace(0.0, 1.0, steps))
