@@ -44,6 +44,7 @@ SHADER_FILES = (
     "srgb.glsl",
     "viewer_blur.frag",
     "viewer_display.frag",
+    "viewer_overlay.frag",
 )
 
 _ENV = "GPU_DECONV_SHADER_DIR"
