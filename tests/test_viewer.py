@@ -338,6 +338,12 @@ def test_sigma_auto_shows_the_estimate_and_its_cells(display: str, tmp_path: Pat
     assert st2["mode"] == "adaptive" and st2["params"]["sigma"] == "auto" and st2["sigma_hat"] > 0
     assert st2["overlay"] == "level" and st2["overlay_drawn"] and st2["gl_errors"] == []
     assert proc.stderr.strip() == ""
+    # the adaptive mode with noise 'auto' (the defaults) and one frame of statistics latency: the blind
+    # estimate's per-tile statistics survive the adaptive pass, so the sigma overlay draws there too
+    _, _, st3 = _view(display, tmp_path, str(path), "--sigma", "auto", "--size", f"{w}x{h}", "--no-ui",
+                      "--overlay", "sigma", frames=4, name="auto_adaptive")
+    assert st3["mode"] == "adaptive" and st3["params"]["noise"] == "auto" and st3["param_error"] is None
+    assert st3["overlay_drawn"] and st3["sigma_map"] is not None and st3["sigma_map"]["cells"] > 0
 
 
 def test_scripted_keys_and_mouse_change_the_view(display: str, tmp_path: Path, test_png) -> None:

@@ -701,10 +701,6 @@ class ViewerApp:
         self.param_error = None
         if not self.params.sigma_is_auto:
             self.sim_sigma = float(self.params.sigma)
-        # the engine's one-frame statistics latency does not yet combine the blind sigma with the adaptive
-        # mode (gl/engine.py reads the global statistics as the adaptive ones); gather them in-frame there
-        adaptive_auto = self.params.sigma_is_auto and self.engine.designer.uses_adaptive(self.params)
-        self.engine.stats_latency = 0 if adaptive_auto else 1
 
     def _reject(self, err: BaseException) -> None:
         """Parameters the engine refused: show why and go back to the last ones that worked."""
@@ -935,13 +931,12 @@ class ViewerApp:
         from ...core.sigma_map import map_from_tiles
 
         p = self.applied or self.params
-        st = self.engine.last_stats
+        st = self.engine.last_blur_stats
         if not p.sigma_is_auto:
             self.overlay_note = "sigma map: only with sigma 'auto' (checkbox, or key U)"
             return None
         if st is None or st.band_block_sums is None:
-            self.overlay_note = ("sigma map: this frame's statistics carry no per-tile band sums (the adaptive "
-                                 "mode with noise 'auto' replaces them); give a noise number or use mode global")
+            self.overlay_note = "sigma map: no blind estimate yet"
             return None
         now = time.perf_counter()
         if st is not self._tile_stats and (self._tile_stats is None or now - self._tile_t >= 0.25):
