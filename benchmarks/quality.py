@@ -891,8 +891,8 @@ def main(argv: list[str] | None = None) -> int:
                    + "; ".join(notes) if kinds == {"reference"} else f"mixed backends {sorted(kinds)}")
 
     ad_kinds = {r.info.get("adaptive_backend") for r in rows}
-    adaptive_line = ("its GL passes (gpu_deconv.gl.adaptive.AdaptiveExecutor on a context of its own; the engine does "
-                     "not wire the mode yet)" if ad_kinds == {"gl"} else
+    adaptive_line = ("its GL passes (gpu_deconv.gl.adaptive.AdaptiveExecutor on a context of its own, step by step: "
+                     "the flow the engine's default mode='adaptive' runs bit-identically)" if ad_kinds == {"gl"} else
                      "its NumPy mirror (gpu_deconv.core.adaptive.deconvolve)" if ad_kinds == {"reference"} else
                      f"mixed backends {sorted(map(str, ad_kinds))}")
     tables = group_tables(rows)

@@ -4,6 +4,10 @@
   split view degraded | restored, the control panel with the response plot and coefficients;
 * ``docs/viewer_split.png``: no panel, zoomed 4x (nearest neighbour) on the chart's text and bars,
   divider in the middle.
+* ``docs/viewer_level.png``: the adaptive mode's local level A(x) as a false-colour overlay (with its
+  legend) on the restored chart, and the panel's plots of the table: responses at five levels and c_k(v).
+* ``docs/viewer_sigma.png``: sigma 'auto': the blind estimate in the panel and the sigma per 64 px cell
+  as an overlay (cells without a usable edge left clear).
 
 Run: ``python docs/make_screenshots.py`` (uses $DISPLAY, or starts its own Xvfb when it is unset).
 """
@@ -19,10 +23,16 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 
+#: The pointer is parked over the image (no hover effects in the panel's plots).
+PARK = ["--inject", "0:move:5,5"]
 SHOTS = {
-    "viewer.png": ["--chart-size", "960x640", "--size", "1360x980", "--split", "0.45", "--sim-noise", "0.004"],
+    "viewer.png": ["--chart-size", "960x640", "--size", "1360x980", "--split", "0.45", "--sim-noise", "0.004", *PARK],
     "viewer_split.png": ["--chart-size", "1100x768", "--size", "1000x560", "--no-ui", "--split", "0.5", "--zoom", "4",
                          "--center", "410,485", "--sim-noise", "0.004"],
+    "viewer_level.png": ["--chart-size", "960x640", "--size", "1360x980", "--show", "after", "--sim-noise", "0.004",
+                         "--overlay", "level", *PARK],
+    "viewer_sigma.png": ["--chart-size", "960x640", "--size", "1360x980", "--show", "after", "--sigma", "auto",
+                         "--noise", "0.004", "--overlay", "sigma", *PARK],
 }
 
 

@@ -85,3 +85,22 @@ def test_global_mode_is_still_there_and_cheaper(gl_ctx):
     with Deconvolver(gl_ctx, DeconvParams(sigma=1.0, noise=0.01, method="fir")) as d:  # no adaptive mode
         d.process(y)
         assert not d.design.adaptive and d.design.method == "fir"
+
+
+def test_sigma_auto_with_latency_keeps_the_blind_statistics(gl_ctx):
+    """sigma 'auto' in the adaptive mode with one frame of statistics latency: each frame estimates the blur
+    from its own statistics (kept in ``last_blur_stats`` with their per-tile sums) and the adaptive pass's
+    statistics steer the next frame - the same output as without latency on a still scene."""
+    from gpu_deconv.gl.engine import Deconvolver
+
+    y = gaussian_blur(textured_image((96, 128), 3, seed=5), 1.0).astype(np.float32)
+    with Deconvolver(gl_ctx, DeconvParams(sigma="auto", noise="auto")) as d0:
+        want = d0.process(y)
+        sigma0 = d0.design.params.sigma
+    with Deconvolver(gl_ctx, DeconvParams(sigma="auto", noise="auto"), stats_latency=1) as d:
+        for _ in range(3):
+            got = d.process(y)
+            assert d.design.adaptive and d.design.blur_estimate is not None
+            assert d.last_blur_stats is not None and d.last_blur_stats.band_block_sums is not None
+        assert d.design.params.sigma == sigma0
+        np.testing.assert_array_equal(got, want)

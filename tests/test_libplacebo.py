@@ -10,8 +10,15 @@ formats"; ``rgb24`` has no Vulkan format, ``rgba`` works). libplacebo stores the
 floats, so the tolerance is the one of mpv's default FBO format (tests/test_mpv.py): max 2 code values where
 the reference is brighter than 0.03 linear, mean < 0.5.
 
+The locally adaptive export (:func:`gpu_deconv.apps.export.export_mpv_adaptive`: its table an RGBA32F
+``//!TEXTURE``, a half-resolution hook) runs there too, held to the rule of its default-FBO mpv test
+(tests/test_mpv.py): the global rule on top of the spread that a half-float input causes. Measured: max 10
+code values in a dark pixel (laplacian, sigma 1, noise 0.005), excess over the spread <= 1 where brighter than
+0.03 linear, mean 0.28.
+
 Also here: the ``//!PARAM strength`` export (runtime strength for newer players), checked in NumPy: its last
-hook computes ``x + s (F_1 x - x)``, which equals the plan designed at strength ``s``.
+hook computes ``x + s (F_1 x - x)``, which equals the plan designed at strength ``s`` (for the adaptive mode:
+the table scaled by ``s``).
 """
 
 from __future__ import annotations
@@ -25,13 +32,19 @@ import numpy as np
 import pytest
 from imagegen import textured_image
 
-from gpu_deconv.apps.export import design_description, export_mpv
+from gpu_deconv.apps.export import adaptive_description, design_description, export_mpv, export_mpv_adaptive
+from gpu_deconv.apps.export_cli import adaptive_table
+from gpu_deconv.core.adaptive import apply_adaptive
 from gpu_deconv.core.colour import linear_to_srgb, srgb_to_linear
 from gpu_deconv.core.design import FilterDesigner
 from gpu_deconv.core.params import DeconvParams
 from gpu_deconv.core.reference import apply_plan
 
 Image = pytest.importorskip("PIL.Image")
+
+from test_export import scaled_table  # noqa: E402 - helpers shared with the GLSL and mpv tests
+from test_mpv import fp16_input_spread  # noqa: E402
+
 VF = "format=rgba,hwupload,libplacebo=custom_shader_path={hook}:format=rgba,hwdownload,format=rgba"
 
 
@@ -84,16 +97,45 @@ def test_hook_in_ffmpeg_libplacebo_matches_reference(tmp_path, method, sigma):
     assert np.mean(got != img) > 0.5  # the filter acted
 
 
-def test_pure_ffmpeg_video_batch(tmp_path):
+@pytest.mark.parametrize("method, sigma", [("laplacian", 1.0), ("comb", 0.4)])
+def test_adaptive_hook_in_ffmpeg_libplacebo(tmp_path, method, sigma):
+    """The adaptive export (//!TEXTURE table, half-resolution hook of an even width: 54 -> 27) in libplacebo."""
+    params = DeconvParams(sigma=sigma, noise=0.005, method=method)
+    table = adaptive_table(params)
+    img = _image()
+    Image.fromarray(img).save(tmp_path / "in.png")
+    _placebo(tmp_path, export_mpv_adaptive(table, adaptive_description(params, table)), tmp_path / "in.png",
+             tmp_path / "out.png", ("-frames:v", "1"))
+    got = np.asarray(Image.open(tmp_path / "out.png").convert("RGB")).astype(np.float64)
+    ref = apply_adaptive(srgb_to_linear(img.astype(np.float32) / 255), table, precision=32).output
+    want = np.round(np.clip(linear_to_srgb(ref), 0, 1) * 255)
+    d = np.abs(got - want)
+    excess = d - fp16_input_spread(img, table)
+    assert excess[ref >= 0.03].max() <= 2 and excess.max() <= 8 and d.mean() < 0.5, (excess.max(), d.mean())
+    assert np.mean(got != img) > 0.5  # the filter acted
+
+
+@pytest.mark.parametrize("mode", ["global", "adaptive"])
+def test_pure_ffmpeg_video_batch(tmp_path, mode):
     """The documented one-liner on a video: every frame filtered, as gpu-deconv's own engine would."""
     exe = _ffmpeg()
     src = tmp_path / "clip.mkv"
     subprocess.run([exe, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10", "-t", "0.5",
                     "-c:v", "ffv1", "-pix_fmt", "rgb24", str(src)], check=True, timeout=120)
     params = DeconvParams(sigma=1.0, noise=0.005, method="laplacian", level=2e-3)
-    design = FilterDesigner().design(params)
-    _placebo(tmp_path, export_mpv(design.plan, design_description(design)), src, tmp_path / "out.mkv",
-             ("-c:v", "ffv1"))
+    if mode == "global":
+        design = FilterDesigner().design(params)
+        hook = export_mpv(design.plan, design_description(design))
+
+        def reference(x: np.ndarray) -> np.ndarray:
+            return apply_plan(x, design.plan, 32)
+    else:
+        table = adaptive_table(params)
+        hook = export_mpv_adaptive(table, adaptive_description(params, table))
+
+        def reference(x: np.ndarray) -> np.ndarray:
+            return apply_adaptive(x, table, precision=32).output
+    _placebo(tmp_path, hook, src, tmp_path / "out.mkv", ("-c:v", "ffv1"))
 
     def frames(path: Path) -> np.ndarray:
         raw = subprocess.run([exe, "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
@@ -103,8 +145,7 @@ def test_pure_ffmpeg_video_batch(tmp_path):
     inp, out = frames(src), frames(tmp_path / "out.mkv")
     assert out.shape == inp.shape and out.shape[0] == 5
     for a, b in zip(inp, out, strict=True):
-        ref = apply_plan(srgb_to_linear(a.astype(np.float32) / 255), design.plan, 32)
-        want = np.round(np.clip(linear_to_srgb(ref), 0, 1) * 255)
+        want = np.round(np.clip(linear_to_srgb(reference(srgb_to_linear(a.astype(np.float32) / 255))), 0, 1) * 255)
         assert np.abs(b - want).mean() < 0.5 and np.mean(b != a) > 0.3
 
 
@@ -127,3 +168,13 @@ def test_runtime_strength_export_declares_the_param():
     assert "//!PARAM" not in export_mpv(design.plan, "fir")  # the default stays loadable by mpv 0.35
     with pytest.raises(ValueError):
         export_mpv(design.plan, "fir", runtime_strength=9.0)
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.4, 2.5])
+def test_adaptive_runtime_strength_blend_equals_the_baked_table(strength):
+    """The adaptive runtime strength (x + s (F_1 x - x) in the last hook) is the export at a baked strength s."""
+    table = adaptive_table(DeconvParams(sigma=1.0, noise=0.005, method="laplacian"))
+    x = srgb_to_linear(_image().astype(np.float32) / 255)
+    f1 = apply_adaptive(x, table, precision=32).output
+    baked = apply_adaptive(x, scaled_table(table, strength), precision=32).output
+    np.testing.assert_allclose(x + np.float32(strength) * (f1 - x), baked, rtol=0, atol=2e-5)

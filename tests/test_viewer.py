@@ -143,6 +143,31 @@ def test_response_curves() -> None:
     assert diag["w"][-1] == pytest.approx(np.pi * np.sqrt(2))
 
 
+def test_adaptive_curves_and_overlay_scales() -> None:
+    """The adaptive plot's responses grow with the level; the overlays' colour scales are the core's ranges."""
+    from gpu_deconv.apps.viewer.gpu import LEVEL_RANGE, SIGMA_RANGE, viridis
+    from gpu_deconv.apps.viewer.panel import PLOT_LEVELS, adaptive_curves
+    from gpu_deconv.core.adaptive import TABLE_SIZE, TABLE_START
+    from gpu_deconv.core.design import FilterDesigner
+    from gpu_deconv.core.params import DeconvParams
+    from gpu_deconv.core.sigma_map import MAX_SIGMA
+
+    d = FilterDesigner().adaptive(DeconvParams(sigma=1.0, noise=0.004))
+    c = adaptive_curves(d)
+    k = d.table.size
+    assert c["achieved"].shape == (len(PLOT_LEVELS), c["w"].size) and c["coefficients"].shape == (k, TABLE_SIZE)
+    assert c["v"][0] == TABLE_START and c["v"][-1] == TABLE_START + TABLE_SIZE - 1
+    np.testing.assert_allclose(c["achieved"][:, 0], 1.0, atol=1e-3)  # DC passes at every level
+    peaks = c["achieved"].max(axis=1)
+    assert np.all(np.diff(peaks) > -1e-9) and peaks[-1] > 3 and peaks[0] < 1 + 1e-6  # more signal, more restoration
+    v0 = PLOT_LEVELS.index(0.0)  # A = sigma_n^2
+    np.testing.assert_allclose(c["achieved"][v0], d.table.response(d.table.noise_var, c["w"], 0 * c["w"]))
+    assert LEVEL_RANGE == (TABLE_START, TABLE_START + TABLE_SIZE - 1) and SIGMA_RANGE == (0.0, MAX_SIGMA)
+    # the polynomial viridis stays within 0.015 of matplotlib's table at its ends and middle
+    ref = np.array([[0.267004, 0.004874, 0.329415], [0.128729, 0.563265, 0.551229], [0.993248, 0.906157, 0.143936]])
+    assert np.abs(viridis(np.array([0.0, 0.5, 1.0])) - ref).max() < 0.015
+
+
 # ---------------------------------------------------------------------------------------------------
 # real window under Xvfb
 
@@ -219,6 +244,106 @@ def test_after_view_matches_offscreen_engine(display: str, tmp_path: Path, test_
     lin = apply_plan(decode_lut(8)[u8], plan, precision=32)
     ref2 = np.round(np.clip(linear_to_srgb(np.clip(lin, 0, 1)), 0, 1) * 255).astype(int)
     assert np.abs(shot.astype(int) - ref2).max() <= 1
+
+
+ADAPTIVE = ("--sigma", "1.0", "--noise", "0.004", "--method", "laplacian")  # mode: the default, adaptive
+
+
+def test_mode_toggle_adaptive_and_global_match_the_engine(display: str, tmp_path: Path, test_png) -> None:
+    """The default adaptive view equals Deconvolver.process in the adaptive mode; key D switches to the global
+    mode, whose view equals process with mode='global'; the two pictures differ."""
+    from gpu_deconv.core.params import DeconvParams
+    from gpu_deconv.gl.engine import Deconvolver
+
+    path, u8 = test_png
+    h, w = u8.shape[:2]
+    base = (str(path), *ADAPTIVE, "--size", f"{w}x{h}", "--no-ui", "--split", "0")
+    _, adaptive, st_a = _view(display, tmp_path, *base, frames=3, name="adaptive")
+    _, globl, st_g = _view(display, tmp_path, *base, "--inject", "1:key:D", frames=3, name="global")
+    if st_a["framebuffer"] != [w, h]:
+        pytest.skip(f"framebuffer {st_a['framebuffer']} is not the window size {w}x{h}")
+    assert st_a["mode"] == "adaptive" and st_g["mode"] == "global" and st_g["params"]["mode"] == "global"
+    assert st_a["sigma_used"] == 1.0 and st_a["sigma_hat"] is None
+    for mode, shot in (("adaptive", adaptive), ("global", globl)):
+        with Deconvolver(params=DeconvParams(sigma=1.0, noise=0.004, method="laplacian", mode=mode)) as eng:
+            ref = eng.process(u8)
+        diff = np.abs(shot.astype(int) - ref[..., :3].astype(int))
+        assert diff.max() <= 1, f"{mode}: max diff {diff.max()}"
+    assert np.abs(adaptive.astype(int) - globl.astype(int)).max() > 5
+
+
+def test_level_overlay_shows_the_level_map(display: str, tmp_path: Path, test_png, gl_ctx) -> None:
+    """--overlay level blends viridis((v + 10) / 31) of Deconvolver.draw_level_map over the after view at
+    opacity 0.5: within 2 code values of that blend computed here (8-bit framebuffer rounding twice)."""
+    from gpu_deconv.apps.viewer.gpu import LEVEL_RANGE, viridis
+    from gpu_deconv.core.params import DeconvParams
+    from gpu_deconv.gl.engine import Deconvolver
+
+    path, u8 = test_png
+    h, w = u8.shape[:2]
+    base = (str(path), *ADAPTIVE, "--size", f"{w}x{h}", "--no-ui", "--split", "0")
+    _, plain, _ = _view(display, tmp_path, *base, frames=3, name="plain")
+    _, shot, st = _view(display, tmp_path, *base, "--overlay", "level", "--overlay-alpha", "0.5", frames=3,
+                        name="level")
+    if st["framebuffer"] != [w, h]:
+        pytest.skip(f"framebuffer {st['framebuffer']} is not the window size {w}x{h}")
+    assert st["overlay"] == "level" and st["overlay_drawn"] and st["overlay_note"] is None
+    eng = Deconvolver(ctx=gl_ctx, params=DeconvParams(sigma=1.0, noise=0.004, method="laplacian"))
+    tex = gl_ctx.texture((w, h), 4, dtype="f4")
+    try:
+        eng.process(u8)
+        assert eng.draw_level_map(tex)
+        v = np.frombuffer(tex.read(), np.float32).reshape(h, w, 4)[..., 0]  # row 0: the image top, as uploaded
+    finally:
+        tex.release()
+        eng.release()
+    lo, hi = LEVEL_RANGE
+    expected = 255 * (0.5 * viridis((v - lo) / (hi - lo)) + 0.5 * plain / 255.0)
+    diff = np.abs(shot.astype(float) - expected)
+    assert diff.max() <= 2, f"max diff {diff.max():.2f} at {np.unravel_index(diff.argmax(), diff.shape)}"
+    assert np.abs(shot.astype(int) - plain.astype(int)).max() > 20
+    assert np.ptp(v) > 4  # the chart has flat and busy areas: the map is not one colour
+
+
+def test_sigma_auto_shows_the_estimate_and_its_cells(display: str, tmp_path: Path, test_png) -> None:
+    """sigma 'auto': the stats carry sigma-hat and the sigma used; the sigma overlay colours the usable cells
+    by viridis(sigma / 4) and leaves the others untouched. The full panel renders with it, GL-error free."""
+    from gpu_deconv.apps.viewer.gpu import SIGMA_RANGE, viridis
+
+    path, u8 = test_png
+    h, w = u8.shape[:2]
+    base = (str(path), "--sigma", "auto", "--noise", "0.004", "--method", "laplacian", "--mode", "global",
+            "--size", f"{w}x{h}", "--no-ui", "--split", "0")
+    _, plain, st0 = _view(display, tmp_path, *base, frames=3, name="auto_plain")
+    _, shot, st = _view(display, tmp_path, *base, "--overlay", "sigma", "--overlay-alpha", "0.5", frames=3,
+                        name="auto_sigma")
+    for s_ in (st0, st):
+        assert s_["params"]["sigma"] == "auto" and s_["param_error"] is None
+        assert 0.6 < s_["sigma_hat"] < 1.4, s_["blur_estimate"]  # the chart was blurred by 1 px
+        assert 0.0 < s_["sigma_used"] < s_["sigma_hat"]  # the cautious deconvolution sigma
+        assert "deconvolve with" in s_["blur_estimate"]
+    if st["framebuffer"] != [w, h]:
+        pytest.skip(f"framebuffer {st['framebuffer']} is not the window size {w}x{h}")
+    m = st["sigma_map"]
+    assert st["overlay_drawn"] and m is not None and 0 < m["cells"] < np.size(m["usable"])
+    cell = m["cell"]
+    sig = np.kron(np.asarray(m["sigma"]), np.ones((cell, cell)))[:h, :w]
+    use = np.kron(np.asarray(m["usable"], float), np.ones((cell, cell)))[:h, :w].astype(bool)
+    expected = 255 * (0.5 * viridis(sig / SIGMA_RANGE[1]) + 0.5 * plain / 255.0)
+    assert np.abs(shot[use].astype(float) - expected[use]).max() <= 2
+    assert np.array_equal(shot[~use], plain[~use])
+    # the adaptive mode with the full panel: sigma 'auto' via key U, then the level overlay via key V
+    proc, _, st2 = _view(display, tmp_path, str(path), "--noise", "0.004", "--size", "1280x800",
+                         "--inject", "1:key:U;2:key:V", frames=4, name="auto_panel")
+    assert st2["mode"] == "adaptive" and st2["params"]["sigma"] == "auto" and st2["sigma_hat"] > 0
+    assert st2["overlay"] == "level" and st2["overlay_drawn"] and st2["gl_errors"] == []
+    assert proc.stderr.strip() == ""
+    # the adaptive mode with noise 'auto' (the defaults) and one frame of statistics latency: the blind
+    # estimate's per-tile statistics survive the adaptive pass, so the sigma overlay draws there too
+    _, _, st3 = _view(display, tmp_path, str(path), "--sigma", "auto", "--size", f"{w}x{h}", "--no-ui",
+                      "--overlay", "sigma", frames=4, name="auto_adaptive")
+    assert st3["mode"] == "adaptive" and st3["params"]["noise"] == "auto" and st3["param_error"] is None
+    assert st3["overlay_drawn"] and st3["sigma_map"] is not None and st3["sigma_map"]["cells"] > 0
 
 
 def test_scripted_keys_and_mouse_change_the_view(display: str, tmp_path: Path, test_png) -> None:

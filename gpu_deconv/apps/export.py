@@ -24,16 +24,21 @@ with MIT.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import __version__
+from ..core.adaptive import ENERGY_SCALE, TABLE_SIZE, TABLE_START, WINDOW_TAPS, AdaptiveTable
+from ..core.basis import Basis
+from ..core.comb import Comb
 from ..core.plan import MixtureStage, Plan
 
 if TYPE_CHECKING:
     from ..core.design import Design
+    from ..core.params import DeconvParams
 
 __all__ = ["design_description", "export_glsl", "export_mpv", "glsl_float", "mpv_cost"]
 
@@ -46,7 +51,24 @@ _LICENCE = (
 #: Functions pasted from shaders/ into exported code, renamed with a ``gdc_`` prefix so they cannot collide
 #: with a host's (mpv's) own names: the mirror rule (mirror.glsl) and the sRGB transfer (srgb.glsl), the
 #: same text the engine compiles - written once.
-_LIBRARY_NAMES = ("mirror_index_periodic", "mirror_index", "srgb_to_linear", "linear_to_srgb")
+_LIBRARY_NAMES = ("mirror_index_periodic", "mirror_index", "srgb_to_linear", "linear_to_srgb", "plog2", "level_ratio",
+                  "table_position", "cross_range", "limit_overshoot")
+
+
+#: The start of a GLSL export's body: the attribute-less full-screen-triangle vertex shader (``GDC_VERTEX``),
+#: else the fragment passes, selected by ``GDC_PASS``.
+_VERTEX_OR_PASS = (
+    "#ifdef GDC_VERTEX",
+    "// full-screen triangle from gl_VertexID; draw 3 vertices, no attributes",
+    "void main() {",
+    "    vec2 q = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));",
+    "    gl_Position = vec4(q * 2.0 - 1.0, 0.0, 1.0);",
+    "}",
+    "#else",
+    "#ifndef GDC_PASS",
+    "#define GDC_PASS 0",
+    "#endif",
+)
 
 
 def _library(name: str) -> str:
@@ -118,31 +140,38 @@ def _stage_constants(s: int, stage: MixtureStage) -> list[str]:
     return lines
 
 
-def _h_loop(s: int, stage: MixtureStage, levels: list[int], fetch: str, acc: str) -> list[str]:
+def _h_loop(prefix: str, nlevels: int, levels: list[int], fetch: str, acc: str) -> list[str]:
     """Body of an H pass: one fetch per tap offset, accumulated into every requested level.
 
-    The taps are added in ascending offset order starting from zero, which is exactly the reference's
-    ``g[0]*x0 + g[1]*x1 + ...`` (``0 + a == a``); a level whose radius is smaller than the loop's skips
-    the offsets outside its kernel (the test is on constants, so compilers unroll it away).
+    ``prefix`` names the constants (``{prefix}_R`` the largest radius of the ``nlevels`` levels,
+    ``{prefix}_R{k}`` and ``{prefix}_G{k}`` level k's radius and taps). The taps are added in ascending
+    offset order starting from zero, which is exactly the reference's ``g[0]*x0 + g[1]*x1 + ...``
+    (``0 + a == a``); a level whose radius is smaller than the loop's skips the offsets outside its kernel
+    (the test is on constants, so compilers unroll it away).
     """
-    r = f"GDC_S{s}_R" if len(levels) == stage.levels else f"GDC_S{s}_R{levels[0]}"
+    r = f"{prefix}_R" if len(levels) == nlevels else f"{prefix}_R{levels[0]}"
     out = [f"    for (int i = -{r}; i <= {r}; ++i) {{", f"        vec4 v = {fetch};"]
     for k in levels:
-        guard = "" if len(levels) == 1 else f"if (abs(i) <= GDC_S{s}_R{k}) "
-        out.append(f"        {guard}{acc.format(k=k)} += GDC_S{s}_G{k}[i + GDC_S{s}_R{k}] * v;")
+        guard = "" if len(levels) == 1 else f"if (abs(i) <= {prefix}_R{k}) "
+        out.append(f"        {guard}{acc.format(k=k)} += {prefix}_G{k}[i + {prefix}_R{k}] * v;")
     out.append("    }")
     return out
 
 
+def _v_loop(prefix: str, k: int, fetch: str, name: str, decl: str = "vec4") -> list[str]:
+    """``name = sum_i g_k[i] * H_k[x, mirror(y + i)]`` (ascending i, from zero; constants as :func:`_h_loop`),
+    declared as ``decl``."""
+    return [
+        f"    {decl} {name} = vec4(0.0);",
+        f"    for (int i = -{prefix}_R{k}; i <= {prefix}_R{k}; ++i) {{",
+        f"        {name} += {prefix}_G{k}[i + {prefix}_R{k}] * {fetch.format(k=k)};",
+        "    }",
+    ]
+
+
 def _v_sum(s: int, k: int, fetch: str) -> list[str]:
     """``b_k = sum_i g_k[i] * H_k[x, mirror(y + i)]`` (ascending i) and ``acc += d_k * b_k``."""
-    return [
-        f"    vec4 b{k} = vec4(0.0);",
-        f"    for (int i = -GDC_S{s}_R{k}; i <= GDC_S{s}_R{k}; ++i) {{",
-        f"        b{k} += GDC_S{s}_G{k}[i + GDC_S{s}_R{k}] * {fetch.format(k=k)};",
-        "    }",
-        f"    acc += GDC_S{s}_D[{k}] * b{k};",
-    ]
+    return [*_v_loop(f"GDC_S{s}", k, fetch, f"b{k}"), f"    acc += GDC_S{s}_D[{k}] * b{k};"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -229,7 +258,7 @@ def export_glsl(plan: Plan, description: str = "") -> str:
             f"void gdc_stage{s}_h(sampler2D src, ivec2 p, {outs}) {{",
             "    int n = textureSize(src, 0).x;",
             *(f"    h{k} = vec4(0.0);" for k in range(1, K + 1)),
-            *_h_loop(s, stage, list(range(1, K + 1)),
+            *_h_loop(f"GDC_S{s}", K, list(range(1, K + 1)),
                      "texelFetch(src, ivec2(gdc_mirror_index_periodic(p.x + i, n), p.y), 0)", "h{k}"),
             "}",
             "",
@@ -269,16 +298,7 @@ def export_glsl(plan: Plan, description: str = "") -> str:
         ]
     mains += ["#else", f"#error GDC_PASS must be 0..{npass - 1}", "#endif"]
     vertex = [
-        "#ifdef GDC_VERTEX",
-        "// full-screen triangle from gl_VertexID; draw 3 vertices, no attributes",
-        "void main() {",
-        "    vec2 q = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));",
-        "    gl_Position = vec4(q * 2.0 - 1.0, 0.0, 1.0);",
-        "}",
-        "#else",
-        "#ifndef GDC_PASS",
-        "#define GDC_PASS 0",
-        "#endif",
+        *_VERTEX_OR_PASS,
         "",
         _library("mirror.glsl"),
     ]
@@ -288,10 +308,15 @@ def export_glsl(plan: Plan, description: str = "") -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # mpv user shader
 # ---------------------------------------------------------------------------------------------------------------
-def _mpv_hook(desc: str, binds: list[str], save: str | None, code: list[str]) -> list[str]:
+def _mpv_hook(desc: str, binds: list[str], save: str | None, code: list[str], components: int = 4,
+              size: tuple[str, str] | None = None) -> list[str]:
+    """One ``//!HOOK MAIN`` block; ``save`` names its texture (None: it writes MAIN), ``size`` its
+    ``//!WIDTH``/``//!HEIGHT`` expressions (mpv's reverse Polish notation; default MAIN's size)."""
     head = ["//!HOOK MAIN", *(f"//!BIND {b}" for b in binds)]
     if save is not None:
-        head += [f"//!SAVE {save}", "//!COMPONENTS 4"]
+        head += [f"//!SAVE {save}", f"//!COMPONENTS {components}"]
+    if size is not None:
+        head += [f"//!WIDTH {size[0]}", f"//!HEIGHT {size[1]}"]
     head.append(f"//!DESC {desc}")
     return [*head, *code, ""]
 
@@ -393,7 +418,7 @@ def export_mpv(plan: Plan, description: str = "", *, runtime_strength: float | N
                 f"gpu_deconv stage {s + 1}/{last + 1} H level {k}/{stage.levels}", [src], f"GDC_S{s}_H{k}",
                 [*consts, _library("mirror.glsl"), "vec4 hook() {", "    ivec2 p = ivec2(gl_FragCoord.xy);",
                  f"    int n = int({src}_size.x);", "    vec4 acc = vec4(0.0);",
-                 *_h_loop(s, stage, [k],
+                 *_h_loop(f"GDC_S{s}", stage.levels, [k],
                           f"{src}_mul * texelFetch({src}_raw, ivec2(gdc_mirror_index_periodic(p.x + i, n), p.y), 0)",
                           "acc"),
                  "    return acc;", "}"],
@@ -418,4 +443,597 @@ def export_mpv(plan: Plan, description: str = "", *, runtime_strength: float | N
             f"gpu_deconv stage {s + 1}/{last + 1} combine" + (" and sRGB encode" if s == last else ""),
             ["GDC_LIN", *hk], None if s == last else f"GDC_S{s}", code,
         )
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Locally adaptive mode (gpu_deconv.core.adaptive): shared pieces
+# ---------------------------------------------------------------------------------------------------------------
+def _check_strength(strength: float, name: str = "strength") -> float:
+    s = float(strength)
+    if not 0.0 <= s <= 4.0:
+        raise ValueError(f"{name} must be 0..4, got {strength!r}")
+    return s
+
+
+def _check_limiter(limiter: float | None) -> float | None:
+    if limiter is None:
+        return None
+    m = float(limiter)
+    if not (math.isfinite(m) and m >= 0):
+        raise ValueError(f"limiter margin must be a finite number >= 0, got {limiter!r}")
+    return m
+
+
+def _limiter(sampler: str, size: str, fetch: str, margin: float) -> tuple[list[str], list[str]]:
+    """``(declarations, lines)`` of the halo limiter (:func:`gpu_deconv.core.adaptive.limit_overshoot`) on
+    ``acc``: limiter.glsl renamed ``gdc_*`` with the macros it expects (COLOUR, COL, CSW from the export's
+    GDC_COLOUR, GDC_COL, GDC_C; FETCH as ``fetch``, a texelFetch), then the input's range over the pixel and
+    its 4 neighbours (``sampler``, of ``size``) and the soft clamp with margin ``margin``."""
+    decls = ["#define COLOUR GDC_COLOUR", "#define COL GDC_COL", "#define CSW(v) GDC_C(v)",
+             f"#define FETCH(s, p, inv) {fetch}", _library("limiter.glsl"),
+             f"const float GDC_LIMIT = {glsl_float(margin)};  // allowed overshoot, fraction of the local range"]
+    lines = ["    GDC_COL lo, hi;", f"    gdc_cross_range({sampler}, vec2(0.0), p, {size}, GDC_C(x), lo, hi);",
+             "    acc = gdc_limit_overshoot(acc, lo, hi, GDC_LIMIT);"]
+    return decls, lines
+
+
+def adaptive_description(params: DeconvParams, table: AdaptiveTable) -> str:
+    """One line naming what an adaptive export was made from (for its header).
+
+    Parameters
+    ----------
+    params : DeconvParams
+        The parameters given (sigma in px, noise as a linear std, strength); the level is not one of them
+        (it is measured per pixel).
+    table : AdaptiveTable
+        The table solved for them (its basis names the method, its bands the energy bands).
+
+    Returns
+    -------
+    str
+        e.g. ``"sigma=1.2 px noise=0.01 method=laplacian mode=adaptive strength=1 blur=gaussian energy=L3+L4"``.
+    """
+    method = "comb" if isinstance(table.basis, Comb) else "laplacian"
+    a, b = table.bands
+    return (f"sigma={params.sigma:g} px noise={params.noise:g} method={method} mode=adaptive "
+            f"strength={params.strength:g} blur={params.blur} energy=L{a + 1}+L{b + 1}")
+
+
+def _table_rows(table: AdaptiveTable, strength: float) -> np.ndarray:
+    """``(rows, TABLE_SIZE, 4)`` float32: row r, column i holds ``strength * c_{4r+1..4r+4}`` at table node i,
+    zero-padded - the layout of :meth:`gpu_deconv.gl.adaptive.AdaptiveExecutor.table_texture`. Strength
+    scales the coefficients in float32, so the export at strength s is ``apply_adaptive`` with that table."""
+    coef = (np.float32(strength) * table.coefficients).astype(np.float32)
+    rows = -(-table.size // 4)
+    data = np.zeros((rows, TABLE_SIZE, 4), np.float32)
+    for r in range(rows):
+        part = coef[:, 4 * r:4 * r + 4]
+        data[r, :, :part.shape[1]] = part
+    return data
+
+
+def _lowpass_constants(basis: Basis) -> list[str]:
+    """``GDC_A_R`` (largest radius), ``GDC_A_R{k}`` radii and ``GDC_A_G{k}`` taps of the K lowpasses g_k."""
+    taps = basis.lowpass_taps
+    lines = [f"// lowpasses g_1..g_{len(taps)} of {basis!r}: symmetric, odd, radius GDC_A_R<k>",
+             f"const int GDC_A_R = {max(t.size // 2 for t in taps)};"]
+    for k, g in enumerate(taps, start=1):
+        lines.append(f"const int GDC_A_R{k} = {g.size // 2};")
+        lines.append(_array(f"GDC_A_G{k}", g))
+    return lines
+
+
+def _level_constants(table: AdaptiveTable, channels: int) -> list[str]:
+    """``GDC_NOISE_E``, ``GDC_FLOOR``, ``GDC_INV`` of :meth:`AdaptiveTable.energy_constants` (float32 exact)."""
+    n_e, fl, inv = table.energy_constants(channels)
+    return [f"const float GDC_NOISE_E = {glsl_float(n_e)};  // S C sigma^2 (N_a + N_b): the energy noise alone makes",
+            f"const float GDC_FLOOR = {glsl_float(fl)};  // floor of the level as a fraction of the energy's",
+            f"const float GDC_INV = {glsl_float(inv)};  // kappa / (S C sigma^2 (M_a + M_b))"]
+
+
+def _window_constants() -> list[str]:
+    return [_array("GDC_W", WINDOW_TAPS) + "  // energy window taps at offsets -1..2 of 2q (binomial, exact)",
+            f"const float GDC_TABLE_START = {glsl_float(TABLE_START)};  // table node i is v = start + i",
+            f"const int GDC_TABLE_SIZE = {TABLE_SIZE};"]
+
+
+def _energy_function(colour: int, ty: str) -> list[str]:
+    """``gdc_energy(L_a, L_b)``: ``S * (L_a.r^2 + L_a.g^2 + L_a.b^2 + L_b.r^2 + ...)`` in the reference's order."""
+    ch = [""] if colour == 1 else [".r", ".g", ".b"]
+    terms = [f"{v}{c} * {v}{c}" for v in ("a", "b") for c in ch]
+    return [f"float gdc_energy({ty} a, {ty} b) {{", f"    GDC_PRECISE float e = {terms[0]};",
+            *(f"    e += {t};" for t in terms[1:]), f"    return e * {glsl_float(ENERGY_SCALE)};", "}"]
+
+
+def _window_body(fetch: str, size: str) -> list[str]:
+    """Half-resolution window: ``D(q) = sum_j w_j sum_i w_i e(mirror(2q + (i, j) - 1))``, rows first, ascending
+    (:func:`gpu_deconv.core.adaptive.pass_energy`). ``fetch`` reads e at ``(x, y)``; ``size`` is the full
+    resolution ``ivec2``."""
+    return [
+        "    ivec2 b = 2 * ivec2(gl_FragCoord.xy);",
+        f"    ivec2 n = {size};",
+        "    GDC_PRECISE float d = 0.0;",
+        "    for (int j = 0; j < 4; ++j) {",
+        "        int y = gdc_mirror_index_periodic(b.y + j - 1, n.y);",
+        "        GDC_PRECISE float row = 0.0;",
+        "        for (int i = 0; i < 4; ++i) {",
+        "            int x = gdc_mirror_index_periodic(b.x + i - 1, n.x);",
+        f"            row = i == 0 ? GDC_W[0] * {fetch} : row + GDC_W[i] * {fetch};",
+        "        }",
+        "        d = j == 0 ? GDC_W[0] * row : d + GDC_W[j] * row;",
+        "    }",
+    ]
+
+
+def _lookup_body(fetch_d: str, size: str, table_at: str, rows: int) -> list[str]:
+    """Pass 5's level and coefficients at pixel ``p``: ``E`` bilinear from the half-resolution ``D`` (weights
+    1/4, 3/4, x first; :func:`gpu_deconv.core.adaptive.upsample_energy`), ``A / sigma^2``, the table position
+    and ``c{r} = T_r[i] + f (T_r[i + 1] - T_r[i])`` for each row r of 4 coefficients. ``fetch_d`` reads D at
+    ``(x, y)``; ``table_at`` is the table texel at column ``{i}``, row ``{r}``."""
+    out = [
+        f"    ivec2 nh = ({size} + 1) / 2;  // the half-resolution size, whatever the texture's",
+        "    ivec2 s = p & 1;",
+        "    ivec2 i0 = (p >> 1) - 1 + s;",
+        "    int xa = gdc_mirror_index_periodic(i0.x, nh.x);",
+        "    int xb = gdc_mirror_index_periodic(i0.x + 1, nh.x);",
+        "    int ya = gdc_mirror_index_periodic(i0.y, nh.y);",
+        "    int yb = gdc_mirror_index_periodic(i0.y + 1, nh.y);",
+        "    float wx0 = s.x == 0 ? 0.25 : 0.75;",
+        "    float wx1 = s.x == 0 ? 0.75 : 0.25;",
+        "    float wy0 = s.y == 0 ? 0.25 : 0.75;",
+        "    float wy1 = s.y == 0 ? 0.75 : 0.25;",
+        f"    GDC_PRECISE float r0 = wx0 * {fetch_d.format(x='xa', y='ya')} + wx1 * {fetch_d.format(x='xb', y='ya')};",
+        f"    GDC_PRECISE float r1 = wx0 * {fetch_d.format(x='xa', y='yb')} + wx1 * {fetch_d.format(x='xb', y='yb')};",
+        "    GDC_PRECISE float en = wy0 * r0 + wy1 * r1;",
+        "    int i;",
+        "    float f;",
+        "    gdc_table_position(gdc_level_ratio(en, GDC_NOISE_E, GDC_FLOOR, GDC_INV), GDC_TABLE_START, GDC_TABLE_SIZE,"
+        " i, f);",
+    ]
+    for r in range(rows):
+        ta, tb = table_at.format(i="i", r=r), table_at.format(i="i + 1", r=r)
+        out += [f"    vec4 ta{r} = {ta};", f"    GDC_PRECISE vec4 c{r} = ta{r} + f * ({tb} - ta{r});"]
+    return out
+
+
+def _apply_lines(k: int, band: str) -> list[str]:
+    """``acc += c_k L_k`` in band order (``band.format(k=k)`` is band k's filtered channels, k 1-based)."""
+    return [f"    acc += c{(b - 1) // 4}.{'xyzw'[(b - 1) % 4]} * {band.format(k=b)};" for b in range(1, k + 1)]
+
+
+def glsl_adaptive_cost(table: AdaptiveTable, limiter: bool = False) -> tuple[int, int]:
+    """Passes and texel fetches per output pixel of :func:`export_glsl_adaptive`'s shader for ``table``.
+
+    H: one fetch per offset of the widest lowpass, shared by all levels (MRT); V: the input and every
+    level's own vertical taps; window: 16 fetches per half-resolution texel (4 per pixel); apply: the
+    input, K bands and 4 window texels (the table is a constant array), and the input's 4 neighbours with
+    the ``limiter``.
+    """
+    sizes = [t.size for t in table.basis.lowpass_taps]
+    return 4, max(sizes) + (1 + sum(sizes)) + 4 + (1 + table.size + 4 + 4 * limiter)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Locally adaptive mode: GLSL 330 core
+# ---------------------------------------------------------------------------------------------------------------
+def export_glsl_adaptive(table: AdaptiveTable, description: str = "", *, strength: float = 1.0,
+                         limiter: float | None = None) -> str:
+    """The locally adaptive filter (:func:`gpu_deconv.core.adaptive.apply_adaptive`) as one self-contained
+    GLSL 330 core source, its coefficient table a ``const`` array in the source (nothing for the host to
+    upload).
+
+    At every pixel ``p`` the passes compute, in the reference's order of operations (float32; the tests
+    hold it to 1e-5 of ``apply_adaptive(..., precision=32)``),
+
+        out(p) = x(p) + sum_k s c_k(A(p)) (L_k x)(p),
+
+    ``L_1 = x - G_1 x``, ``L_k = G_{k-1} x - G_k x`` the bands of the table's basis (``G_k`` its separable
+    lowpasses), ``A(p)`` the local signal level from the energy of two bands smoothed by a half-resolution
+    window, ``c(A)`` the table interpolated at ``plog2(A / sigma^2)`` and ``s`` the strength. The noise is
+    fixed when the table is solved, so the engine's statistics pass (pass 4) has no counterpart here.
+
+    Parameters
+    ----------
+    table : AdaptiveTable
+        From :meth:`gpu_deconv.core.adaptive.AdaptiveSolver.solve` for the blur and noise variance (linear
+        units^2) to export.
+    description : str
+        One line naming the parameters (see :func:`adaptive_description`); written into the header.
+    strength : float
+        ``s`` in 0..4 (1 = the designed filter), baked into the table in float32.
+    limiter : float or None
+        Halo limiter margin (:func:`gpu_deconv.core.adaptive.limit_overshoot`: the output kept within the
+        input's 5-pixel range plus ``limiter`` times that range, with a soft knee), None for none - as
+        ``apply_adaptive(..., limiter=)``.
+
+    Returns
+    -------
+    str
+        GLSL source whose first line is ``#version 330 core``; compile it per pass with ``#define GDC_PASS n``
+        (and ``#define GDC_COLOUR 1`` for gray images) after the first line, as the header explains.
+
+    Reference: J.-S. Lee, "Digital image enhancement and noise filtering by use of local statistics",
+    IEEE PAMI 1980 (local statistics choose the filter per pixel); the bands and the table are this
+    project's (:mod:`gpu_deconv.core.adaptive`).
+    """
+    s = _check_strength(strength)
+    margin = _check_limiter(limiter)
+    k = table.size
+    rows = -(-k // 4)
+    data = _table_rows(table, s)
+    a, b = table.bands
+    sizes = [t.size for t in table.basis.lowpass_taps]
+    fetches = glsl_adaptive_cost(table, margin is not None)[1]
+    lim_decls, lim_lines = ([], []) if margin is None else _limiter(
+        "gdc_input", "textureSize(gdc_input, 0)", "texelFetch((s), (p), 0)", margin)
+    hdr = [
+        "#version 330 core",
+        "#extension GL_ARB_gpu_shader5 : enable",
+        "// gpu_deconv filter export: GLSL 330 core, locally adaptive mode",
+        f"// Filter: {_one_line(description) or '(no description given)'}",
+        f"// Basis: {table.basis!r}; blur {table.blur!r}",
+        f"// Noise variance {table.noise_var:.6g} (linear units^2); strength {s:g}; halo limiter "
+        f"{'off' if margin is None else f'margin {margin:g}'}",
+        *(f"// {line.format(version=__version__)}" for line in _LICENCE),
+        "//",
+        "// WHAT IT COMPUTES (gpu_deconv.core.adaptive.apply_adaptive, float32, same order of operations):",
+        "//   out(p) = x(p) + sum_k c_k(A(p)) L_k(p),  L_1 = x - G_1 x,  L_k = G_{k-1} x - G_k x  (k = 1..K),",
+        f"// G_k the separable lowpass g_k (x) g_k (K = {k}), A(p) the local signal level: the energy of bands",
+        f"// L_{a + 1} and L_{b + 1} summed over the colour channels, smoothed by a window at half resolution, minus",
+        "// what the noise alone gives; c(A) a table over the level, interpolated linearly in plog2(A / sigma^2).",
+        "// Where the image holds detail the filter restores, where it holds little (flat areas, shadows) it",
+        "// denoises. The noise is fixed when the table is solved, so nothing is measured from the frame.",
+        "//",
+        "// INTERFACE",
+        "// - Input: one texture holding the image in LINEAR light (decode sRGB before, encode after), any float",
+        "//   or unorm format. Colour: compile every pass with `#define GDC_COLOUR 3` (the default: .rgb is filtered,",
+        "//   the level is measured on R+G+B) or `#define GDC_COLOUR 1` (gray: .r). Channels not filtered (.a, and",
+        "//   .gb of a gray image) are passed through unchanged by the last pass; put gray+alpha in .r and .a.",
+        "// - Passes 0, 1 and 3 render the full image (viewport = the image size, no offset); pass 2 renders at",
+        "//   HALF resolution: a target and viewport of ceil(w/2) x ceil(h/2). One full-screen triangle each",
+        "//   (compile with `#define GDC_VERTEX` for a vertex shader that draws it from gl_VertexID with no",
+        "//   attributes: glDrawArrays(GL_TRIANGLES, 0, 3)). A fragment's texel is ivec2(gl_FragCoord.xy); rows may",
+        "//   be stored top-down or bottom-up (the filter is symmetric; the half-resolution grid starts at texel 0).",
+        "// - Textures: H_k and L_k have the image's size and (at least) the filtered channels; e (pass 1, location",
+        f"//   {k}) and D (pass 2) one channel, D at half resolution. Sizes are read with textureSize(), so every",
+        "//   texture must have exactly its size. 32-bit float everywhere reproduces the NumPy reference to float32",
+        "//   rounding. Keep H_k in 32-bit float: L_k is a difference of two lowpasses, so fp16 H_k would put their",
+        "//   rounding (~1e-4 of a value ~0.5) into bands of ~1e-2 that the table's large coefficients amplify. L_k, e",
+        "//   and D may be 16-bit float (the engine's precision 16 stores them so, within 0.01 dB).",
+        "// - Boundary: mirror with the edge texel repeated, per tap, period 2n (index -1 -> 0, n -> n-1 ...), at",
+        "//   full and at half resolution, so images narrower than the kernel are exact too.",
+        "// - All reads are texelFetch at level 0, so filtering and wrap modes do not matter, but every",
+        "//   texture must be complete: with no mipmaps set GL_TEXTURE_MIN_FILTER to GL_NEAREST (or GL_LINEAR).",
+        f"// - Cost per output pixel: 4 passes, {fetches} texel fetches (H {max(sizes)}, bands {1 + sum(sizes)},"
+        " window 16 per",
+        f"//   half-resolution texel = 4, apply {fetches - max(sizes) - 1 - sum(sizes) - 4}), {2 * k + 1} texel writes"
+        " (+1/4 for D); the table is",
+        "//   constants.",
+        "//",
+        "// PASSES: 4, run in this order. Select one with `#define GDC_PASS n` inserted after line 1 (default 0).",
+        "// Uniforms are sampler2D; bind each to the texture named.",
+        f"//   pass 0: H (along x). reads gdc_input; writes H_1..H_{k} to locations 0..{k - 1} (MRT).",
+        f"//   pass 1: V, bands and energy (along y). reads gdc_input and gdc_h1..gdc_h{k} (H_k of pass 0); writes",
+        f"//           L_1..L_{k} to locations 0..{k - 1} and the energy e (.r) to location {k}.",
+        "//   pass 2: window (HALF resolution). reads gdc_e (e of pass 1); writes D (.r) to location 0.",
+        f"//   pass 3: apply. reads gdc_input, gdc_b1..gdc_b{k} (L_k of pass 1) and gdc_d (D of pass 2); writes the",
+        "//           result to location 0.",
+        "//",
+        f"// TABLE: const vec4 GDC_TABLE[{rows * TABLE_SIZE}] below, {TABLE_SIZE} nodes x {rows} row(s): element"
+        f" i + {TABLE_SIZE} r holds strength *",
+        f"// (c_(4r+1), c_(4r+2), c_(4r+3), c_(4r+4)) at node i, i.e. at A / sigma^2 = 2^({TABLE_START:g} + i),"
+        " zero-padded; the same",
+        "// data as gpu_deconv.gl.adaptive.AdaptiveExecutor.table_texture (an RGBA32F texture there).",
+    ]
+    head = [
+        *_VERTEX_OR_PASS,
+        "#ifdef GL_ARB_gpu_shader5  // `precise`: no fused multiply-add, so sums round like the NumPy reference",
+        "#define GDC_PRECISE precise",
+        "#else",
+        "#define GDC_PRECISE",
+        "#endif",
+        "#ifndef GDC_COLOUR",
+        "#define GDC_COLOUR 3",
+        "#endif",
+        "",
+        _library("mirror.glsl"),
+        "",
+        _library("adaptive_lookup.glsl"),
+        "",
+        "#if GDC_COLOUR == 1",
+        "#define GDC_COL float",
+        "#define GDC_C(v) ((v).r)",
+        "#define GDC_OUT(c, v) vec4((c), (v).gba)",
+        *_level_constants(table, 1),
+        *_energy_function(1, "float"),
+        "#elif GDC_COLOUR == 3",
+        "#define GDC_COL vec3",
+        "#define GDC_C(v) ((v).rgb)",
+        "#define GDC_OUT(c, v) vec4((c), (v).a)",
+        *_level_constants(table, 3),
+        *_energy_function(3, "vec3"),
+        "#else",
+        "#error GDC_COLOUR must be 1 or 3",
+        "#endif",
+        "",
+        *_lowpass_constants(table.basis),
+        *_window_constants(),
+        f"const vec4 GDC_TABLE[{rows * TABLE_SIZE}] = vec4[{rows * TABLE_SIZE}](",
+        ",\n".join("    vec4(" + ", ".join(glsl_float(v) for v in data[r, i]) + ")"
+                   for r in range(rows) for i in range(TABLE_SIZE)),
+        ");",
+        "",
+    ]
+    h_outs = "\n".join(f"layout(location = {j - 1}) out vec4 gdc_out{j - 1};" for j in range(1, k + 1))
+    band_lines = ["    vec4 L1 = x - g1;", *(f"    vec4 L{j} = g{j - 1} - g{j};" for j in range(2, k + 1))]
+    mains = [
+        "#if GDC_PASS == 0",
+        "uniform sampler2D gdc_input;",
+        h_outs,
+        "void main() {",
+        "    ivec2 p = ivec2(gl_FragCoord.xy);",
+        "    int n = textureSize(gdc_input, 0).x;",
+        *(f"    GDC_PRECISE vec4 h{j} = vec4(0.0);" for j in range(1, k + 1)),
+        *_h_loop("GDC_A", k, list(range(1, k + 1)),
+                 "texelFetch(gdc_input, ivec2(gdc_mirror_index_periodic(p.x + i, n), p.y), 0)", "h{k}"),
+        *(f"    gdc_out{j - 1} = h{j};" for j in range(1, k + 1)),
+        "}",
+        "#elif GDC_PASS == 1",
+        "uniform sampler2D gdc_input;",
+        *(f"uniform sampler2D gdc_h{j};" for j in range(1, k + 1)),
+        *(f"layout(location = {j - 1}) out vec4 gdc_out{j - 1};" for j in range(1, k + 2)),
+        "void main() {",
+        "    ivec2 p = ivec2(gl_FragCoord.xy);",
+        "    int n = textureSize(gdc_input, 0).y;",
+        "    vec4 x = texelFetch(gdc_input, p, 0);",
+        *(line for j in range(1, k + 1) for line in _v_loop(
+            "GDC_A", j, "texelFetch(gdc_h{k}, ivec2(p.x, gdc_mirror_index_periodic(p.y + i, n)), 0)", f"g{j}",
+            "GDC_PRECISE vec4")),
+        *band_lines,
+        *(f"    gdc_out{j - 1} = L{j};" for j in range(1, k + 1)),
+        f"    gdc_out{k} = vec4(gdc_energy(GDC_C(L{a + 1}), GDC_C(L{b + 1})), 0.0, 0.0, 0.0);",
+        "}",
+        "#elif GDC_PASS == 2",
+        "uniform sampler2D gdc_e;",
+        "layout(location = 0) out vec4 gdc_out0;",
+        "void main() {",
+        *_window_body("texelFetch(gdc_e, ivec2(x, y), 0).r", "textureSize(gdc_e, 0)"),
+        "    gdc_out0 = vec4(d, 0.0, 0.0, 0.0);",
+        "}",
+        "#elif GDC_PASS == 3",
+        *lim_decls,
+        "uniform sampler2D gdc_input;",
+        *(f"uniform sampler2D gdc_b{j};" for j in range(1, k + 1)),
+        "uniform sampler2D gdc_d;",
+        "layout(location = 0) out vec4 gdc_out0;",
+        "void main() {",
+        "    ivec2 p = ivec2(gl_FragCoord.xy);",
+        "    vec4 x = texelFetch(gdc_input, p, 0);",
+        *_lookup_body("texelFetch(gdc_d, ivec2({x}, {y}), 0).r", "textureSize(gdc_input, 0)",
+                      f"GDC_TABLE[{{i}} + {TABLE_SIZE} * {{r}}]", rows),
+        "    GDC_PRECISE GDC_COL acc = GDC_C(x);",
+        *_apply_lines(k, "GDC_C(texelFetch(gdc_b{k}, p, 0))"),
+        *lim_lines,
+        "    gdc_out0 = GDC_OUT(acc, x);  // channels not filtered pass through",
+        "}",
+        "#else",
+        "#error GDC_PASS must be 0..3",
+        "#endif",
+    ]
+    return "\n".join([*hdr, "", *head, *mains, "#endif  // GDC_VERTEX", ""])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Locally adaptive mode: mpv user shader
+# ---------------------------------------------------------------------------------------------------------------
+#: Split storage of the lowpass sums: the high part is exact in any 16-bit float texture (mantissa cut to
+#: 10 bits; values below 2^-14 lose at most 2^-24), the low part ``v - high`` is exact in float32 and rounds
+#: relative to its own size (<= 2^-10 |v|) in float16, so ``high + low`` carries ~21 bits through mpv's
+#: default rgba16f hook textures and is exactly ``v`` in rgba32f ones.
+_SPLIT_HIGH = (
+    "// the part of v any 16-bit float texture stores exactly: its float32 mantissa cut to 10 bits",
+    "vec4 gdc_high(vec4 v) { return uintBitsToFloat(floatBitsToUint(v) & 0xFFFFE000u); }",
+)
+
+
+def _energy_levels(table: AdaptiveTable) -> list[int]:
+    """Levels (1-based) whose vertical sums the two energy bands need: ``L_{a+1} = G_a - G_{a+1}`` (``G_0`` is
+    the input itself) and ``L_{a+2} = G_{a+1} - G_{a+2}``."""
+    a, b = table.bands
+    return [lv for lv in (a, a + 1, b + 1) if lv > 0]
+
+
+def mpv_adaptive_cost(table: AdaptiveTable, limiter: bool = False) -> tuple[int, int]:
+    """Passes and texel fetches per output pixel of :func:`export_mpv_adaptive`'s shader for ``table``.
+
+    Decode (1 fetch); two H hooks per lowpass (high and low part, ``2 r_k + 1`` fetches each: mpv cannot
+    write several targets from one pass); the energy hook (two texels per vertical tap of the levels its
+    bands need, plus the input when the first band is ``L_1``); the half-resolution window (16 fetches per
+    half-resolution texel, 4 per pixel); the apply hook (the input, two texels per vertical tap of every
+    level, 4 window texels, 2 table texels per row of 4 coefficients, and the input's 4 neighbours with the
+    ``limiter``).
+    """
+    sizes = [t.size for t in table.basis.lowpass_taps]
+    k = table.size
+    e = 2 * sum(sizes[lv - 1] for lv in _energy_levels(table)) + (table.bands[0] == 0)
+    return 2 * k + 4, 1 + 2 * sum(sizes) + e + 4 + (1 + 2 * sum(sizes) + 4 + 2 * -(-k // 4) + 4 * limiter)
+
+
+def export_mpv_adaptive(table: AdaptiveTable, description: str = "", *, strength: float = 1.0,
+                        runtime_strength: float | None = None, limiter: float | None = None) -> str:
+    """The locally adaptive filter as an mpv user-shader file (``mpv --glsl-shaders=deblur.glsl file.mp4``).
+
+    The computation of :func:`export_glsl_adaptive` (``out = x + s sum_k c_k(A) L_k x`` per pixel, in the
+    order of :func:`gpu_deconv.core.adaptive.apply_adaptive`) in linear light between an sRGB decode and
+    encode like :func:`export_mpv`, with the coefficient table embedded as an RGBA32F ``//!TEXTURE``.
+
+    Two differences from the engine's passes, both for mpv's single-target hooks and half-float textures:
+    the bands are not stored (that would take one hook per texture) but recomputed by the last hook from
+    the lowpass sums, which gives the same float32 values; and each lowpass sum is stored as a high and a
+    low part (two hooks), because in mpv's default rgba16f textures a plain sum would carry its rounding
+    (~1e-4 of a value ~0.5) into bands of ~1e-2 that the table's coefficients (up to ~1000) amplify -
+    measured in mpv: up to 54 code values off the reference, mean 3.3, against <= 2 with the split.
+
+    Parameters
+    ----------
+    table : AdaptiveTable
+        From :meth:`gpu_deconv.core.adaptive.AdaptiveSolver.solve` for the blur and noise variance (linear
+        units^2) to export; the noise is fixed, so nothing is measured while playing.
+    description : str
+        One line naming the parameters (see :func:`adaptive_description`); header and first ``//!DESC``.
+    strength : float
+        ``s`` in 0..4 baked into the table (float32). Must stay 1 with ``runtime_strength``.
+    runtime_strength : float, optional
+        Export ``strength`` as a ``//!PARAM`` (mpv >= 0.36 / libplacebo >= 5; mpv 0.35 rejects the file) with
+        this default; the last hook computes ``x + s (F_1 x - x)`` from the full-strength table, as
+        :func:`export_mpv` does. None (default): ``strength`` is baked in (works in every mpv).
+    limiter : float or None
+        Halo limiter margin, as :func:`export_glsl_adaptive`; applied after the strength, before the encode.
+
+    Returns
+    -------
+    str
+        A ``//!TEXTURE GDC_TABLE`` block, then hooks on ``MAIN`` (native size, before scaling) in this order:
+        decode to ``GDC_LIN``; per lowpass k two H hooks saving ``GDC_H{k}_HI`` and ``GDC_H{k}_LO``; the energy
+        hook saving ``GDC_E``; the half-resolution window saving ``GDC_D``; the apply hook, which re-encodes and
+        writes MAIN. :func:`mpv_adaptive_cost` gives the passes and fetches.
+    """
+    # mpv ends a block's code at the next "//!" anywhere, even inside a comment: keep it out of the text
+    desc = _one_line(description).replace("//!", "// !") or "(no description given)"
+    s = _check_strength(strength)
+    if runtime_strength is not None:
+        _check_strength(runtime_strength, "runtime_strength")
+        if s != 1.0:
+            raise ValueError("with runtime_strength the table must be exported at strength 1 (the shader blends)")
+    margin = _check_limiter(limiter)
+    k = table.size
+    rows = -(-k // 4)
+    a, b = table.bands
+    n_hooks, n_fetch = mpv_adaptive_cost(table, margin is not None)
+    hdr = [
+        "// gpu_deconv filter export: mpv user shader, locally adaptive mode (vo=gpu; one hook per pass)",
+        f"// Filter: {desc}",
+        f"// Basis: {table.basis!r}; blur {table.blur!r}",
+        f"// Noise variance {table.noise_var:.6g} (linear units^2); halo limiter "
+        f"{'off' if margin is None else f'margin {margin:g}'}",
+        *(f"// {line.format(version=__version__)}" for line in _LICENCE),
+        "//",
+        "// Usage: mpv --glsl-shaders=deblur.glsl file.mp4",
+        "//",
+        "// What it computes (gpu_deconv.core.adaptive.apply_adaptive, same order of operations): at every pixel",
+        "//   out = x + sum_k c_k(A) L_k,  L_1 = x - G_1 x,  L_k = G_{k-1} x - G_k x  (G_k separable lowpasses),",
+        f"// A the local signal level: the energy of bands L_{a + 1} and L_{b + 1} (summed over R, G, B) smoothed by a",
+        "// window at half resolution, minus the noise's share; c(A) from the table below. Detailed areas are",
+        "// restored, flat and dark ones denoised. The noise is fixed at export time: nothing is measured.",
+        "//",
+        f"// Hooks MAIN (native resolution, before scaling): {n_hooks} passes, {n_fetch} texel fetches per pixel.",
+        "//   decode: MAIN's non-linear RGB to linear light with the sRGB curve (the filter is designed for linear",
+        "//     light, where optical blur is a convolution; for BT.1886/gamma-2.4 video a close approximation)",
+        f"//   H_k (k = 1..{k}): lowpass g_k along x, two hooks each (high and low part, see Precision) - mpv has",
+        "//     no multiple render targets",
+        f"//   energy: the vertical sums its bands need, e = {glsl_float(ENERGY_SCALE)} * (L_{a + 1}.r^2 + ..."
+        f" + L_{b + 1}.b^2)",
+        "//   window, at half resolution (ceil(w/2) x ceil(h/2)): D = [1 3 3 1]/8 (x) [1 3 3 1]/8 over e",
+        "//   apply: every level's vertical sum, the bands, E bilinear from D, A / sigma^2, the table position,",
+        "//     out = x + sum c_k L_k, the halo limiter if on, sRGB encode, alpha passed through. Unlike the",
+        "//     engine's, the bands are not stored (one hook per texture) but recomputed here, to the same values.",
+        f"// Table: the texture GDC_TABLE (RGBA32F, {TABLE_SIZE} x {rows}): texel (i, r) holds "
+        f"{'' if runtime_strength is not None else 'strength * '}(c_(4r+1) .. c_(4r+4))",
+        f"// at node i, A / sigma^2 = 2^({TABLE_START:g} + i), zero-padded, as the hex bytes of little-endian float32;",
+        "// gpu_deconv.gl.adaptive.AdaptiveExecutor.table_texture holds the same data.",
+        "// Reads are texelFetch at integer texel indices with the mirror rule 'edge texel repeated, period 2n'",
+        "// (at half resolution too), so the borders match gpu_deconv's engine and NumPy reference.",
+        "// Precision: mpv stores hook textures in its FBO format (usually rgba16f). A band is the difference of",
+        "// two lowpass sums, so each sum is stored as a part exact in 16 bits plus the remainder (~21 bits",
+        "// together; exact with --fbo-format=rgba32f); the linear input itself is what mpv's MAIN holds (rgba16f:",
+        "// ~1e-3 relative), which the filter amplifies like any detail: expect a few code values off gpu_deconv's",
+        "// output in dark pixels by default, at most 1 with --fbo-format=rgba32f.",
+        *(("// Strength is a runtime parameter (PARAM strength, 0..4): needs mpv >= 0.36 or libplacebo >= 5;",
+            "// mpv 0.35 rejects the whole file - export without --runtime-params for it.")
+          if runtime_strength is not None else
+          (f"// Strength {s:g} is baked into the table: mpv 0.35 does not support the PARAM directive, so re-export",
+           "// with another --strength to change it (or use --runtime-params with a newer player).")),
+        "// The filter expects the source at its native size: use it on MAIN only. Values above 1.0 pass through.",
+        "",
+        "//!TEXTURE GDC_TABLE",
+        f"//!SIZE {TABLE_SIZE} {rows}",
+        "//!FORMAT rgba32f",
+        "//!FILTER NEAREST",
+        _table_rows(table, s).astype("<f4").tobytes().hex(),
+        "",
+    ]
+    out: list[str] = list(hdr)
+    if runtime_strength is not None:
+        out += ["//!PARAM strength", "//!DESC gpu_deconv strength: 0 = off, 1 = the designed filter, > 1 exaggerates",
+                "//!TYPE float", "//!MINIMUM 0.0", "//!MAXIMUM 4.0", glsl_float(runtime_strength), ""]
+    out += _mpv_hook(
+        f"gpu_deconv decode sRGB to linear ({desc})", ["HOOKED"], "GDC_LIN",
+        [_library("srgb.glsl"), "vec4 hook() {", "    vec4 c = HOOKED_tex(HOOKED_pos);",
+         "    return vec4(gdc_srgb_to_linear(c.rgb), c.a);", "}"],
+    )
+    consts = _lowpass_constants(table.basis)
+    mirror = _library("mirror.glsl")
+    no_precise = "#define GDC_PRECISE  // (no `precise` in mpv hooks: sums round as the driver does)"
+    for lv in range(1, k + 1):
+        for part, ret in (("HI", "gdc_high(acc)"), ("LO", "acc - gdc_high(acc)")):
+            out += _mpv_hook(
+                f"gpu_deconv adaptive H level {lv}/{k} ({'high' if part == 'HI' else 'low'} part)", ["GDC_LIN"],
+                f"GDC_H{lv}_{part}",
+                [*consts, mirror, *_SPLIT_HIGH, "vec4 hook() {", "    ivec2 p = ivec2(gl_FragCoord.xy);",
+                 "    int n = int(GDC_LIN_size.x);", "    vec4 acc = vec4(0.0);",
+                 *_h_loop("GDC_A", k, [lv], "GDC_LIN_mul * texelFetch(GDC_LIN_raw, "
+                                             "ivec2(gdc_mirror_index_periodic(p.x + i, n), p.y), 0)", "acc"),
+                 f"    return {ret};", "}"],
+            )
+
+    def v_sum(lv: int) -> list[str]:  # g_lv = sum_i g[i] (high + low)(x, mirror(y + i)); high + low is exact
+        q = "ivec2(p.x, gdc_mirror_index_periodic(p.y + i, n))"
+        fetch = (f"(GDC_H{lv}_HI_mul * texelFetch(GDC_H{lv}_HI_raw, {q}, 0) + "
+                 f"GDC_H{lv}_LO_mul * texelFetch(GDC_H{lv}_LO_raw, {q}, 0))")
+        return _v_loop("GDC_A", lv, fetch, f"g{lv}", "GDC_PRECISE vec4")
+
+    def band(lv: int) -> str:  # L_lv (1-based) from the sums g_{lv-1} (the input for lv = 1) and g_lv
+        return f"    vec4 L{lv} = {'x' if lv == 1 else f'g{lv - 1}'} - g{lv};"
+
+    def binds(levels: list[int]) -> list[str]:
+        return [f"GDC_H{lv}_{part}" for lv in levels for part in ("HI", "LO")]
+
+    start = ["vec4 hook() {", "    ivec2 p = ivec2(gl_FragCoord.xy);", "    int n = int(GDC_LIN_size.y);"]
+    x_centre = "    vec4 x = GDC_LIN_mul * texelFetch(GDC_LIN_raw, p, 0);"
+    e_levels = _energy_levels(table)
+    out += _mpv_hook(
+        f"gpu_deconv adaptive energy of L{a + 1}, L{b + 1}", ["GDC_LIN", *binds(e_levels)], "GDC_E",
+        [*consts, mirror, no_precise, *_energy_function(3, "vec3"), *start, *([x_centre] if a == 0 else []),
+         *(ln for lv in e_levels for ln in v_sum(lv)), band(a + 1), band(b + 1),
+         f"    return vec4(gdc_energy(L{a + 1}.rgb, L{b + 1}.rgb), 0.0, 0.0, 0.0);", "}"],
+        components=1,
+    )
+    out += _mpv_hook(
+        "gpu_deconv adaptive window (half resolution)", ["GDC_E"], "GDC_D",
+        [mirror, no_precise, *_window_constants(), "vec4 hook() {",
+         *_window_body("GDC_E_mul * texelFetch(GDC_E_raw, ivec2(x, y), 0).r", "ivec2(GDC_E_size)"),
+         "    return vec4(d, 0.0, 0.0, 0.0);", "}"],
+        # (w + 1) / 2: exactly ceil(w/2) for odd w; for even w mpv truncates the .5, a player that rounds
+        # gets one spare texel, never read (the last hook takes the half size from the full one)
+        components=1, size=("HOOKED.w 1 + 2 /", "HOOKED.h 1 + 2 /"),
+    )
+    # the limiter reads the linear input's neighbours (float textures: _mul is 1, kept for form)
+    lim_decls, lim_lines = ([], []) if margin is None else _limiter(
+        "GDC_LIN_raw", "ivec2(GDC_LIN_size)", "(GDC_LIN_mul * texelFetch((s), (p), 0))", margin)
+    code = [*consts, mirror, no_precise, _library("srgb.glsl"), _library("adaptive_lookup.glsl"),
+            *_window_constants(), *_level_constants(table, 3),
+            *(["#define GDC_COLOUR 3", "#define GDC_COL vec3", "#define GDC_C(v) ((v).rgb)", *lim_decls]
+              if margin is not None else []),
+            *start, x_centre]
+    code += [ln for lv in range(1, k + 1) for ln in v_sum(lv)]
+    code += [band(lv) for lv in range(1, k + 1)]
+    code += _lookup_body("GDC_D_mul * texelFetch(GDC_D_raw, ivec2({x}, {y}), 0).r", "ivec2(GDC_LIN_size)",
+                         "texelFetch(GDC_TABLE, ivec2({i}, {r}), 0)", rows)
+    code += ["    GDC_PRECISE vec3 acc = x.rgb;", *_apply_lines(k, "L{k}.rgb")]
+    if runtime_strength is not None:  # F_s x = x + s (F_1 x - x), as the global export
+        code.append("    acc = x.rgb + strength * (acc - x.rgb);")
+    code += [*lim_lines, "    return vec4(gdc_linear_to_srgb(acc), x.a);  // alpha passes through", "}"]
+    out += _mpv_hook("gpu_deconv adaptive apply and sRGB encode",
+                     ["GDC_LIN", *binds(list(range(1, k + 1))), "GDC_D", "GDC_TABLE"], None, code)
     return "\n".join(out)

@@ -147,6 +147,8 @@ class Deconvolver:
         self.design: Design | None = None
         #: The statistics that steered the last frame (also what :meth:`set_blur` designs with).
         self.last_stats: BandStats | None = None
+        #: With sigma 'auto': the statistics (with per-tile band sums) the last blind estimate came from.
+        self.last_blur_stats: BandStats | None = None
         #: Milliseconds of the last frame: upload, stats, design, gpu, download, total (``process``); in the
         #: adaptive mode ``adaptive`` is its whole frame (local statistics, table solve and passes, CPU wall).
         self.timings: dict[str, float] = {}
@@ -398,11 +400,12 @@ class Deconvolver:
                     cells = self.gpu_stats.grid(linear(r), layout, (x0 - r[0], y0 - r[1], x1 - r[0], y1 - r[1]))
                     acc.add(cells, x0 // BLOCK, y0 // BLOCK)
                 stats = acc.result()
-                self._next = (size, stats) if self.stats_latency == 1 else None
+                # the adaptive mode's own statistics steer its next frame; these only give the blind sigma
+                self._next = (size, stats) if self.stats_latency == 1 and not adaptive else None
             smoother = self._sigma_temporal if adaptive else self.temporal
             if smoother is not None:
                 stats = smoother.update(stats)
-            self.last_stats = stats
+            self.last_stats = self.last_blur_stats = stats
             self.timings["stats"] += (time.perf_counter() - t) * 1e3
         if adaptive:
             params, estimate = self.designer.resolve_sigma(self.params, stats, frame.format.bits)

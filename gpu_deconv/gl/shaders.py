@@ -37,12 +37,14 @@ SHADER_FILES = (
     "adaptive_energy.frag",
     "adaptive_reduce.frag",
     "adaptive_apply.frag",
+    "adaptive_lookup.glsl",
     "limiter.glsl",
     "common.glsl",
     "mirror.glsl",
     "srgb.glsl",
     "viewer_blur.frag",
     "viewer_display.frag",
+    "viewer_overlay.frag",
 )
 
 _ENV = "GPU_DECONV_SHADER_DIR"

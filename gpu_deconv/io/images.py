@@ -273,6 +273,20 @@ def format_from_extension(path: str | os.PathLike[str]) -> str | None:
     return EXTENSIONS.get(Path(path).suffix.lower())
 
 
+#: Recognised-but-unsupported content, by its leading bytes (named in the error instead of "unknown").
+_OTHER_MAGIC = (
+    ("gif", (b"GIF87a", b"GIF89a")),
+    ("jpeg2000", (b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")),
+    ("exr", (b"\x76\x2f\x31\x01",)),
+    ("psd", (b"8BPS",)),
+    ("qoi", (b"qoif",)),
+    ("matroska", (b"\x1a\x45\xdf\xa3",)),
+    ("pdf", (b"%PDF",)),
+    ("zip", (b"PK\x03\x04",)),
+    ("gzip", (b"\x1f\x8b",)),
+)
+
+
 def sniff_format(head: bytes) -> str | None:
     """Name the content from a file's first bytes (32 are enough).
 
@@ -306,31 +320,11 @@ def sniff_format(head: bytes) -> str | None:
             # mif1 is also AVIF's generic brand: look at the compatible brands.
             return "avif" if b"avif" in head[16:32] else "heif"
         return "isobmff"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if head.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n") or head.startswith(b"\xff\x4f\xff\x51"):
-        return "jpeg2000"
-    if head.startswith(b"\x76\x2f\x31\x01"):
-        return "exr"
-    if head.startswith(b"8BPS"):
-        return "psd"
-    if head.startswith(b"qoif"):
-        return "qoi"
     if len(head) >= 3 and head[0:1] == b"P" and head[1:2] in b"1234567" and head[2:3] in b" \t\r\n":
         return "pnm"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "matroska"
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return "avi"
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "wav"
-    if head.startswith(b"%PDF"):
-        return "pdf"
-    if head.startswith(b"PK\x03\x04"):
-        return "zip"
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    return None
+    if head[:4] == b"RIFF":
+        return {b"AVI ": "avi", b"WAVE": "wav"}.get(head[8:12])
+    return next((kind for kind, magics in _OTHER_MAGIC if head.startswith(magics)), None)
 
 
 def looks_like_text(head: bytes) -> bool:

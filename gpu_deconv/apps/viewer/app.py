@@ -29,6 +29,7 @@ import numpy as np
 from ...core.params import METHODS, DeconvParams
 from ...core.temporal import TemporalSmoother
 from ...errors import one_line
+from .gpu import LEVEL_RANGE, OVERLAYS, SIGMA_RANGE
 from .keys import InjectedEvent
 from .panel import PANEL_WIDTH, Panel
 from .sources import Source, as_rgba, open_source
@@ -89,6 +90,11 @@ class ViewerOptions:
     profile : bool
         Finish the GL queue after every phase of a frame and record per-phase times in
         ``ViewerApp.phase_ms`` (the benchmark; slows the loop down a little).
+    overlay : {'none', 'level', 'sigma'}
+        False-colour overlay on the view: the adaptive mode's local level ``v = log2(A / sigma^2)``, or the
+        blind sigma estimate per map cell (with ``sigma='auto'``).
+    overlay_alpha : float
+        Opacity of the overlay, in [0, 1].
     """
 
     path: str | None = None
@@ -112,6 +118,8 @@ class ViewerOptions:
     screenshot_dir: str = "."
     chart_size: tuple[int, int] | None = None
     profile: bool = False
+    overlay: str = "none"
+    overlay_alpha: float = 0.6
 
 
 def _import_window_libs() -> tuple[Any, Any, Any, Any]:
@@ -165,6 +173,17 @@ class ViewerApp:
         self.ui_scale = 1.0
         self.show_help = False
         self.plot_diagonal = False
+        self.overlay = opts.overlay
+        self.overlay_alpha = float(opts.overlay_alpha)
+        #: Why the chosen overlay is not drawn (None while it is, or when none is chosen).
+        self.overlay_note: str | None = None
+        #: The drawn overlay's colour scale ``(label, lo, hi)`` for the legend; None when nothing is drawn.
+        self.overlay_scale: tuple[str, float, float] | None = None
+        #: The blind sigma map of the last statistics (:class:`~gpu_deconv.core.sigma_map.TileMap`), made while
+        #: the sigma overlay is shown.
+        self.tile_map = None
+        #: Simulate mode with sigma 'auto': the sharp input is blurred with the last numeric sigma asked for.
+        self.sim_sigma = float(opts.params.sigma) if not opts.params.sigma_is_auto else 1.0
         self.geom = ViewGeometry(mode=opts.mode, split=float(opts.split))
         self.params_path = opts.params_path
         self.open_path = opts.path or ""
@@ -199,6 +218,12 @@ class ViewerApp:
         self._encoder = None
         self._enc_key: tuple | None = None
         self._display = None
+        self._overlay = None
+        self._level_tex = None
+        self._level_fbo = None
+        self._tile_tex = None
+        self._tile_stats = None  # the statistics tile_map was made from
+        self._tile_t = 0.0
         self._timer = None
         self._want_view_shot = False
         self._quit = False
@@ -268,7 +293,7 @@ class ViewerApp:
         from ...gl.context import raw_gl
         from ...gl.engine import Deconvolver
         from ...gl.timing import GpuTimer
-        from .gpu import Display, Encoder, Simulator
+        from .gpu import Display, Encoder, Overlay, Simulator
 
         # stats_latency=1: a frame's statistics steer the next one, so no frame waits on a GPU read-back
         # temporal: the noise and level estimates are smoothed over frames (video, or a still that is redrawn
@@ -276,6 +301,7 @@ class ViewerApp:
         self.engine = Deconvolver(ctx=self.ctx, params=self.params, stats_latency=1, temporal=TemporalSmoother())
         self._sim = Simulator(self.ctx)
         self._display = Display(self.ctx)
+        self._overlay = Overlay(self.ctx)
         self._encoder = Encoder(self.ctx)
         self._timer = GpuTimer(self.ctx, raw_gl(self.ctx))
         self.open(self.opts.path, initial=True)
@@ -308,12 +334,12 @@ class ViewerApp:
         imgui = getattr(self, "_imgui", None)
         if self.source is not None:
             self.source.close()
-        for name in ("_after_fbo", "_after_tex", "_src_tex"):
+        for name in ("_after_fbo", "_after_tex", "_src_tex", "_level_fbo", "_level_tex", "_tile_tex"):
             o = getattr(self, name)
             if o is not None:
                 o.release()
                 setattr(self, name, None)
-        for name in ("_sim", "_encoder", "_display", "_timer", "engine"):
+        for name in ("_sim", "_encoder", "_display", "_overlay", "_timer", "engine"):
             o = getattr(self, name)
             if o is not None:
                 o.release()
@@ -516,9 +542,15 @@ class ViewerApp:
             self.geom.fit_image()
         elif key == g.KEY_1:
             self.geom.actual_size()
-        elif key in (g.KEY_LEFT_BRACKET, g.KEY_RIGHT_BRACKET):
+        elif key in (g.KEY_LEFT_BRACKET, g.KEY_RIGHT_BRACKET):  # from 'auto': steps from the sigma it used
             step = (0.25 if shift else 0.05) * (1 if key == g.KEY_RIGHT_BRACKET else -1)
-            self.set_param(sigma=round(min(max(p.sigma + step, 0.1), 4.0), 4))
+            self.set_param(sigma=round(min(max(self.sigma_used() + step, 0.1), 4.0), 4))
+        elif key == g.KEY_U:
+            self.set_param(sigma=round(self.sigma_used(), 4) if p.sigma_is_auto else "auto")
+        elif key == g.KEY_D:
+            self.set_param(mode="global" if p.mode == "adaptive" else "adaptive")
+        elif key == g.KEY_V:
+            self.overlay = OVERLAYS[(OVERLAYS.index(self.overlay) + 1) % len(OVERLAYS)]
         elif key in (g.KEY_MINUS, g.KEY_EQUAL):
             base = self.sim_noise if p.noise_is_auto else float(p.noise)
             f = 1.25 if key == g.KEY_EQUAL else 1 / 1.25
@@ -622,6 +654,14 @@ class ViewerApp:
             return False
         return True
 
+    def sigma_used(self) -> float:
+        """The numeric sigma (px) in force: the requested one, or with 'auto' the one the engine last used."""
+        p = self.applied or self.params
+        if not p.sigma_is_auto:
+            return float(p.sigma)
+        d = self.engine.design if self.engine is not None else None
+        return float(d.params.sigma) if d is not None and not d.params.sigma_is_auto else self.sim_sigma
+
     def save_params(self, path: str) -> None:
         try:
             (self.applied or self.params).save(path)
@@ -647,7 +687,11 @@ class ViewerApp:
             return
         t0 = time.perf_counter()
         try:  # set_blur re-solves now (CPU only), so a combination the method refuses shows up here
-            self.engine.set_blur(**self.params.to_dict(), bits=self.frame_bits)
+            if self.params.sigma_is_auto:  # the blind sigma needs a frame's statistics: solved in apply()
+                self.engine.designer.validate(self.params)
+                self.engine.set_params(self.params)
+            else:
+                self.engine.set_blur(**self.params.to_dict(), bits=self.frame_bits)
         except (TypeError, ValueError) as e:
             self._reject(e)
             return
@@ -655,6 +699,8 @@ class ViewerApp:
         self.solves += 1
         self.applied = self.params
         self.param_error = None
+        if not self.params.sigma_is_auto:
+            self.sim_sigma = float(self.params.sigma)
 
     def _reject(self, err: BaseException) -> None:
         """Parameters the engine refused: show why and go back to the last ones that worked."""
@@ -754,10 +800,11 @@ class ViewerApp:
         integer = self.source.frame.dtype.kind in "ui"
         encoded = integer or srgb_in  # the simulation writes the source's own encoding
         frame_index = self.source.generation if self.source.kind == "video" else 0  # new noise per video frame
-        key = (self._src_key, p.blur, p.sigma, p.binomial_order, self.sim_noise_std(), self.seed, frame_index,
+        sigma = self.sim_sigma if p.sigma_is_auto else p.sigma
+        key = (self._src_key, p.blur, sigma, p.binomial_order, self.sim_noise_std(), self.seed, frame_index,
                encoded)
         if key != self._sim_key:
-            taps = make_blur(p.blur, p.sigma, p.binomial_order).taps
+            taps = make_blur(p.blur, sigma, p.binomial_order).taps
             self._sim.run(self._src_tex, taps, self.sim_noise_std(), self.seed, src_srgb=encoded,
                           encode_out=encoded, src_key=self._src_key, frame_index=frame_index)
             self._sim_key = key
@@ -818,6 +865,7 @@ class ViewerApp:
                 before, self._after_tex, fb_size=(fbw, fbh), view_rect=self.view_rect(),
                 image_origin=(g.ox, g.oy), zoom=g.zoom, divider=g.divider_x, mode=g.mode,
             )
+            self._draw_overlay((fbw, fbh))
             self._phase("display pass")
             if self._want_view_shot:
                 self._want_view_shot = False
@@ -838,6 +886,76 @@ class ViewerApp:
         self._phase("swap")
         if self.opts.profile:
             self.phase_ms.setdefault("frame total", []).append((time.perf_counter() - t0) * 1e3)
+
+    def _draw_overlay(self, fb_size: tuple[int, int]) -> None:
+        """Blend the chosen overlay over the view (nothing, with a note saying why, when it does not apply)."""
+        self.overlay_scale = self.overlay_note = None
+        if self.overlay == "none":
+            return
+        w, h = self._after_tex.size
+        if self.overlay == "level":
+            if self._level_tex is None or self._level_tex.size != (w, h):
+                if self._level_tex is not None:
+                    self._level_fbo.release()
+                    self._level_tex.release()
+                self._level_tex = self.ctx.texture((w, h), 4, dtype="f4")
+                self._level_fbo = self.ctx.framebuffer([self._level_tex])
+            if not self.engine.draw_level_map(self._level_fbo):
+                self.overlay_note = "level map: only in the adaptive mode (method auto / comb / laplacian)"
+                return
+            tex, tiles, cell = self._level_tex, False, 1.0
+            scale = ("local level v = log2(A / noise var)", *LEVEL_RANGE)
+        else:
+            tex = self._tile_texture(w, h)
+            if tex is None:
+                return
+            from ...core.sigma_map import MAP_CELL
+
+            tiles, cell = True, float(MAP_CELL)
+            scale = ("blind sigma per 64 px cell (px)", *SIGMA_RANGE)
+        self.ctx.screen.use()
+        g = self.geom
+        self._overlay.draw(tex, tiles=tiles, cell=cell, value_range=scale[1:], alpha=self.overlay_alpha,
+                           image_size=(w, h), fb_size=fb_size, view_rect=self.view_rect(),
+                           image_origin=(g.ox, g.oy), zoom=g.zoom)
+        self.overlay_scale = scale
+
+    def _tile_texture(self, w: int, h: int):
+        """The blind sigma cells of the engine's last statistics as a ``(cells_x, cells_y)`` RG32F texture
+        (``r`` sigma px, ``g`` 1 where the cell had a usable edge); None, with a note, when there are none.
+
+        Re-fitted when the statistics change (every frame for video or with fresh simulated noise), at most
+        4 times a second: the fit runs on the CPU over a grid of 16 px tiles, ~8000 of them at 1080p.
+        """
+        from ...core.blur_estimation import TileEnergies
+        from ...core.sigma_map import map_from_tiles
+
+        p = self.applied or self.params
+        st = self.engine.last_blur_stats
+        if not p.sigma_is_auto:
+            self.overlay_note = "sigma map: only with sigma 'auto' (checkbox, or key U)"
+            return None
+        if st is None or st.band_block_sums is None:
+            self.overlay_note = "sigma map: no blind estimate yet"
+            return None
+        now = time.perf_counter()
+        if st is not self._tile_stats and (self._tile_stats is None or now - self._tile_t >= 0.25):
+            d = self.engine.design
+            noise = d.blur_estimate.noise_std if d is not None and d.blur_estimate is not None else None
+            energies = TileEnergies(st.band_block_sums, st.hh_block_sums, st.block_counts, None, st.block,
+                                    st.channels)
+            self.tile_map = tm = map_from_tiles(energies, h, w, noise_std=noise, bits=self.frame_bits)
+            cells = np.zeros(tm.cell_sigma.shape + (2,), np.float32)
+            cells[..., 0] = np.nan_to_num(tm.cell_sigma)
+            cells[..., 1] = tm.cell_weight > 0
+            size = (cells.shape[1], cells.shape[0])
+            if self._tile_tex is None or self._tile_tex.size != size:
+                if self._tile_tex is not None:
+                    self._tile_tex.release()
+                self._tile_tex = self.ctx.texture(size, 2, dtype="f4")
+            self._tile_tex.write(cells.tobytes())
+            self._tile_stats, self._tile_t = st, now
+        return self._tile_tex
 
     def _phase(self, name: str) -> None:
         """Profiling: finish the GL queue and charge the time since the last mark to ``name``."""
@@ -861,7 +979,8 @@ class ViewerApp:
         src = self.source
         name = src.status() if src is not None else ""
         p = self.applied or self.params
-        title = f"{PROG} - {name} - sigma {p.sigma:g} px, noise {p.noise if p.noise_is_auto else f'{p.noise:g}'}"
+        sigma = f"auto ({self.sigma_used():.2f})" if p.sigma_is_auto else f"{p.sigma:g}"
+        title = f"{PROG} - {name} - sigma {sigma} px, noise {p.noise if p.noise_is_auto else f'{p.noise:g}'}"
         if title != self._title:
             self._glfw.set_window_title(self.window, title)
             self._title = title
@@ -927,7 +1046,27 @@ class ViewerApp:
             "simulate": self.simulate,
             "screenshots": self.screenshots,
             "source": self.source.status() if self.source is not None else None,
+            "mode": None if d is None else ("adaptive" if d.adaptive else "global"),
+            "method": None if d is None else d.method,
+            "sigma_used": None if d is None or d.params.sigma_is_auto else float(d.params.sigma),
+            "sigma_hat": None if d is None or d.blur_estimate is None else float(d.blur_estimate.sigma),
+            "blur_estimate": None if d is None or d.blur_estimate is None else d.blur_estimate.summary(),
+            "overlay": self.overlay,
+            "overlay_drawn": self.overlay_scale is not None,
+            "overlay_note": self.overlay_note,
+            "sigma_map": self._sigma_map_stats(),
         }
+
+    def _sigma_map_stats(self) -> dict[str, Any] | None:
+        """The sigma overlay's cells: edge px, sigma per cell (px, 0 where unusable) and the usable flags."""
+        tm = self.tile_map
+        if tm is None:
+            return None
+        from ...core.sigma_map import MAP_CELL
+
+        usable = tm.cell_weight > 0
+        return {"cell": MAP_CELL, "sigma": np.where(usable, np.nan_to_num(tm.cell_sigma), 0.0).tolist(),
+                "usable": usable.tolist(), "cells": int(usable.sum())}
 
     def _write_stats(self, path: str) -> None:
         Path(path).write_text(json.dumps(self.stats(), indent=2, default=str) + "\n", encoding="utf-8")

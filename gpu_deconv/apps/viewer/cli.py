@@ -39,7 +39,7 @@ def _point(v: str) -> tuple[float, float]:
 def _fraction(v: str) -> float:
     f = float(v)
     if not 0.0 <= f <= 1.0:
-        raise argparse.ArgumentTypeError(f"split must be in [0, 1], got {v}")
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {v}")
     return f
 
 
@@ -73,6 +73,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     v.add_argument("--chart-size", type=_size, default=None, metavar="WxH",
                    help="size of the built-in test chart (default 768x512)")
     v.add_argument("--no-ui", action="store_true", help="hide the control panel (Tab shows it)")
+    v.add_argument("--overlay", choices=("none", "level", "sigma"), default="none",
+                   help="false-colour overlay: the adaptive mode's local level A(x), or (with --sigma auto) the "
+                        "blind sigma per 64 px cell (key V cycles)")
+    v.add_argument("--overlay-alpha", type=_fraction, default=0.6, metavar="A",
+                   help="opacity of the overlay, 0..1 (default 0.6)")
     sim = v.add_mutually_exclusive_group()
     sim.add_argument("--simulate", dest="simulate", action="store_true", default=None,
                      help="blur + noise the input first (default for the test chart)")
@@ -121,7 +126,7 @@ def options_from_args(args: argparse.Namespace):
         sim_noise=args.sim_noise, seed=args.seed, check_gl=args.check_gl,
         inject=parse_inject(args.inject) if args.inject else [], stats_path=args.stats,
         vsync=not args.no_vsync and args.frames is None, params_path=args.params or "gpu_deconv_params.json",
-        screenshot_dir=args.screenshot_dir,
+        screenshot_dir=args.screenshot_dir, overlay=args.overlay, overlay_alpha=args.overlay_alpha,
         chart_size=(args.chart_size[1], args.chart_size[0]) if args.chart_size else None,
     )
 

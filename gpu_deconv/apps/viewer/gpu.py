@@ -14,6 +14,9 @@ the state it touches as it found it (viewport, bound framebuffer, blending off).
   writes "after" encoded) into the view rectangle with zoom and pan: ``texelFetch`` (nearest
   neighbour) at zoom >= 1, bilinear when minified; left of the divider shows "before", right "after".
   No per-pixel ``pow`` runs in the display, which matters on software rasterisers.
+* :class:`Overlay` blends a false-colour map over the view (``viewer_overlay.frag``): the adaptive
+  mode's level map (``Deconvolver.draw_level_map``, drawn on the GPU into a float texture) or the blind
+  sigma estimate per map cell (a tiny grid uploaded as a texture). The colour scale is :func:`viridis`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,40 @@ import numpy as np
 
 #: Largest blur radius the simulator handles (Gaussian sigma 4 px has radius 17).
 MAX_SIM_RADIUS = 31
+
+#: The overlays the view can show: none, the adaptive mode's local level, the blind per-cell sigma.
+OVERLAYS = ("none", "level", "sigma")
+#: Colour scale of the level overlay: ``v = log2(A / sigma^2)`` over the adaptive table's rows
+#: (:data:`gpu_deconv.core.adaptive.TABLE_START` .. + ``TABLE_SIZE - 1``; levels outside it use the end rows).
+LEVEL_RANGE = (-10.0, 21.0)
+#: Colour scale of the sigma overlay (px): the Gaussian sigma range the estimator reports.
+SIGMA_RANGE = (0.0, 4.0)
+
+#: Coefficients of the degree-6 polynomial fit of matplotlib's viridis (Matt Zucker, shadertoy WlfXRN, CC0):
+#: ``rgb(t) = sum_i c_i t^i``, display (sRGB) codes in [0, 1]; the same numbers as ``viewer_overlay.frag``.
+VIRIDIS = np.array([
+    [0.2777273272234177, 0.005407344544966578, 0.3340998053353061],
+    [0.1050930431085774, 1.404613529898575, 1.384590162594685],
+    [-0.3308618287255563, 0.214847559468213, 0.09509516302823659],
+    [-4.634230498983486, -5.799100973351585, -19.33244095627987],
+    [6.228269936347081, 14.17993336680509, 56.69055260068105],
+    [4.776384997670288, -13.74514537774601, -65.35303263337234],
+    [-5.435455855934631, 4.645852612178535, 26.3124352495832],
+])
+
+
+def viridis(t: np.ndarray) -> np.ndarray:
+    """The overlay's colour scale: sRGB display codes ``(..., 3)`` in [0, 1] for positions ``t`` in [0, 1].
+
+    Horner evaluation of :data:`VIRIDIS` (perceptually uniform, readable in greyscale and by colour-blind
+    viewers), clipped to [0, 1] as the shader does. Reference: S. van der Walt and N. Smith, "mpl
+    colormaps" (2015), https://bids.github.io/colormap/.
+    """
+    t = np.clip(np.asarray(t, dtype=np.float64), 0.0, 1.0)[..., None]
+    rgb = np.zeros(t.shape[:-1] + (3,))
+    for c in VIRIDIS[::-1]:
+        rgb = rgb * t + c
+    return np.clip(rgb, 0.0, 1.0)
 
 
 def _program(ctx, frag: str, defines: dict[str, object]) -> tuple:
@@ -282,6 +319,57 @@ class Display:
         prev_vp = self.ctx.viewport
         self.ctx.viewport = (x, fb_size[1] - y_top - h, w, h)
         vao.render(vertices=3)
+        self.ctx.viewport = prev_vp
+
+    def release(self) -> None:
+        for prog, vao in self._variants.values():
+            vao.release()
+            prog.release()
+        self._variants.clear()
+
+
+class Overlay:
+    """Blends a false-colour map over the view rectangle of the bound framebuffer (``viewer_overlay.frag``).
+
+    The map is a float texture: the level map (``r`` = ``v``, one texel per image pixel) or the sigma
+    cells (``r`` = sigma px, ``g`` = 1 where the cell had a usable edge, 0 where it is drawn transparent;
+    one texel per ``cell`` image px). Colour ``viridis((r - lo) / (hi - lo))`` at opacity ``alpha``.
+    """
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+        self._variants: dict[bool, tuple] = {}
+
+    def _variant(self, tiles: bool) -> tuple:
+        v = self._variants.get(tiles)
+        if v is None:
+            v = self._variants[tiles] = _program(self.ctx, "viewer_overlay.frag", {"TILES": tiles})
+        return v
+
+    def draw(self, tex, *, tiles: bool, cell: float, value_range: tuple[float, float], alpha: float,
+             image_size: tuple[int, int], fb_size: tuple[int, int], view_rect: tuple[int, int, int, int],
+             image_origin: tuple[float, float], zoom: float) -> None:
+        """Blend ``tex`` over ``view_rect = (x, y_top, w, h)`` (framebuffer px, y down) of the bound framebuffer."""
+        import moderngl
+
+        x, y_top, w, h = view_rect
+        prog, vao = self._variant(tiles)
+        lo, hi = value_range
+        tex.use(0)
+        for name, value in (("u_map", 0), ("u_fb_height", float(fb_size[1])),
+                            ("u_view_origin", (float(x), float(y_top))),
+                            ("u_image_origin", (float(image_origin[0]), float(image_origin[1]))),
+                            ("u_zoom", float(zoom)), ("u_image_size", (float(image_size[0]), float(image_size[1]))),
+                            ("u_cell", float(cell)), ("u_lo", float(lo)), ("u_inv_range", 1.0 / float(hi - lo)),
+                            ("u_alpha", float(alpha))):
+            if name in prog:
+                prog[name].value = value
+        prev_vp = self.ctx.viewport
+        self.ctx.viewport = (x, fb_size[1] - y_top - h, w, h)
+        self.ctx.enable(moderngl.BLEND)
+        self.ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
+        vao.render(vertices=3)
+        self.ctx.disable(moderngl.BLEND)
         self.ctx.viewport = prev_vp
 
     def release(self) -> None:

@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ...core.params import BLURS, METHODS, TARGETS, DeconvParams
+from ...core.params import ADAPTIVE_METHODS, BLURS, METHODS, MODES, TARGETS, DeconvParams
+from .gpu import OVERLAYS, viridis
 from .keys import SHORTCUTS
 
 #: Control panel width in window coordinates (scaled by the monitor's content scale).
@@ -35,6 +36,11 @@ class PanelHost(Protocol):
     show_ui: bool
     show_help: bool
     plot_diagonal: bool
+    overlay: str
+    overlay_alpha: float
+    overlay_note: str | None
+    overlay_scale: tuple[str, float, float] | None
+    tile_map: Any
     sim_noise: float
     seed: int
     ui_scale: float
@@ -58,6 +64,7 @@ class PanelHost(Protocol):
     def after_navigation(self) -> None: ...
     def request_view_screenshot(self) -> None: ...
     def fb_size(self) -> tuple[int, int]: ...
+    def sigma_used(self) -> float: ...
 
 _RED = (1.0, 0.45, 0.4, 1.0)
 _DIM = (0.65, 0.65, 0.68, 1.0)
@@ -66,6 +73,11 @@ PLOT_POINTS = 256
 _SPACES = ("auto", "srgb", "linear")
 _SPACE_LABELS = ("auto (integer = sRGB)", "sRGB: decode to linear light", "linear: filter values as they are")
 _TARGET_METHODS = ("auto", "comb", "laplacian", "fir", "unsharp")
+#: Levels ``v = log2(A / sigma_n^2)`` at which the adaptive table's response is plotted.
+PLOT_LEVELS = (-4.0, 0.0, 4.0, 8.0, 12.0)
+#: Margin the limiter starts with when switched on in the panel (a fraction of the local range).
+DEFAULT_LIMITER = 0.5
+_OVERLAY_LABELS = ("none", "level map A(x) (adaptive)", "blind sigma per cell (sigma auto)")
 
 
 def response_curves(design: Any, diagonal: bool = False, n: int = PLOT_POINTS) -> dict[str, np.ndarray]:
@@ -94,6 +106,41 @@ def response_curves(design: Any, diagonal: bool = False, n: int = PLOT_POINTS) -
     return out
 
 
+def adaptive_curves(design: Any, diagonal: bool = False, levels: tuple[float, ...] = PLOT_LEVELS,
+                    n: int = PLOT_POINTS) -> dict[str, np.ndarray]:
+    """The adaptive table's responses at a few local levels, and its coefficients over the level axis.
+
+    At a pixel whose level is ``A`` the passes apply ``F_A(w) = 1 + sum_k c_k(A) L_k(w)``
+    (:meth:`gpu_deconv.core.adaptive.AdaptiveTable.response`); the levels are given as
+    ``v = log2(A / sigma_n^2)``, the table's axis (``sigma_n^2``: the noise variance it was solved for).
+
+    Parameters
+    ----------
+    design : gpu_deconv.core.design.Design
+        An adaptive design (``design.table`` set).
+    diagonal : bool
+        Slice along ``wx = wy`` (x axis ``|w| = sqrt(2) t``).
+    levels : tuple of float
+        The ``v`` of the plotted responses.
+
+    Returns
+    -------
+    dict
+        ``'w'`` (rad/px), ``'blur'``, ``'achieved'`` ``(len(levels), n)`` with one row per level, ``'v'``
+        (the table rows' levels) and ``'coefficients'`` ``(K, rows)``: ``c_k`` over ``v``.
+    """
+    from ...core.adaptive import TABLE_START
+
+    table = design.table
+    t = np.linspace(0.0, math.pi, n)
+    wx, wy = (t, t) if diagonal else (t, np.zeros_like(t))
+    achieved = np.stack([table.response(table.noise_var * 2.0 ** v, wx, wy) for v in levels])
+    coef = np.asarray(table.coefficients, dtype=np.float64)
+    return {"w": t * math.sqrt(2.0) if diagonal else t, "blur": np.asarray(design.blur.response2d(wx, wy), np.float64),
+            "achieved": achieved, "v": TABLE_START + np.arange(coef.shape[0], dtype=np.float64),
+            "coefficients": np.ascontiguousarray(coef.T)}
+
+
 class Panel:
     """Builds the UI each frame for one :class:`PanelHost` (the viewer app)."""
 
@@ -112,9 +159,11 @@ class Panel:
     def draw(self) -> None:
         """All UI of one frame (call between ``imgui.new_frame()`` and ``imgui.render()``)."""
         app = self.app
-        if app.show_ui:
+        if app.show_ui:  # no UI: the view alone, pixel for pixel (tests, --no-ui screenshots)
             self._panel()
             self._labels()
+            if app.overlay_scale is not None:
+                self._legend()
         self._banner()
         if app.show_help:
             self._help()
@@ -180,19 +229,15 @@ class Panel:
         if not imgui.collapsing_header("Blur and noise", imgui.TreeNodeFlags_.default_open):
             return
         ch, i = imgui.combo("blur model", BLURS.index(p.blur), list(BLURS))
-        if ch:  # a box is at least 1 px wide
-            app.set_param(blur=BLURS[i], **({"sigma": max(p.sigma, 1.0)} if BLURS[i] == "box" else {}))
+        if ch:  # a box is at least 1 px wide; only a Gaussian is estimated blind
+            app.set_param(blur=BLURS[i], **({"sigma": max(app.sigma_used(), 1.0)} if BLURS[i] == "box" else {}))
         if p.blur == "binomial":
             half = p.binomial_order // 2
             ch, n = imgui.slider_int("binomial order", half, 1, 15, format=f"{2 * half}")
             if ch:
                 app.set_param(binomial_order=2 * n)
         else:
-            label = "sigma (px)" if p.blur == "gaussian" else "box width (px)"
-            lo, hi = (0.1, 4.0) if p.blur == "gaussian" else (1.0, 8.0)
-            ch, s = imgui.slider_float(label, p.sigma, lo, hi, "%.3f")
-            if ch:
-                app.set_param(sigma=round(s, 4))
+            self._sigma_controls(p)
         auto = p.noise_is_auto
         ch, auto2 = imgui.checkbox("noise auto", auto)
         if ch:
@@ -216,6 +261,35 @@ class Panel:
             app.seed = max(int(seed), 0)
             _, app.show_original = imgui.checkbox("before side shows the sharp original (O)", app.show_original)
 
+    def _sigma_controls(self, p: DeconvParams) -> None:
+        """The sigma slider and, for the Gaussian, the 'auto' checkbox (slider greyed while auto, showing
+        the sigma the engine used), the blind estimate sigma-hat and its summary."""
+        imgui, app = self.imgui, self.app
+        label = "sigma (px)" if p.blur == "gaussian" else "box width (px)"
+        lo, hi = (0.1, 4.0) if p.blur == "gaussian" else (1.0, 8.0)
+        auto = p.sigma_is_auto
+        if p.blur == "gaussian":
+            ch, on = imgui.checkbox("sigma auto", auto)
+            imgui.set_item_tooltip("estimate the blur blind from each frame's edges (key U)")
+            if ch:
+                app.set_param(sigma="auto" if on else round(app.sigma_used(), 4))
+            imgui.same_line()
+        imgui.begin_disabled(auto)
+        ch, s = imgui.slider_float(label, app.sigma_used(), lo, hi, "%.3f")
+        imgui.end_disabled()
+        if ch and not auto:
+            app.set_param(sigma=round(s, 4))
+        if auto:
+            d = app.engine.design if app.engine is not None else None
+            est = None if d is None else d.blur_estimate
+            if est is None:
+                imgui.text_colored(_DIM, "estimating...")
+            else:
+                imgui.text(f"sigma-hat {est.sigma:.2f} px   used {app.sigma_used():.2f} px")
+                imgui.set_item_tooltip(est.summary())
+                imgui.text_colored(_DIM, f"{est.tiles} edge tiles, confidence {est.confidence:.2f}")
+                imgui.set_item_tooltip(est.summary())
+
     def _method_section(self) -> None:
         imgui, app = self.imgui, self.app
         p = app.params
@@ -229,6 +303,28 @@ class Panel:
             imgui.same_line()
             imgui.text_colored(_DIM, f"-> {d.method}")
         m = d.method if (p.method == "auto" and d is not None) else p.method
+        imgui.text("mode")
+        has_mode = p.method in ADAPTIVE_METHODS
+        imgui.begin_disabled(not has_mode)
+        for mode in MODES:
+            imgui.same_line()
+            if imgui.radio_button(mode, p.mode == mode):
+                app.set_param(mode=mode)
+        imgui.end_disabled()
+        imgui.set_item_tooltip("adaptive: coefficients per pixel from the local signal level (edges restored, flat "
+                               "areas kept clean); global: one filter for the frame (cheaper). Key D. "
+                               + ("" if has_mode else f"Only for {', '.join(ADAPTIVE_METHODS)}."))
+        on = p.limiter is not None
+        ch, on2 = imgui.checkbox("halo limiter", on)
+        imgui.set_item_tooltip("keep each output within its input neighbourhood's range, widened by the margin "
+                               "(a fraction of that range; 0 = hard clamp)")
+        if ch:
+            app.set_param(limiter=DEFAULT_LIMITER if on2 else None)
+        if on:
+            imgui.same_line()
+            ch, lim = imgui.slider_float("margin", float(p.limiter), 0.0, 4.0, "%.2f")
+            if ch:
+                app.set_param(limiter=round(max(lim, 0.0), 3))
         if m == "comb":
             ch, lv = imgui.slider_int("comb levels", p.comb_levels, 2, 3)
             if ch:
@@ -330,6 +426,7 @@ class Panel:
         if imgui.button("Screenshot"):
             app.request_view_screenshot()
         _, app.plot_diagonal = imgui.checkbox("plot the diagonal slice", app.plot_diagonal)
+        self._overlay_controls()
 
     def _response_section(self) -> None:
         imgui, implot, app = self.imgui, self.implot, self.app
@@ -338,6 +435,9 @@ class Panel:
         d = app.engine.design if app.engine is not None else None
         if d is None:
             imgui.text_colored(_DIM, "no design yet")
+            return
+        if d.adaptive:
+            self._adaptive_plot(d)
             return
         key = (id(d), app.plot_diagonal)
         if key != self._curves_key:
@@ -371,6 +471,54 @@ class Panel:
             wts = ", ".join(f"{v:+.4f}" for v in np.asarray(st.weights).ravel())
             taps = "/".join(str(t.size) for t in st.taps)
             imgui.text_wrapped(f"stage {k + 1} ({st.src}): d = [{wts}], taps {taps}")
+
+    def _adaptive_plot(self, d: Any) -> None:
+        """Adaptive mode: the response at :data:`PLOT_LEVELS` and the coefficients ``c_k(v)`` of the table."""
+        imgui, implot, app = self.imgui, self.implot, self.app
+        key = (id(d.table), id(d.blur), app.plot_diagonal)
+        if key != self._curves_key:
+            try:
+                self._curves = adaptive_curves(d, app.plot_diagonal)
+            except Exception as e:  # a plot must never take the viewer down
+                self._curves = {}
+                imgui.text_colored(_RED, f"plot: {e}")
+            self._curves_key = key
+        c = self._curves
+        if not c:
+            return
+        xlabel = "|w| along the diagonal (rad/px)" if app.plot_diagonal else "wx (rad/px), wy = 0"
+        if implot.begin_plot("##adaptive_response", (-1, 210 * app.ui_scale)):
+            implot.setup_axes(xlabel, "gain", implot.AxisFlags_.auto_fit, implot.AxisFlags_.auto_fit)
+            implot.setup_legend(implot.Location_.north, implot.LegendFlags_.outside | implot.LegendFlags_.horizontal)
+            implot.plot_line("blur B", c["w"], c["blur"])
+            for v, row in zip(PLOT_LEVELS, c["achieved"], strict=True):
+                implot.plot_line(f"F v={v:g}", c["w"], row)
+            implot.end_plot()
+        if implot.begin_plot("##coefficients", (-1, 170 * app.ui_scale)):
+            implot.setup_axes("level v = log2(A / noise var)", "c_k", implot.AxisFlags_.auto_fit,
+                              implot.AxisFlags_.auto_fit)
+            implot.setup_legend(implot.Location_.north, implot.LegendFlags_.outside | implot.LegendFlags_.horizontal)
+            for k, row in enumerate(c["coefficients"]):
+                implot.plot_line(f"c{k + 1}", c["v"], row)
+            if d.level is not None and d.noise_var > 0 and d.level > 0:  # the frame's mean level
+                implot.plot_inf_lines("frame mean", np.array([math.log2(d.level / d.noise_var)]))
+            implot.end_plot()
+        imgui.text_wrapped(d.summary())
+
+    def _overlay_controls(self) -> None:
+        imgui, app = self.imgui, self.app
+        ch, i = imgui.combo("overlay (V)", OVERLAYS.index(app.overlay), list(_OVERLAY_LABELS))
+        if ch:
+            app.overlay = OVERLAYS[i]
+        if app.overlay != "none":
+            _, app.overlay_alpha = imgui.slider_float("overlay opacity", app.overlay_alpha, 0.0, 1.0, "%.2f")
+        if app.overlay_note:
+            imgui.text_colored(_DIM, app.overlay_note)
+        tm = app.tile_map
+        if app.overlay == "sigma" and tm is not None:
+            usable = int((tm.cell_weight > 0).sum())
+            imgui.text_colored(_DIM, f"{usable} of {tm.cell_weight.size} cells with a usable edge; "
+                                     f"map {tm.map.range[0]:.2f}-{tm.map.range[1]:.2f} px")
 
     def _timing_section(self) -> None:
         imgui, app = self.imgui, self.app
@@ -408,6 +556,26 @@ class Panel:
                 dl.add_text((x + 8, 6), col, after)
         else:
             dl.add_text((8, 6), col, before if g.mode == "before" else after)
+
+    def _legend(self) -> None:
+        """The overlay's colour bar with its end values, at the bottom left of the view."""
+        imgui, app = self.imgui, self.app
+        dl = imgui.get_foreground_draw_list()
+        sx = app.fb_size()[0] / max(imgui.get_io().display_size.x, 1.0)
+        label, lo, hi = app.overlay_scale
+        steps = 32
+        colours = viridis(np.linspace(0.0, 1.0, steps))
+        w, h = 220.0, 12.0
+        x0, y0 = 10.0, app.geom.view_h / sx - h - 30.0
+        dl.add_rect_filled((x0 - 6, y0 - 22), (x0 + w + 6, y0 + h + 22), imgui.get_color_u32((0.0, 0.0, 0.0, 0.6)))
+        for k, (r, g, b) in enumerate(colours):
+            dl.add_rect_filled((x0 + w * k / steps, y0), (x0 + w * (k + 1) / steps, y0 + h),
+                               imgui.get_color_u32((float(r), float(g), float(b), 1.0)))
+        white = imgui.get_color_u32((1.0, 1.0, 1.0, 0.95))
+        dl.add_text((x0, y0 - 18), white, label)
+        dl.add_text((x0, y0 + h + 2), white, f"{lo:g}")
+        hi_s = f"{hi:g}"
+        dl.add_text((x0 + w - imgui.calc_text_size(hi_s).x, y0 + h + 2), white, hi_s)
 
     def _banner(self) -> None:
         imgui, app = self.imgui, self.app
