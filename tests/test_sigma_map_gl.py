@@ -368,4 +368,4 @@ def test_benchmark_sigma_map_quick_runs():
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Spatially varying blur on the GPU" in r.stdout and "per-pixel reference" in r.stdout
-    assert "radial sigma map 0.5..1.5 px" in r.stdout
+    assert "pass 5, sigma map" in r.stdout and "units (passthrough)" in r.stdout
