@@ -106,6 +106,7 @@ enhancement and noise filtering by use of local statistics", IEEE PAMI 1980; D. 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -145,6 +146,9 @@ BAND_ROUNDOFF_VAR = ROUNDOFF_VAR[32]
 #: 3 px away (``D`` at half-resolution q-1..q+1, each over 2q-1..2q+2). Tiles need a halo of
 #: ``radius + WINDOW_HALO`` *and* even origins (the half-resolution grid) to equal untiled processing.
 WINDOW_HALO = 3
+#: Spacing of the sigma nodes of a :class:`SigmaTable` (px). Between nodes the coefficients are linear in
+#: sigma; 0.1 px is the spacing :func:`gpu_deconv.core.sigma_map.apply_sigma_map` uses for its reference.
+SIGMA_STEP = 0.1
 
 
 def pseudo_log2(x: np.ndarray) -> np.ndarray:
@@ -352,6 +356,189 @@ class AdaptiveSolver:
             raise ValueError(f"energy bands must be two different indices in 0..{k - 1}, got {bands!r}")
         return AdaptiveTable(self.basis, blur, float(noise_var), c.astype(np.float32),
                              (int(bands[0]), int(bands[1])), m_gain, n_gain, levels=a * noise_var)
+
+    def solve_map(self, blur_for: Callable[[float], BlurModel], noise_var: float, sigma_range: tuple[float, float],
+                  median: float, step: float = SIGMA_STEP) -> SigmaTable:
+        """The :class:`SigmaTable` of a sigma map: one :meth:`solve` per node (~0.1 ms each; 11 for a
+        0.5..1.5 px map), energy bands of the node nearest the map's ``median`` sigma.
+
+        Parameters
+        ----------
+        blur_for : callable
+            ``blur_for(sigma)`` -> the BlurModel of a sigma in px (>= the smallest Gaussian, 0.1 px).
+        noise_var : float
+            As :meth:`solve`.
+        sigma_range : (float, float)
+            Smallest and largest sigma of the map (px).
+        median : float
+            The map's median sigma (px), which picks the energy bands.
+        step : float
+            Node spacing (px).
+        """
+        from .blur import GAUSSIAN_SIGMA_RANGE
+
+        start, n = sigma_nodes(*sigma_range, step)
+        smallest = GAUSSIAN_SIGMA_RANGE[0]
+        sig = [round(start + j * step, 9) for j in range(n)]
+        jm = min(range(n), key=lambda j: abs(sig[j] - median))
+        bands = self.solve(blur_for(max(sig[jm], smallest)), noise_var).bands
+        tables = []
+        for s in sig:
+            t = self.solve(blur_for(max(s, smallest)), noise_var, bands)
+            if s < smallest - 1e-9:  # sharp: the identity (gains kept, so the level model stays defined)
+                t = AdaptiveTable(t.basis, t.blur, t.noise_var, np.zeros_like(t.coefficients), t.bands,
+                                  t.signal_gain, t.noise_gain, levels=t.levels)
+            tables.append(t)
+        return SigmaTable(tuple(tables), start, step)
+
+
+# ------------------------------------------------------------------------------------------ sigma maps
+@dataclass(frozen=True, eq=False)
+class SigmaTable:
+    """The 2D coefficient table of a spatially varying blur: one :class:`AdaptiveTable` per sigma node
+    ``s_j = start + j step`` (j = 0..N-1, N >= 2), all with the same basis, noise and energy bands.
+
+    Per pixel, with the pixel's node coordinate ``t_s = (sigma(p) - start) / step`` (bilinear in the sigma
+    map's cells, :func:`pixel_node_coordinates`), ``j = min(floor(clamp(t_s, 0, N-1)), N-2)``, ``g = t_s - j``:
+
+        inv(p) = inv_j + g (inv_{j+1} - inv_j)                       (the level model's 1 / (S C M_ab sigma^2))
+        A / sigma^2 = max(E - noise_energy, floor E) inv(p)
+        c(p) = c_j(v) + g (c_{j+1}(v) - c_j(v)),   c_j(v) = table j looked up linearly in v = plog2(A / sigma^2)
+
+    i.e. bilinear in (sigma, v). The level model uses the pixel's own blur (``M_k`` falls with the blur:
+    the same energy means more signal under a stronger blur), interpolated like the coefficients; the
+    noise term ``N_k`` does not depend on the blur, so ``noise_energy`` is one number.
+
+    Energy bands: one pair for the frame (pass 2 computes one energy), the pair :func:`energy_bands`
+    picks at the *median* node of the map - the blur most pixels have; the pair moves by at most one
+    band over 0.5..1.5 px and the rule's gain over fixed bands is <= 0.15 dB (module docstring), so
+    the other pixels lose little.
+
+    Nodes below the smallest Gaussian sigma (0.1 px) hold zero coefficients: sharp areas are left alone,
+    as :func:`gpu_deconv.core.sigma_map.map_from_tiles` means by sigma 0.
+
+    Attributes
+    ----------
+    tables : tuple of AdaptiveTable
+        One per node.
+    start, step : float
+        Node sigma ``start + j step`` (px).
+    """
+
+    tables: tuple[AdaptiveTable, ...]
+    start: float
+    step: float
+
+    def __post_init__(self) -> None:
+        if len(self.tables) < 2:
+            raise ValueError("a sigma table needs >= 2 nodes")
+        if len({t.bands for t in self.tables}) != 1 or len({t.noise_var for t in self.tables}) != 1:
+            raise ValueError("the tables of a sigma table must share their energy bands and noise")
+
+    @property
+    def nodes(self) -> int:
+        return len(self.tables)
+
+    @property
+    def basis(self) -> Basis:
+        return self.tables[0].basis
+
+    @property
+    def bands(self) -> tuple[int, int]:
+        return self.tables[0].bands
+
+    @property
+    def noise_var(self) -> float:
+        return self.tables[0].noise_var
+
+    @property
+    def size(self) -> int:
+        return self.tables[0].size
+
+    def sigma_at(self, j: int) -> float:
+        """Sigma (px) of node ``j`` (rounded to 1e-9 px, so node 1.3 is the float 1.3 a user types)."""
+        return round(self.start + j * self.step, 9)
+
+    def coefficients(self) -> np.ndarray:
+        """``(N, TABLE_SIZE, K)`` float32: every node's table."""
+        return np.stack([t.coefficients for t in self.tables])
+
+    def inv_scales(self, channels: int) -> np.ndarray:
+        """``(N,)`` float32: each node's ``inv_scale`` (:meth:`AdaptiveTable.energy_constants`)."""
+        return np.array([t.energy_constants(channels)[2] for t in self.tables], np.float32)
+
+    def cell_coordinates(self, sigma_map) -> np.ndarray:
+        """The map's cell values as node coordinates ``(sigma - start) / step`` (float32, what the GPU's
+        small map texture holds)."""
+        return ((np.asarray(sigma_map.values, np.float64) - self.start) / self.step).astype(np.float32)
+
+    def lookup(self, node_coord: np.ndarray, energy: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(c (..., K), A / sigma^2)`` per pixel, in the shader's float32 order (see the class docstring)."""
+        n = self.nodes
+        ts = np.clip(np.asarray(node_coord, np.float32), np.float32(0.0), np.float32(n - 1)).astype(np.float32)
+        j = np.minimum(np.floor(ts).astype(np.int32), n - 2)
+        g = (ts - j.astype(np.float32)).astype(np.float32)
+        n_e, fl, _ = self.tables[0].energy_constants(channels)
+        inv = self.inv_scales(channels)
+        inv_p = (inv[j] + g * (inv[j + 1] - inv[j])).astype(np.float32)
+        e = np.asarray(energy, np.float32)
+        ratio = (np.maximum(e - n_e, fl * e) * inv_p).astype(np.float32)
+        t = pseudo_log2(ratio) - np.float32(TABLE_START)
+        t = np.clip(t, np.float32(0.0), np.float32(TABLE_SIZE - 1)).astype(np.float32)
+        i = np.minimum(np.floor(t).astype(np.int32), TABLE_SIZE - 2)
+        f = (t - i.astype(np.float32)).astype(np.float32)[..., None]
+        tab = self.coefficients()
+        ca = tab[j, i] + f * (tab[j, i + 1] - tab[j, i])
+        cb = tab[j + 1, i] + f * (tab[j + 1, i + 1] - tab[j + 1, i])
+        return (ca + g[..., None] * (cb - ca)).astype(np.float32), ratio
+
+
+def sigma_nodes(lo: float, hi: float, step: float = SIGMA_STEP) -> tuple[float, int]:
+    """``(start, N)``: nodes every ``step`` px from ``floor(lo / step) step`` covering ``hi``, N >= 2.
+
+    Sigmas within ``1e-4 step`` of a node count as on it (maps read from float32 files hold 1.3 as
+    1.29999995: it gets node 1.3, and the clamp of the node coordinate puts it exactly there)."""
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
+        raise ValueError(f"sigma range must be finite with 0 <= lo <= hi, got {lo!r}..{hi!r}")
+    first = math.floor(lo / step + 1e-4)
+    start = round(first * step, 9)
+    n = max(2, math.ceil((hi - start) / step - 1e-4) + 1)
+    return start, n
+
+
+def pixel_node_coordinates(cells: np.ndarray, height: int, width: int,
+                           region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Per-pixel node coordinate: bilinear interpolation of the ``(my, mx)`` float32 ``cells`` (a
+    :class:`SigmaTable.cell_coordinates` grid over a ``height x width`` frame) at pixel centres, clamped at
+    the border cells - :meth:`gpu_deconv.core.sigma_map.SigmaMap.per_pixel` in float32 and in the order
+    pass 5 computes it: ``u = (x + 1/2) (mx / width) - 1/2`` clamped to [0, mx - 1],
+    ``i0 = min(floor(u), max(mx - 2, 0))``, ``i1 = min(i0 + 1, mx - 1)``, ``a + f (b - a)`` along x, then y.
+
+    Parameters
+    ----------
+    cells : ndarray (my, mx)
+    height, width : int
+        The whole frame (px).
+    region : (x0, y0, w, h), optional
+        The pixels wanted, in frame coordinates (a tile with its halo may reach outside the frame: the
+        clamp extends the border cells). Default: the whole frame.
+    """
+    c = np.asarray(cells, np.float32)
+    my, mx = c.shape
+    x0, y0, w, h = (0, 0, width, height) if region is None else region
+
+    def axis(start: int, n: int, m: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        p = np.arange(start, start + n, dtype=np.float32)
+        u = (p + np.float32(0.5)) * np.float32(m / size) - np.float32(0.5)
+        u = np.clip(u, np.float32(0.0), np.float32(m - 1)).astype(np.float32)
+        i0 = np.minimum(np.floor(u).astype(np.int32), max(m - 2, 0))
+        return i0, np.minimum(i0 + 1, m - 1), (u - i0.astype(np.float32)).astype(np.float32)
+
+    ya, yb, fy = axis(y0, h, my, height)
+    xa, xb, fx = axis(x0, w, mx, width)
+    top = c[ya][:, xa] + fx * (c[ya][:, xb] - c[ya][:, xa])
+    bottom = c[yb][:, xa] + fx * (c[yb][:, xb] - c[yb][:, xa])
+    return (top + fy[:, None] * (bottom - top)).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------ the passes
@@ -652,15 +839,23 @@ def prepare(x: np.ndarray, basis: Basis, pair: tuple[int, int], precision: int =
     return PreparedFrame(x, bands, d, stats, tuple(pair))
 
 
-def finish(frame: PreparedFrame, table: AdaptiveTable, limiter: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def finish(frame: PreparedFrame, table: AdaptiveTable | SigmaTable, limiter: float | None = None,
+           node_coord: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pass 5: ``(output colour channels, A / sigma^2 per pixel)`` for a prepared frame and a table with
-    the same energy bands."""
+    the same energy bands; a :class:`SigmaTable` needs the frame's per-pixel ``node_coord``
+    (:func:`pixel_node_coordinates`)."""
     if tuple(table.bands) != frame.pair:
         raise ValueError(f"the table's energy bands {table.bands} differ from the frame's {frame.pair}")
     x = frame.x
     h, w = x.shape[:2]
-    ratio = table.level_ratio(upsample_energy(frame.energy, h, w), x.shape[2])
-    c = table.lookup(ratio)
+    energy = upsample_energy(frame.energy, h, w)
+    if isinstance(table, SigmaTable):
+        if node_coord is None or np.shape(node_coord) != (h, w):
+            raise ValueError(f"a sigma table needs the per-pixel node coordinates of the {w}x{h} frame")
+        c, ratio = table.lookup(node_coord, energy, x.shape[2])
+    else:
+        ratio = table.level_ratio(energy, x.shape[2])
+        c = table.lookup(ratio)
     out = x.copy()
     for k, band in enumerate(frame.bands):
         out = out + c[:, :, k:k + 1] * band
@@ -669,10 +864,10 @@ def finish(frame: PreparedFrame, table: AdaptiveTable, limiter: float | None = N
     return out, ratio
 
 
-def _assemble(image: np.ndarray, frame: PreparedFrame, table: AdaptiveTable, limiter: float | None
-              ) -> AdaptiveResult:
+def _assemble(image: np.ndarray, frame: PreparedFrame, table: AdaptiveTable | SigmaTable, limiter: float | None,
+              node_coord: np.ndarray | None = None) -> AdaptiveResult:
     x4, colour, alpha = colour_layout(image)
-    out, ratio = finish(frame, table, limiter)
+    out, ratio = finish(frame, table, limiter, node_coord)
     res = x4.copy()
     res[:, :, :colour] = out
     if alpha is not None:
@@ -706,6 +901,35 @@ def apply_adaptive(image: np.ndarray, table: AdaptiveTable, *, precision: int = 
     x4, colour, _ = colour_layout(image)
     frame = prepare(x4[:, :, :colour], table.basis, table.bands, precision, fp16_rounding)
     return _assemble(image, frame, table, limiter)
+
+
+def apply_sigma_map(image: np.ndarray, table: SigmaTable, sigma_map, *, precision: int = 16,
+                    limiter: float | None = None, fp16_rounding: str = "toward_zero") -> AdaptiveResult:
+    """The adaptive filter with a spatially varying blur, exactly as the GPU passes run it (float32):
+    passes 1-4 as :func:`apply_adaptive`, pass 5 with per-pixel coefficients bilinear in (sigma, level)
+    (:class:`SigmaTable`), the sigma per pixel bilinear in the map's cells (:func:`pixel_node_coordinates`).
+
+    Parameters
+    ----------
+    image : ndarray (H, W) or (H, W, C)
+        Linear light, the map's frame size.
+    table : SigmaTable
+        From :meth:`AdaptiveSolver.solve_map` over the map's range.
+    sigma_map : gpu_deconv.core.sigma_map.SigmaMap
+        Blur sigma (px) per cell, for this frame size.
+    precision, limiter, fp16_rounding
+        As :func:`apply_adaptive`.
+
+    Reference: :func:`gpu_deconv.core.sigma_map.apply_sigma_map` (blend of global filters at the nodes),
+    the same interpolation in sigma with the adaptive filter's coefficients.
+    """
+    x4, colour, _ = colour_layout(image)
+    h, w = x4.shape[:2]
+    if (sigma_map.height, sigma_map.width) != (h, w):
+        raise ValueError(f"image is {w}x{h} but the sigma map is for {sigma_map.width}x{sigma_map.height}")
+    frame = prepare(x4[:, :, :colour], table.basis, table.bands, precision, fp16_rounding)
+    coords = pixel_node_coordinates(table.cell_coordinates(sigma_map), h, w)
+    return _assemble(image, frame, table, limiter, coords)
 
 
 def deconvolve(image: np.ndarray, blur: BlurModel, noise: float | None, bits: int | None = None, *,
@@ -753,7 +977,8 @@ def deconvolve(image: np.ndarray, blur: BlurModel, noise: float | None, bits: in
 
 __all__ = [
     "ENERGY_SCALE", "LEVEL_FLOOR", "TABLE_SIZE", "TABLE_START", "TYPICAL_LEVEL", "WINDOW_HALO",
-    "PROVISIONAL_NOISE", "AdaptiveResult", "AdaptiveSolver", "AdaptiveStats", "AdaptiveTable", "PreparedFrame",
-    "apply_adaptive", "deconvolve", "energy_bands", "finish", "limit_overshoot", "noise_variance", "prepare",
-    "pseudo_log2", "upsample_energy",
+    "PROVISIONAL_NOISE", "SIGMA_STEP", "AdaptiveResult", "AdaptiveSolver", "AdaptiveStats", "AdaptiveTable",
+    "PreparedFrame", "SigmaTable", "apply_adaptive", "apply_sigma_map", "deconvolve", "energy_bands", "finish",
+    "limit_overshoot", "noise_variance", "pixel_node_coordinates", "prepare", "pseudo_log2", "sigma_nodes",
+    "upsample_energy",
 ]

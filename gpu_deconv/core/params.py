@@ -106,6 +106,10 @@ class ParamSpec:
             if value not in self.choices or isinstance(value, bool):
                 raise ValueError(f"{name} must be {self.range_text()}, got {value!r}")
             return value
+        if self.kind is str:  # free text (a file name): any non-empty string
+            if isinstance(value, str) and value:
+                return value
+            raise ValueError(f"{name} must be {self.range_text()}, got {value!r}")
         if isinstance(value, bool):
             raise ValueError(f"{name} must be {self.range_text()}, got {value!r}")
         try:
@@ -190,6 +194,12 @@ class DeconvParams:
         light, float input is linear), ``'srgb'`` or ``'linear'``.
     precision : int
         16 or 32: storage of intermediate textures.
+    sigma_map : str or None
+        A spatially varying blur (adaptive mode only; the map replaces ``sigma``): a map file (see
+        :func:`gpu_deconv.core.sigma_map.load_sigma_map`), or ``'radial'`` for the lens model
+        ``sigma(r) = sigma_center + (sigma_corner - sigma_center) r^2`` (r = 1 in the corners).
+    sigma_center, sigma_corner : float
+        The radial model's sigma at the centre and in the corners (px).
     """
 
     sigma: float | str = _param(1.0, "blur size: the Gaussian's sigma, or the box width with --blur box", unit="px",
@@ -229,10 +239,27 @@ class DeconvParams:
                         "ImageMagick -blur and most upscalers do, or linear float data); auto = srgb for 8/16-bit "
                         "input, linear for float", kind=str, choices=SPACES)
     precision: int = _param(16, "bits of the intermediate textures", kind=int, choices=(16, 32))
+    sigma_map: str | None = _param(None, "spatially varying blur (adaptive mode; replaces --sigma): a sigma map "
+                                   "file (.npy or float TIFF in px, or 8/16-bit gray: 0..max code = 0..4 px; any grid "
+                                   "over the frame, resampled bilinearly), or radial = the lens model from "
+                                   "--sigma-center and --sigma-corner", kind=str, unit="(FILE or radial)",
+                                   optional="one sigma for the frame")
+    sigma_center: float = _param(0.5, "blur sigma at the frame centre for --sigma-map radial", unit="px", lo=0.0,
+                                 hi=4.0)
+    sigma_corner: float = _param(1.5, "blur sigma in the frame corners for --sigma-map radial (sigma grows with "
+                                 "the squared distance from the centre)", unit="px", lo=0.0, hi=4.0)
 
     def __post_init__(self) -> None:
         for f in fields(self):
             object.__setattr__(self, f.name, f.metadata["spec"].check(f.name, getattr(self, f.name)))
+        if self.sigma_map is not None:
+            if self.mode != "adaptive" or self.method not in ADAPTIVE_METHODS:
+                raise ValueError("a sigma map needs the adaptive mode (--mode adaptive with method auto, comb or "
+                                 f"laplacian), got mode {self.mode!r} with method {self.method!r}")
+            if self.blur != "gaussian":
+                raise ValueError(f"a sigma map describes a Gaussian blur; blur {self.blur!r} is not one")
+            if self.sigma == "auto":
+                raise ValueError("a sigma map replaces the sigma; sigma 'auto' and a sigma map exclude each other")
         if self.sigma == "auto":
             if self.blur != "gaussian":
                 raise ValueError(f"sigma 'auto' estimates a Gaussian blur; blur {self.blur!r} needs a number")

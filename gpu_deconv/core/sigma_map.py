@@ -14,7 +14,13 @@ a global sigma and a map may be as coarse as the blur is smooth. Three ways to g
 * :func:`map_from_array` / :func:`load_sigma_map` - a user's map (an image or ``.npy``), validated and
   resampled to the frame.
 
-Application (:func:`apply_sigma_map`, the NumPy reference the GL path will be checked against): the
+On the GPU (``--sigma-map FILE|radial``, :func:`sigma_map_for`) a map runs in the adaptive mode: the
+coefficient table becomes 2D over (sigma node every 0.1 px, local level), pass 5 reads the map as a small
+texture and interpolates the coefficients bilinearly per pixel (:class:`gpu_deconv.core.adaptive.SigmaTable`,
+:func:`gpu_deconv.core.adaptive.apply_sigma_map` is that path's bit-exact NumPy mirror). Below, the same
+idea with the global filters.
+
+Application (:func:`apply_sigma_map`, a NumPy reference for the global filters): the
 deconvolution ``y = x + sum_k c_k L_k x`` is affine in its coefficients ``c``, so interpolating ``c``
 per pixel linearly in sigma between table nodes ``s_i <= sigma(p) <= s_{i+1}`` with weights
 ``(1 - t, t)`` gives exactly ``(1 - t) y_i(p) + t y_{i+1}(p)``, the same blend of the outputs of the two
@@ -354,6 +360,20 @@ def load_sigma_map(path: str | os.PathLike[str], height: int, width: int) -> Sig
         return map_from_array(sig, height, width)
     except ValueError as e:
         raise ImageError(path, str(e)) from None
+
+
+def sigma_map_for(spec: str, height: int, width: int, center: float = 0.5, corner: float = 1.5) -> SigmaMap:
+    """The map ``--sigma-map`` names for a ``height x width`` frame: ``'radial'`` (the lens model through
+    ``center`` and ``corner`` px, :func:`radial_from_center_corner`) or a file (:func:`load_sigma_map`).
+
+    Raises
+    ------
+    gpu_deconv.errors.ImageError
+        For a file that is not a readable image or not a valid map for this frame.
+    """
+    if spec == "radial":
+        return radial_from_center_corner(height, width, center, corner)
+    return load_sigma_map(spec, height, width)
 
 
 # ------------------------------------------------------------------------------------------ application

@@ -40,7 +40,15 @@ from typing import Any
 import moderngl
 import numpy as np
 
-from ..core.adaptive import ENERGY_SCALE, HH_TAPS, TABLE_SIZE, TABLE_START, AdaptiveStats, AdaptiveTable
+from ..core.adaptive import (
+    ENERGY_SCALE,
+    HH_TAPS,
+    TABLE_SIZE,
+    TABLE_START,
+    AdaptiveStats,
+    AdaptiveTable,
+    SigmaTable,
+)
 from ..core.basis import Basis
 from ..core.plan import MixtureStage
 from ..core.stats import BLOCK
@@ -265,6 +273,10 @@ class AdaptiveExecutor:
         self._stage_cache: dict[tuple, MixtureStage] = {}
         self._table_tex: moderngl.Texture | None = None
         self._table_key: tuple | None = None
+        self._textures: dict[str, tuple[tuple, moderngl.Texture]] = {}  # sigma-map table and map, by content
+        #: the last sigma map's table (:func:`adaptive_frame`) and what it was solved for
+        self.sigma_table: SigmaTable | None = None
+        self._sigma_table_key: tuple | None = None
         self._pbos: list[moderngl.Buffer] = []
         self._pbo_next = 0
         self._grid_shape = (0, 0)
@@ -485,8 +497,57 @@ class AdaptiveExecutor:
             self._table_key = key
         return self._table_tex
 
-    def apply(self, table: AdaptiveTable, target: DrawTarget, *, encode_srgb: bool = False,
-              limiter: float | None = None, level_map: bool = False, guard: Any | None = None) -> None:
+    def _upload(self, name: str, data: np.ndarray) -> moderngl.Texture:
+        """A small float32 texture (NEAREST, read with texelFetch) holding ``data`` (rows, cols, comps),
+        re-uploaded only when the contents change."""
+        key = (data.shape, data.tobytes())
+        have = self._textures.get(name)
+        if have is not None and have[0] == key:
+            return have[1]
+        if have is not None:
+            have[1].release()
+        tex = self.ctx.texture((data.shape[1], data.shape[0]), data.shape[2], data.tobytes(), dtype="f4")
+        tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self._textures[name] = (key, tex)
+        return tex
+
+    def sigma_table_texture(self, table: SigmaTable, channels: int) -> moderngl.Texture:
+        """The 2D table as RGBA32F: ``TABLE_SIZE + 1`` wide, ``ROWS = ceil(K / 4)`` rows per sigma node
+        (node j's coefficients 4r..4r+3 in row ``j ROWS + r``), the level scales ``(inv_j, inv_{j+1})`` in
+        column ``TABLE_SIZE`` of row ``j ROWS`` (:class:`~gpu_deconv.core.adaptive.SigmaTable`). With K = 5 the
+        second row of node j holds ``(c_5[j][i], c_5[j][i + 1], c_5[j + 1][i], c_5[j + 1][i + 1])`` at column i:
+        the four values pass 5 interpolates, in one fetch instead of four."""
+        k, n = table.size, table.nodes
+        rows = -(-k // 4)
+        data = np.zeros((n * rows, TABLE_SIZE + 1, 4), np.float32)
+        coef = table.coefficients()
+        inv = table.inv_scales(channels)
+        for j in range(n):
+            for r in range(rows):
+                part = coef[j][:, 4 * r:4 * r + 4]
+                data[j * rows + r, :TABLE_SIZE, :part.shape[1]] = part
+            data[j * rows, TABLE_SIZE, :2] = inv[j], inv[min(j + 1, n - 1)]
+        if k == 5:  # row 1 holds one coefficient: pack it for (j, j + 1) x (i, i + 1), one fetch (the shader's K == 5)
+            c4 = coef[:, :, 4]
+            i1 = np.minimum(np.arange(TABLE_SIZE) + 1, TABLE_SIZE - 1)
+            for j in range(n):
+                j1 = min(j + 1, n - 1)
+                data[j * rows + 1, :TABLE_SIZE] = np.stack([c4[j], c4[j][i1], c4[j1], c4[j1][i1]], axis=-1)
+        return self._upload("sigma_table", data)
+
+    def map_texture(self, table: SigmaTable, sigma_map: Any) -> moderngl.Texture:
+        """The map as node coordinates, RGBA32F ``mx x my``: texel (x, y) holds the cells (x, y), (x1, y),
+        (x, y1), (x1, y1), ``x1 = min(x + 1, mx - 1)``, ``y1 = min(y + 1, my - 1)`` - the four a pixel
+        interpolates, in one fetch."""
+        cells = table.cell_coordinates(sigma_map)
+        my, mx = cells.shape
+        xs, ys = np.minimum(np.arange(mx) + 1, mx - 1), np.minimum(np.arange(my) + 1, my - 1)
+        quad = np.stack([cells, cells[:, xs], cells[ys], cells[ys][:, xs]], axis=-1).astype(np.float32)
+        return self._upload("sigma_map", quad)
+
+    def apply(self, table: AdaptiveTable | SigmaTable, target: DrawTarget, *, encode_srgb: bool = False,
+              limiter: float | None = None, level_map: bool = False, guard: Any | None = None,
+              sigma_map: Any = None, map_origin: tuple[int, int] = (0, 0)) -> None:
         """Pass 5 into ``target`` for the prepared frame (re-running passes 2-4 first if ``table`` wants
         other energy bands than the prepared ones).
 
@@ -504,8 +565,15 @@ class AdaptiveExecutor:
             Draw ``(plog2(A / sigma^2), E, A / sigma^2, 1)`` instead of the image (the viewer's overlay).
         guard : GLStateGuard, optional
             Needed when ``target`` is a caller's framebuffer.
+        sigma_map : SigmaMap, optional
+            With a :class:`~gpu_deconv.core.adaptive.SigmaTable`: the blur per cell of the whole frame
+            (:mod:`gpu_deconv.core.sigma_map`); the coefficients are then bilinear in (sigma, level) per pixel.
+        map_origin : (int, int)
+            The prepared region's origin in the frame the map covers (a tile's, halo included).
         """
         pr = self._require()
+        if isinstance(table, SigmaTable) != (sigma_map is not None):
+            raise ValueError("a sigma map needs a SigmaTable, and a SigmaTable a sigma map")
         if table.basis.key() != pr.basis_key:
             raise ValueError("the table's basis differs from the prepared frame's")
         if tuple(table.bands) != pr.bands:
@@ -524,16 +592,19 @@ class AdaptiveExecutor:
         btex = [ex.pool.get(self._band_name(bl, i), w, h, 4, dt) for i in range(bl.band_textures)]
         nw, nh = -(-w // 2), -(-h // 2)
         dtex = ex.pool.get("ad_d", nw, nh, 4, "f4")
-        ttex = self.table_texture(table)
+        use_map = sigma_map is not None
+        ttex = self.sigma_table_texture(table, colour) if use_map else self.table_texture(table)
         small = w < 2 or h < 2
         alpha = layout.alpha and not level_map
         encode = encode_srgb and not level_map
         lim = limiter is not None and not level_map
         defines = {"COLOUR": colour, "K": k, "SIZE": TABLE_SIZE, "HAS_ALPHA": alpha, "ENCODE_SRGB": encode,
-                   "LIMITER": lim, "LEVEL_MAP": level_map, "MIRROR_PERIODIC": small}
+                   "LIMITER": lim, "LEVEL_MAP": level_map, "MIRROR_PERIODIC": small, "SIGMA_MAP": use_map}
         nb = bl.band_textures
         samplers = {"u_base": 0, **{f"u_b{i}": 1 + i for i in range(nb)}, "u_d": nb + 1, "u_table": nb + 2}
-        p = ex._program_with(("ad_apply", k, colour, alpha, encode, lim, level_map, small, bl.halves),
+        if use_map:
+            samplers["u_map"] = nb + 3
+        p = ex._program_with(("ad_apply", k, colour, alpha, encode, lim, level_map, small, bl.halves, use_map),
                              "adaptive_apply.frag", defines, apply_body(k, colour, bl), apply_decls(bl), samplers)
         ex._use_target(target, guard)
         ex.bind(0, src.texture)
@@ -541,7 +612,16 @@ class AdaptiveExecutor:
             ex.bind(1 + i, t)
         ex.bind(nb + 1, dtex)
         ex.bind(nb + 2, ttex)
-        n_e, fl, inv = table.energy_constants(colour)
+        if use_map:
+            mtex = self.map_texture(table, sigma_map)
+            mx, my = mtex.size
+            ex.bind(nb + 3, mtex)
+            p.set("u_map_size", (mx, my))
+            p.set("u_map_scale", (mx / sigma_map.width, my / sigma_map.height))
+            p.set("u_map_origin", tuple(int(v) for v in map_origin))
+            p.set("u_nodes", table.nodes)
+        # with a map, noise_energy and floor are shared by the nodes and inv is per pixel (the table's column)
+        n_e, fl, inv = (table.tables[0] if use_map else table).energy_constants(colour)
         p.set("u_base_inv", src.inv)
         p.set("u_b_inv", (1.0 / btex[0].width, 1.0 / btex[0].height))
         p.set("u_d_inv", (1.0 / dtex.width, 1.0 / dtex.height))
@@ -573,6 +653,9 @@ class AdaptiveExecutor:
         if self._table_tex is not None:
             self._table_tex.release()
             self._table_tex = None
+        for _, tex in self._textures.values():
+            tex.release()
+        self._textures = {}
         self._prepared = None
 
 
@@ -594,9 +677,24 @@ def _stitch(parts: list[tuple[AdaptiveStats, int, int]], width: int, height: int
     return AdaptiveStats(energy, hh, full.block_counts, channels, block)
 
 
+def _sigma_table(ad: AdaptiveExecutor, solver: Any, params: Any, noise_var: float, sigma_map: Any) -> SigmaTable:
+    """The sigma map's :class:`SigmaTable` (one solve per 0.1 px node), kept on ``ad`` while the basis, the
+    noise and the map's range and median stay the same (video: re-solved only when the noise moves)."""
+    from ..core.blur import make_blur
+
+    lo, hi = sigma_map.range
+    median = float(np.median(sigma_map.values))
+    key = (solver.basis.key(), params.blur, params.binomial_order, noise_var, lo, hi, median)
+    if ad.sigma_table is None or ad._sigma_table_key != key:
+        ad.sigma_table = solver.solve_map(lambda s: make_blur(params.blur, s, params.binomial_order), noise_var,
+                                          (lo, hi), median)
+        ad._sigma_table_key = key
+    return ad.sigma_table
+
+
 def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any, linear: Callable[[Any], Region],
-                   max_size: int, *, previous: Any = None, temporal: Any = None, want_next: bool = False
-                   ) -> tuple[Any, Any, Any]:
+                   max_size: int, *, previous: Any = None, temporal: Any = None, want_next: bool = False,
+                   sigma_map: Any = None) -> tuple[Any, Any, Any]:
     """One frame of the engine's adaptive mode over ``frame.tiles`` (the engine's ``_Frame``).
 
     The noise ('auto'): from ``previous`` (the previous frame's statistics, ``stats_latency=1``) when given,
@@ -623,6 +721,12 @@ def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any,
         The previous frame's statistics (latency 1).
     want_next : bool
         Start an asynchronous read of this frame's statistics for the next frame (latency 1).
+    sigma_map : SigmaMap, optional
+        A spatially varying blur for this frame's size (:mod:`gpu_deconv.core.sigma_map`): it replaces
+        ``params.sigma``; the basis is the one ``params`` picks at the map's largest sigma, the coefficients
+        come from a :class:`~gpu_deconv.core.adaptive.SigmaTable` over the map's range (pass 5 interpolates
+        them per pixel), and ``design`` is the plain design at the map's median sigma (its noise, its
+        summary); the table used stays in ``ad.sigma_table``.
 
     Returns
     -------
@@ -636,7 +740,18 @@ def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any,
     from .frames import with_halos
 
     layout, size, fmt = frame.layout, (frame.width, frame.height), frame.format
-    basis = designer.adaptive_basis(params)
+    if sigma_map is not None:
+        if (sigma_map.width, sigma_map.height) != size:
+            raise ValueError(f"the sigma map is for {sigma_map.width}x{sigma_map.height}, the frame is "
+                             f"{size[0]}x{size[1]}")
+        from ..core.blur import GAUSSIAN_SIGMA_RANGE
+
+        floor = GAUSSIAN_SIGMA_RANGE[0]
+        median = float(np.median(sigma_map.values))
+        params = params.replace(sigma=max(median, floor), sigma_map=None)
+        basis = designer.adaptive_basis(params.replace(sigma=max(sigma_map.range[1], floor)))
+    else:
+        basis = designer.adaptive_basis(params)
     blur = make_blur(params.blur, params.sigma, params.binomial_order)
     reach = max(t.size // 2 for t in basis.lowpass_taps) + WINDOW_HALO + (1 if params.limiter is not None else 0)
     halo = -(-reach // ad.block) * ad.block
@@ -667,12 +782,15 @@ def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any,
     table = design.table
     if astats is not None:
         design.level = astats.level(table)
+    if sigma_map is not None:
+        table = _sigma_table(ad, designer.adaptive_solver(basis), params, table.noise_var, sigma_map)
     pending = None
     for interior, r in tiles:
         if not still_prepared:
             prepare(r, interior, table.bands)
         dst = frame.target(r)
-        ad.apply(table, dst, encode_srgb=frame.encode, limiter=params.limiter, guard=frame.guard)
+        ad.apply(table, dst, encode_srgb=frame.encode, limiter=params.limiter, guard=frame.guard,
+                 sigma_map=sigma_map, map_origin=(r[0], r[1]))
         frame.store(interior, r, dst)
     if want_next and params.noise_is_auto and len(tiles) == 1:
         pending = ad.stats_async()

@@ -156,6 +156,7 @@ class Deconvolver:
         self._next: tuple[tuple[int, int], BandStats | PendingGrid] | None = None
         self._dst_fbos = FramebufferCache(self._ctx, self.executor.pool)
         self._adaptive: Any = None  # the adaptive passes (gl.adaptive.AdaptiveExecutor), made on first use
+        self._sigma_map_cache: tuple[tuple, Any] | None = None  # params.sigma_map at the last frame size
         self._global_smoother: tuple[TemporalSmoother, TemporalSmoother] | None = None
         self._released = False
         self._current.__exit__()
@@ -453,13 +454,27 @@ class Deconvolver:
         prev = self._next[1] if latency and self._next and self._next[0] == size else None
         design, used, pending = adaptive_frame(self._adaptive, self.designer, params, frame, linear,
                                                self.executor.max_texture_size, previous=prev,
-                                               temporal=self.temporal, want_next=latency)
+                                               temporal=self.temporal, want_next=latency,
+                                               sigma_map=self._sigma_map(params, *size))
         design.blur_estimate = estimate
         self.design = design
         if used is not None:
             self.last_stats = used
         self._next = (size, pending if pending is not None else used) if latency and used is not None else None
         self.timings["adaptive"] = self.timings.get("adaptive", 0.0) + (time.perf_counter() - t) * 1e3
+
+    def _sigma_map(self, params: DeconvParams, width: int, height: int) -> Any:
+        """``params.sigma_map`` for this frame size (:func:`gpu_deconv.core.sigma_map.sigma_map_for`), loaded
+        and resampled once per (map, size); None without one."""
+        if params.sigma_map is None:
+            return None
+        from ..core.sigma_map import sigma_map_for
+
+        key = (params.sigma_map, params.sigma_center, params.sigma_corner, width, height)
+        if self._sigma_map_cache is None or self._sigma_map_cache[0] != key:
+            self._sigma_map_cache = (key, sigma_map_for(params.sigma_map, height, width, params.sigma_center,
+                                                        params.sigma_corner))
+        return self._sigma_map_cache[1]
 
     @property
     def _sigma_temporal(self) -> TemporalSmoother | None:
