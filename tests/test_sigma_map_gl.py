@@ -321,11 +321,12 @@ def test_cli_bad_map_is_one_line_per_file(cli_dir, name, reason):
     writes nothing."""
     d = cli_dir
     out = d / f"out_{name.replace('.', '_')}"
-    rc, err = _cli("run", str(d / "a.png"), str(d / "b.png"), "-o", str(out), "--sigma", "1",
-                   "--sigma-map", str(d / name))
+    rc, err = _cli("run", str(d / "a.png"), str(d / "b.png"), "-o", str(out), "--sigma-map", str(d / name))
     assert rc == 1, err
     lines = [ln for ln in err.splitlines() if "error" in ln]
     assert len(lines) == 2 and all(name in ln and reason in ln for ln in lines), err
+    # each line names the input first, then the map
+    assert sorted(ln.split(": sigma map ")[0].rsplit("/", 1)[-1] for ln in lines) == ["a.png", "b.png"], err
     assert "Traceback" not in err
     assert not out.exists() or not any(out.iterdir())
 

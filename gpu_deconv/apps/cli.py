@@ -41,8 +41,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ..io.batch import BatchReport, BatchRunner, plan_jobs, report_format
     from ..io.video_options import video_options_from_args
 
-    if args.sigma is None and not args.params:
-        raise UsageError("--sigma is required (or --params FILE.json)")
+    if args.sigma is None and not args.params and args.sigma_map is None:
+        raise UsageError("--sigma is required (or --sigma-map, or --params FILE.json)")
     params = _validate(params_from_args(args))
     if args.tile is not None and args.tile < 16:
         raise UsageError(f"--tile must be >= 16 px, got {args.tile}")
@@ -140,6 +140,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     params = _validate(params_from_args(args))
     if params.noise_is_auto or params.sigma_is_auto:
         raise UsageError("fit needs a numeric --sigma and --noise (there is no image to estimate them from)")
+    if params.sigma_map is not None:
+        raise UsageError("fit designs one filter for one sigma; --sigma-map is for run and view")
     if args.plot and Path(args.plot).exists() and not args.overwrite:
         raise UsageError(f"{args.plot}: output exists; pass --overwrite to replace it")
     try:

@@ -37,6 +37,7 @@ from ..core.params import DeconvParams
 from ..core.plan import Plan
 from ..core.stats import BLOCK, BandStats
 from ..core.temporal import TemporalSmoother
+from ..errors import FileError
 from .compute import PathChooser
 from .context import CurrentContext, RawGL, create_headless_context, current_egl_state, restore_egl_state
 from .executor import TEXTURE_UNITS, DrawTarget, Layout, PlanExecutor, Region
@@ -465,15 +466,19 @@ class Deconvolver:
 
     def _sigma_map(self, params: DeconvParams, width: int, height: int) -> Any:
         """``params.sigma_map`` for this frame size (:func:`gpu_deconv.core.sigma_map.sigma_map_for`), loaded
-        and resampled once per (map, size); None without one."""
+        and resampled once per (map, size); None without one. A bad map raises ValueError ``"sigma map
+        <file>: <reason>"`` - a problem of the frame being processed, which the batch names first."""
         if params.sigma_map is None:
             return None
         from ..core.sigma_map import sigma_map_for
 
         key = (params.sigma_map, params.sigma_center, params.sigma_corner, width, height)
         if self._sigma_map_cache is None or self._sigma_map_cache[0] != key:
-            self._sigma_map_cache = (key, sigma_map_for(params.sigma_map, height, width, params.sigma_center,
-                                                        params.sigma_corner))
+            try:
+                value = sigma_map_for(params.sigma_map, height, width, params.sigma_center, params.sigma_corner)
+            except (FileError, ValueError) as e:
+                raise ValueError(f"sigma map {e}") from None
+            self._sigma_map_cache = (key, value)
         return self._sigma_map_cache[1]
 
     @property
