@@ -480,17 +480,18 @@ def gpu_map_case(ctx, name: str, noise: float, size: int, tmp: Path) -> GpuMapRo
     truth = sm.radial_map(h, w, *RADIAL)
     y, bits = degrade(radial_blur(clean, truth), 0.0, noise, True, seed_of(name, 9.0, noise))
 
-    def run(**changes) -> tuple[np.ndarray, Deconvolver]:
+    def run(**changes) -> tuple[np.ndarray, Deconvolver, object]:
+        """The output, the engine (released) and the 2D table its sigma map used (None without a map)."""
         d = Deconvolver(ctx, DeconvParams(noise="auto", **changes))
         try:
-            return d.process(y, space="linear", bits=bits), d
+            out = d.process(y, space="linear", bits=bits)
+            return out, d, d._adaptive.passes.sigma_table if changes.get("sigma_map") else None
         finally:
             d.release()
 
     glob = {s: capped_psnr(clean, run(sigma=s)[0]) for s in [round(0.1 * k, 1) for k in range(3, 21)]}
     best_s = max(glob, key=glob.get)
-    given, d = run(sigma=1.0, sigma_map="radial", sigma_center=RADIAL[0], sigma_corner=sum(RADIAL))
-    table = d._adaptive.sigma_table
+    given, d, table = run(sigma=1.0, sigma_map="radial", sigma_center=RADIAL[0], sigma_corner=sum(RADIAL))
     fine = d.designer.adaptive_solver(table.basis).solve_map(Gaussian, table.noise_var, truth.range,
                                                              float(np.median(truth.values)), FINE_NODE_STEP)
     ref = apply_sigma_map(y, fine, truth, precision=16).output

@@ -188,3 +188,11 @@ def test_cli_format_choices_are_the_image_formats():
     assert IMAGE_FORMATS == FORMATS
     parser = _parsers()["run"]
     assert next(a for a in parser._actions if a.dest == "max_pixels").default == DEFAULT_MAX_PIXELS
+
+
+def test_the_engine_class_stays_small():
+    """The engine is the frame path and its ownership; passes, frames and modes live in their own modules
+    (issue #10: ``Deconvolver`` <= 400 lines, docstrings included)."""
+    tree = ast.parse((PKG / "gl" / "engine.py").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Deconvolver")
+    assert cls.end_lineno - cls.lineno + 1 <= 400

@@ -242,7 +242,7 @@ def test_engine_radial_equals_the_numpy_reference(gl_ctx, precision):
         tol = 0 if _llvmpipe(gl_ctx) else TOL[precision]
         assert np.abs(got - ref.output).max() <= tol
         plain = d.design.table
-        assert plain.bands == table.bands and d._adaptive.sigma_table.nodes == 11
+        assert plain.bands == table.bands and d._adaptive.passes.sigma_table.nodes == 11
 
 
 @pytest.mark.parametrize("noise", [0.01, "auto"])

@@ -795,3 +795,69 @@ def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any,
     if want_next and params.noise_is_auto and len(tiles) == 1:
         pending = ad.stats_async()
     return design, stats, pending
+
+
+class AdaptiveFrames:
+    """What the engine keeps for its adaptive mode between frames: the passes (made on first use), the
+    sigma map resampled to the last frame size, and - with sigma 'auto' - the smoother of the global
+    statistics the blind estimate reads (the adaptive statistics have their own, the engine's ``temporal``).
+
+    Parameters
+    ----------
+    executor : PlanExecutor
+        The engine's; its pool holds the passes' textures.
+    """
+
+    def __init__(self, executor: PlanExecutor) -> None:
+        self.executor = executor
+        #: The passes (:class:`AdaptiveExecutor`), None until the first adaptive frame.
+        self.passes: AdaptiveExecutor | None = None
+        self._map: tuple[tuple, Any] | None = None  # (params.sigma_map, centre, corner, w, h) -> SigmaMap
+        self._blur_smoother: tuple[Any, Any] | None = None  # (engine temporal, its copy for the blind sigma)
+
+    def run(self, designer: Any, params: Any, frame: Any, linear: Callable[[Any], Region], *,
+            previous: Any = None, temporal: Any = None, want_next: bool = False) -> tuple[Any, Any, Any]:
+        """:func:`adaptive_frame` on this engine's passes with ``params.sigma_map`` for the frame's size."""
+        if self.passes is None:
+            self.passes = AdaptiveExecutor(self.executor)
+        return adaptive_frame(self.passes, designer, params, frame, linear, self.executor.max_texture_size,
+                              previous=previous, temporal=temporal, want_next=want_next,
+                              sigma_map=self.sigma_map(params, frame.width, frame.height))
+
+    def sigma_map(self, params: Any, width: int, height: int) -> Any:
+        """``params.sigma_map`` for this frame size (:func:`gpu_deconv.core.sigma_map.sigma_map_for`), loaded
+        and resampled once per (map, size); None without one. A bad map raises ValueError ``"sigma map
+        <file>: <reason>"`` - a problem of the frame being processed, which the batch names first."""
+        if params.sigma_map is None:
+            return None
+        from ..core.sigma_map import sigma_map_for
+        from ..errors import FileError
+
+        key = (params.sigma_map, params.sigma_center, params.sigma_corner, width, height)
+        if self._map is None or self._map[0] != key:
+            try:
+                value = sigma_map_for(params.sigma_map, height, width, params.sigma_center, params.sigma_corner)
+            except (FileError, ValueError) as e:
+                raise ValueError(f"sigma map {e}") from None
+            self._map = (key, value)
+        return self._map[1]
+
+    def blur_smoother(self, temporal: Any) -> Any:
+        """A smoother like ``temporal`` (None: none) for the global statistics of a blind sigma."""
+        from ..core.temporal import TemporalSmoother
+
+        if temporal is not None and (self._blur_smoother is None or self._blur_smoother[0] is not temporal):
+            self._blur_smoother = (temporal, TemporalSmoother(temporal.time_constant, temporal.cut_ratio))
+        return None if temporal is None else self._blur_smoother[1]
+
+    def draw_level_map(self, table: Any, target: DrawTarget, guard: Any) -> bool:
+        """The last frame's ``(v, E, A / sigma^2, 1)`` per pixel into ``target``; False before any frame."""
+        if self.passes is None:
+            return False
+        self.passes.apply(table, target, level_map=True, guard=guard)
+        return True
+
+    def release(self) -> None:
+        if self.passes is not None:
+            self.passes.release()
+            self.passes = None

@@ -37,7 +37,7 @@ from ..core.params import DeconvParams
 from ..core.plan import Plan
 from ..core.stats import BLOCK, BandStats
 from ..core.temporal import TemporalSmoother
-from ..errors import FileError
+from .adaptive import AdaptiveFrames
 from .compute import PathChooser
 from .context import CurrentContext, RawGL, create_headless_context, current_egl_state, restore_egl_state
 from .executor import TEXTURE_UNITS, DrawTarget, Layout, PlanExecutor, Region
@@ -156,9 +156,7 @@ class Deconvolver:
         # latency 1: (frame size, statistics or pending read) of the previous frame, for the next one
         self._next: tuple[tuple[int, int], BandStats | PendingGrid] | None = None
         self._dst_fbos = FramebufferCache(self._ctx, self.executor.pool)
-        self._adaptive: Any = None  # the adaptive passes (gl.adaptive.AdaptiveExecutor), made on first use
-        self._sigma_map_cache: tuple[tuple, Any] | None = None  # params.sigma_map at the last frame size
-        self._global_smoother: tuple[TemporalSmoother, TemporalSmoother] | None = None
+        self._adaptive = AdaptiveFrames(self.executor)  # the adaptive mode's passes and per-frame state
         self._released = False
         self._current.__exit__()
         if ctx is None:
@@ -207,21 +205,13 @@ class Deconvolver:
         unknown = sorted(set(other) - {f.name for f in fields(DeconvParams)})
         if unknown:
             raise ValueError(f"unknown parameter(s): {', '.join(unknown)}")
-        changes = dict(other, sigma=sigma)
-        if noise is not None:
-            changes["noise"] = noise
-        if method is not None:
-            changes["method"] = method
-        self.set_params(self.params.replace(**changes))
+        kept = {k: v for k, v in (("noise", noise), ("method", method)) if v is not None}  # None: keep
+        self.set_params(self.params.replace(**other, sigma=sigma, **kept))
         params = self.params
         if self.last_stats is None and params.noise_is_auto:
             params = params.replace(noise=0.0)
-        self.design = self.designer.design(params, self.last_stats, self._format(bits, False))
+        self.design = self.designer.design(params, self.last_stats, FrameFormat(bits, "linear"))
         return self.design
-
-    @staticmethod
-    def _format(bits: int | None, srgb: bool) -> FrameFormat:
-        return FrameFormat(bits, "srgb" if srgb else "linear")
 
     # -- process (NumPy in, NumPy out) --------------------------------------------------------------
     def process(self, image: np.ndarray, *, space: str = "auto", bits: int | None = None,
@@ -337,9 +327,9 @@ class Deconvolver:
         with self._current, self._guard as guard:
             fbo = dst if isinstance(dst, moderngl.Framebuffer) else self._dst_fbos.get(dst)
             drawn = DrawTarget(fbo, vp, external=True)  # type: ignore[arg-type]
-            frame = _Frame(w, h, layout, src_is_srgb, encode_srgb, self._format(bits, src_is_srgb),
-                           [(0, 0, w, h)], lambda r: Region(src, w, h), lambda r: drawn,
-                           lambda interior, r, t: None, guard)
+            fmt = FrameFormat(bits, "srgb" if src_is_srgb else "linear")
+            frame = _Frame(w, h, layout, src_is_srgb, encode_srgb, fmt, [(0, 0, w, h)], lambda r: Region(src, w, h),
+                           lambda r: drawn, lambda interior, r, t: None, guard)
             self._run_frame(frame, plan)
 
     def draw_level_map(self, dst: moderngl.Framebuffer | moderngl.Texture) -> bool:
@@ -350,14 +340,12 @@ class Deconvolver:
         False (drawing nothing) when the last frame did not run the adaptive mode.
         """
         self._check_alive()
-        if self._adaptive is None or self.design is None or not self.design.adaptive:
+        if self.design is None or not self.design.adaptive:
             return False
         with self._current, self._guard as guard:
             fbo = dst if isinstance(dst, moderngl.Framebuffer) else self._dst_fbos.get(dst)
-            w, h = fbo.size
-            self._adaptive.apply(self.design.table, DrawTarget(fbo, (0, 0, w, h), external=True), level_map=True,
-                                 guard=guard)
-        return True
+            target = DrawTarget(fbo, (0, 0, *fbo.size), external=True)
+            return self._adaptive.draw_level_map(self.design.table, target, guard)
 
     # -- the frame path -------------------------------------------------------------------------------
     def _run_frame(self, frame: _Frame, plan: Plan | None) -> None:
@@ -403,7 +391,7 @@ class Deconvolver:
                 stats = acc.result()
                 # the adaptive mode's own statistics steer its next frame; these only give the blind sigma
                 self._next = (size, stats) if self.stats_latency == 1 and not adaptive else None
-            smoother = self._sigma_temporal if adaptive else self.temporal
+            smoother = self._adaptive.blur_smoother(self.temporal) if adaptive else self.temporal
             if smoother is not None:
                 stats = smoother.update(stats)
             self.last_stats = self.last_blur_stats = stats
@@ -443,51 +431,18 @@ class Deconvolver:
 
     def _adaptive_frame(self, frame: _Frame, params: DeconvParams, estimate: Any,
                         linear: Callable[[Rect], Region]) -> None:
-        """The adaptive mode's frame (:func:`gpu_deconv.gl.adaptive.adaptive_frame`); its statistics steer the
-        next frame with ``stats_latency=1``."""
-        from .adaptive import AdaptiveExecutor, adaptive_frame
-
-        t = time.perf_counter()
-        if self._adaptive is None:
-            self._adaptive = AdaptiveExecutor(self.executor)
-        size = (frame.width, frame.height)
-        latency = self.stats_latency == 1
+        """The adaptive mode's frame (:meth:`gpu_deconv.gl.adaptive.AdaptiveFrames.run`); its statistics steer
+        the next frame with ``stats_latency=1``."""
+        t, size, latency = time.perf_counter(), (frame.width, frame.height), self.stats_latency == 1
         prev = self._next[1] if latency and self._next and self._next[0] == size else None
-        design, used, pending = adaptive_frame(self._adaptive, self.designer, params, frame, linear,
-                                               self.executor.max_texture_size, previous=prev,
-                                               temporal=self.temporal, want_next=latency,
-                                               sigma_map=self._sigma_map(params, *size))
+        design, used, pending = self._adaptive.run(self.designer, params, frame, linear, previous=prev,
+                                                   temporal=self.temporal, want_next=latency)
         design.blur_estimate = estimate
         self.design = design
         if used is not None:
             self.last_stats = used
         self._next = (size, pending if pending is not None else used) if latency and used is not None else None
         self.timings["adaptive"] = self.timings.get("adaptive", 0.0) + (time.perf_counter() - t) * 1e3
-
-    def _sigma_map(self, params: DeconvParams, width: int, height: int) -> Any:
-        """``params.sigma_map`` for this frame size (:func:`gpu_deconv.core.sigma_map.sigma_map_for`), loaded
-        and resampled once per (map, size); None without one. A bad map raises ValueError ``"sigma map
-        <file>: <reason>"`` - a problem of the frame being processed, which the batch names first."""
-        if params.sigma_map is None:
-            return None
-        from ..core.sigma_map import sigma_map_for
-
-        key = (params.sigma_map, params.sigma_center, params.sigma_corner, width, height)
-        if self._sigma_map_cache is None or self._sigma_map_cache[0] != key:
-            try:
-                value = sigma_map_for(params.sigma_map, height, width, params.sigma_center, params.sigma_corner)
-            except (FileError, ValueError) as e:
-                raise ValueError(f"sigma map {e}") from None
-            self._sigma_map_cache = (key, value)
-        return self._sigma_map_cache[1]
-
-    @property
-    def _sigma_temporal(self) -> TemporalSmoother | None:
-        """Adaptive mode with sigma 'auto': the global statistics' own smoother (the adaptive ones use temporal)."""
-        t = self.temporal
-        if t is not None and (self._global_smoother is None or self._global_smoother[0] is not t):
-            self._global_smoother = (t, TemporalSmoother(t.time_constant, t.cut_ratio))
-        return None if t is None else self._global_smoother[1]
 
     # -- lifetime -----------------------------------------------------------------------------------
     def _check_alive(self) -> None:
@@ -505,8 +460,7 @@ class Deconvolver:
                 self.gpu_stats.release()
                 self.timer.release()
                 self.paths.release()
-                if self._adaptive is not None:
-                    self._adaptive.release()
+                self._adaptive.release()
                 self.executor.release()
             self.transfer.release()
             if self._own_ctx:
