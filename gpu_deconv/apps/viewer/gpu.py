@@ -21,6 +21,7 @@ the state it touches as it found it (viewport, bound framebuffer, blending off).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -100,6 +101,18 @@ class _CopyPass:
         self.vao.release()
         self.prog.release()
         self.sampler.release()
+
+
+@contextlib.contextmanager
+def _keeping_target(ctx):
+    """Give the caller back its framebuffer and viewport after our passes (the viewer draws after them)."""
+    prev_fbo, prev_vp = ctx.fbo, ctx.viewport
+    try:
+        yield
+    finally:
+        if prev_fbo is not None:
+            prev_fbo.use()
+        ctx.viewport = prev_vp
 
 
 def _set_filter(tex, linear: bool) -> None:
@@ -199,26 +212,23 @@ class Simulator:
             raise ValueError(f"simulated blur radius {r} exceeds {MAX_SIM_RADIUS} px")
         size = tuple(src.size)
         self._alloc(size)
-        prev_fbo, prev_vp = self.ctx.fbo, self.ctx.viewport
-        if src_srgb:
-            if src_key is None or (src_key, id(src)) != self._lin_key:
-                self._decode.draw(src, self._fbos["lin"], size)
-                self._lin_key = (src_key, id(src)) if src_key is not None else None
-            src = self._tex["lin"]
-        prog, vao = self._program(r, 0, False)
-        prog["u_taps"].write(taps.tobytes())
-        self._pass(prog, vao, src, "tmp", size)
-        prog, vao = self._program(r, 1, encode_out)
-        prog["u_taps"].write(taps.tobytes())
-        self._noise(size, seed).use(1)
-        prog["u_noise_tex"].value = 1
-        prog["u_noise"].value = float(noise)
-        off = (frame_index * 7919 * 31) % size[0], (frame_index * 104729) % size[1]
-        prog["u_noise_offset"].value = off
-        self._pass(prog, vao, self._tex["tmp"], "out", size)
-        if prev_fbo is not None:
-            prev_fbo.use()
-        self.ctx.viewport = prev_vp
+        with _keeping_target(self.ctx):
+            if src_srgb:
+                if src_key is None or (src_key, id(src)) != self._lin_key:
+                    self._decode.draw(src, self._fbos["lin"], size)
+                    self._lin_key = (src_key, id(src)) if src_key is not None else None
+                src = self._tex["lin"]
+            prog, vao = self._program(r, 0, False)
+            prog["u_taps"].write(taps.tobytes())
+            self._pass(prog, vao, src, "tmp", size)
+            prog, vao = self._program(r, 1, encode_out)
+            prog["u_taps"].write(taps.tobytes())
+            self._noise(size, seed).use(1)
+            prog["u_noise_tex"].value = 1
+            prog["u_noise"].value = float(noise)
+            off = (frame_index * 7919 * 31) % size[0], (frame_index * 104729) % size[1]
+            prog["u_noise_offset"].value = off
+            self._pass(prog, vao, self._tex["tmp"], "out", size)
         self.runs += 1
         return self.out
 
@@ -251,11 +261,8 @@ class Encoder:
             self._free()
             self.out = self.ctx.texture(src.size, 4, dtype="f1")
             self._fbo = self.ctx.framebuffer([self.out])
-        prev_fbo, prev_vp = self.ctx.fbo, self.ctx.viewport
-        self._pass.draw(src, self._fbo, src.size)
-        if prev_fbo is not None:
-            prev_fbo.use()
-        self.ctx.viewport = prev_vp
+        with _keeping_target(self.ctx):
+            self._pass.draw(src, self._fbo, src.size)
         self.runs += 1
         return self.out
 
@@ -270,7 +277,48 @@ class Encoder:
         self._pass.release()
 
 
-class Display:
+class _ViewPass:
+    """A full-screen pass over a rectangle of the bound framebuffer, compiled per variant on first use."""
+
+    def __init__(self, ctx, frag: str) -> None:
+        self.ctx = ctx
+        self._frag = frag
+        self._variants: dict[Any, tuple] = {}
+
+    def _variant(self, key: Any, defines: dict[str, object]) -> tuple:
+        v = self._variants.get(key)
+        if v is None:
+            v = self._variants[key] = _program(self.ctx, self._frag, defines)
+        return v
+
+    def _draw(self, prog, vao, uniforms: dict[str, object], fb_height: int, view_rect: tuple[int, int, int, int],
+              blend: bool = False) -> None:
+        """Set the ``uniforms`` the variant uses (the compiler drops the others) and draw ``view_rect =
+        (x, y_top, w, h)`` (framebuffer px, y down), the caller's viewport kept."""
+        import moderngl
+
+        for name, value in uniforms.items():
+            if name in prog:
+                prog[name].value = value
+        x, y_top, w, h = view_rect
+        prev_vp = self.ctx.viewport
+        self.ctx.viewport = (x, fb_height - y_top - h, w, h)
+        if blend:
+            self.ctx.enable(moderngl.BLEND)
+            self.ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
+        vao.render(vertices=3)
+        if blend:
+            self.ctx.disable(moderngl.BLEND)
+        self.ctx.viewport = prev_vp
+
+    def release(self) -> None:
+        for prog, vao in self._variants.values():
+            vao.release()
+            prog.release()
+        self._variants.clear()
+
+
+class Display(_ViewPass):
     """Draws the before/after view into the current framebuffer (see the module docstring).
 
     Both textures must hold display-ready (sRGB-encoded) values; programs are compiled per variant
@@ -278,16 +326,7 @@ class Display:
     """
 
     def __init__(self, ctx) -> None:
-        self.ctx = ctx
-        self._variants: dict[tuple[str, bool], tuple] = {}
-
-    def _variant(self, mode: str, magnify: bool) -> tuple:
-        key = (mode, magnify)
-        v = self._variants.get(key)
-        if v is None:
-            v = self._variants[key] = _program(self.ctx, "viewer_display.frag",
-                                               {"MODE": ("split", "before", "after").index(mode), "MAGNIFY": magnify})
-        return v
+        super().__init__(ctx, "viewer_display.frag")
 
     def draw(
         self,
@@ -303,32 +342,22 @@ class Display:
         background: tuple[float, float, float] = (0.11, 0.11, 0.12),
     ) -> None:
         """Draw into ``view_rect = (x, y_top, w, h)`` (framebuffer px, y down) of the bound framebuffer."""
-        x, y_top, w, h = view_rect
+        x, y_top = view_rect[:2]
         magnify = zoom >= 0.999
-        prog, vao = self._variant(mode, magnify)
+        prog, vao = self._variant((mode, magnify), {"MODE": ("split", "before", "after").index(mode),
+                                                    "MAGNIFY": magnify})
         for t in (before, after):
             _set_filter(t, linear=not magnify)
         before.use(0)
         after.use(1)
-        for name, value in (("u_before", 0), ("u_after", 1), ("u_fb_height", float(fb_size[1])),
-                            ("u_view_origin", (float(x), float(y_top))),
-                            ("u_image_origin", (float(image_origin[0]), float(image_origin[1]))),
-                            ("u_zoom", float(zoom)), ("u_divider", float(divider)), ("u_background", background)):
-            if name in prog:  # the compiler drops what a variant does not use
-                prog[name].value = value
-        prev_vp = self.ctx.viewport
-        self.ctx.viewport = (x, fb_size[1] - y_top - h, w, h)
-        vao.render(vertices=3)
-        self.ctx.viewport = prev_vp
-
-    def release(self) -> None:
-        for prog, vao in self._variants.values():
-            vao.release()
-            prog.release()
-        self._variants.clear()
+        self._draw(prog, vao, {"u_before": 0, "u_after": 1, "u_fb_height": float(fb_size[1]),
+                               "u_view_origin": (float(x), float(y_top)),
+                               "u_image_origin": (float(image_origin[0]), float(image_origin[1])),
+                               "u_zoom": float(zoom), "u_divider": float(divider), "u_background": background},
+                   fb_size[1], view_rect)
 
 
-class Overlay:
+class Overlay(_ViewPass):
     """Blends a false-colour map over the view rectangle of the bound framebuffer (``viewer_overlay.frag``).
 
     The map is a float texture: the level map (``r`` = ``v``, one texel per image pixel) or the sigma
@@ -337,43 +366,18 @@ class Overlay:
     """
 
     def __init__(self, ctx) -> None:
-        self.ctx = ctx
-        self._variants: dict[bool, tuple] = {}
-
-    def _variant(self, tiles: bool) -> tuple:
-        v = self._variants.get(tiles)
-        if v is None:
-            v = self._variants[tiles] = _program(self.ctx, "viewer_overlay.frag", {"TILES": tiles})
-        return v
+        super().__init__(ctx, "viewer_overlay.frag")
 
     def draw(self, tex, *, tiles: bool, cell: float, value_range: tuple[float, float], alpha: float,
              image_size: tuple[int, int], fb_size: tuple[int, int], view_rect: tuple[int, int, int, int],
              image_origin: tuple[float, float], zoom: float) -> None:
         """Blend ``tex`` over ``view_rect = (x, y_top, w, h)`` (framebuffer px, y down) of the bound framebuffer."""
-        import moderngl
-
-        x, y_top, w, h = view_rect
-        prog, vao = self._variant(tiles)
+        x, y_top = view_rect[:2]
+        prog, vao = self._variant(tiles, {"TILES": tiles})
         lo, hi = value_range
         tex.use(0)
-        for name, value in (("u_map", 0), ("u_fb_height", float(fb_size[1])),
-                            ("u_view_origin", (float(x), float(y_top))),
-                            ("u_image_origin", (float(image_origin[0]), float(image_origin[1]))),
-                            ("u_zoom", float(zoom)), ("u_image_size", (float(image_size[0]), float(image_size[1]))),
-                            ("u_cell", float(cell)), ("u_lo", float(lo)), ("u_inv_range", 1.0 / float(hi - lo)),
-                            ("u_alpha", float(alpha))):
-            if name in prog:
-                prog[name].value = value
-        prev_vp = self.ctx.viewport
-        self.ctx.viewport = (x, fb_size[1] - y_top - h, w, h)
-        self.ctx.enable(moderngl.BLEND)
-        self.ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
-        vao.render(vertices=3)
-        self.ctx.disable(moderngl.BLEND)
-        self.ctx.viewport = prev_vp
-
-    def release(self) -> None:
-        for prog, vao in self._variants.values():
-            vao.release()
-            prog.release()
-        self._variants.clear()
+        self._draw(prog, vao, {"u_map": 0, "u_fb_height": float(fb_size[1]), "u_view_origin": (float(x), float(y_top)),
+                               "u_image_origin": (float(image_origin[0]), float(image_origin[1])),
+                               "u_zoom": float(zoom), "u_image_size": (float(image_size[0]), float(image_size[1])),
+                               "u_cell": float(cell), "u_lo": float(lo), "u_inv_range": 1.0 / float(hi - lo),
+                               "u_alpha": float(alpha)}, fb_size[1], view_rect, blend=True)

@@ -8,6 +8,7 @@ in window coordinates, which Dear ImGui's glfw backend uses (HiDPI scaling is it
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -295,9 +296,7 @@ class Panel:
         p = app.params
         if not imgui.collapsing_header("Method", imgui.TreeNodeFlags_.default_open):
             return
-        ch, i = imgui.combo("method", METHODS.index(p.method), list(METHODS))
-        if ch:
-            app.set_param(method=METHODS[i])
+        self._choice("method", "method", METHODS)
         d = app.engine.design if app.engine is not None else None
         if p.method == "auto" and d is not None:
             imgui.same_line()
@@ -349,9 +348,7 @@ class Panel:
             if ch:
                 app.set_param(strength=s)
         if m in _TARGET_METHODS and not (m == "unsharp" and p.unsharp_amount is not None):
-            ch, i = imgui.combo("target", TARGETS.index(p.target), list(TARGETS))
-            if ch:
-                app.set_param(target=TARGETS[i])
+            self._choice("target", "target", TARGETS)
             ch, g = imgui.slider_float("min gain", p.min_gain, 0.0, 1.0, "%.2f")
             if ch:
                 app.set_param(min_gain=g)
@@ -360,6 +357,12 @@ class Panel:
             imgui.push_style_color(imgui.Col_.text, _RED)
             imgui.text_wrapped(app.param_error)
             imgui.pop_style_color()
+
+    def _choice(self, label: str, name: str, choices: tuple, labels: tuple | None = None) -> None:
+        """A combo editing the parameter ``name`` among ``choices`` (shown as ``labels``)."""
+        ch, i = self.imgui.combo(label, choices.index(getattr(self.app.params, name)), list(labels or choices))
+        if ch:
+            self.app.set_param(**{name: choices[i]})
 
     def _optional_float(self, label: str, name: str, lo: float, hi: float, *, default: float, fmt: str = "%.3f",
                         none_label: str = "auto") -> None:
@@ -378,9 +381,7 @@ class Panel:
         p = app.params
         if not imgui.collapsing_header("Processing", imgui.TreeNodeFlags_.default_open):
             return
-        ch, i = imgui.combo("input values", _SPACES.index(p.space), list(_SPACE_LABELS))
-        if ch:
-            app.set_param(space=_SPACES[i])
+        self._choice("input values", "space", _SPACES, _SPACE_LABELS)
         imgui.set_item_tooltip("sRGB input is decoded to linear light before filtering (where blur is a "
                                "convolution); 'linear' filters the stored values directly (key G)")
         imgui.text("intermediates")
@@ -439,15 +440,7 @@ class Panel:
         if d.adaptive:
             self._adaptive_plot(d)
             return
-        key = (id(d), app.plot_diagonal)
-        if key != self._curves_key:
-            try:
-                self._curves = response_curves(d, app.plot_diagonal)
-            except Exception as e:  # a plot must never take the viewer down
-                self._curves = {}
-                imgui.text_colored(_RED, f"plot: {e}")
-            self._curves_key = key
-        c = self._curves
+        c = self._cached_curves((id(d), app.plot_diagonal), lambda: response_curves(d, app.plot_diagonal))
         xlabel = "|w| along the diagonal (rad/px)" if app.plot_diagonal else "wx (rad/px), wy = 0"
         if c and implot.begin_plot("##response", (-1, 210 * app.ui_scale)):
             implot.setup_axes(xlabel, "gain", implot.AxisFlags_.auto_fit, implot.AxisFlags_.auto_fit)
@@ -472,18 +465,22 @@ class Panel:
             taps = "/".join(str(t.size) for t in st.taps)
             imgui.text_wrapped(f"stage {k + 1} ({st.src}): d = [{wts}], taps {taps}")
 
+    def _cached_curves(self, key: tuple, compute: Callable[[], dict]) -> dict:
+        """The plotted curves, computed again only when ``key`` (the design, the axis) changes."""
+        if key != self._curves_key:
+            try:
+                self._curves = compute()
+            except Exception as e:  # a plot must never take the viewer down
+                self._curves = {}
+                self.imgui.text_colored(_RED, f"plot: {e}")
+            self._curves_key = key
+        return self._curves
+
     def _adaptive_plot(self, d: Any) -> None:
         """Adaptive mode: the response at :data:`PLOT_LEVELS` and the coefficients ``c_k(v)`` of the table."""
         imgui, implot, app = self.imgui, self.implot, self.app
-        key = (id(d.table), id(d.blur), app.plot_diagonal)
-        if key != self._curves_key:
-            try:
-                self._curves = adaptive_curves(d, app.plot_diagonal)
-            except Exception as e:  # a plot must never take the viewer down
-                self._curves = {}
-                imgui.text_colored(_RED, f"plot: {e}")
-            self._curves_key = key
-        c = self._curves
+        c = self._cached_curves((id(d.table), id(d.blur), app.plot_diagonal),
+                                lambda: adaptive_curves(d, app.plot_diagonal))
         if not c:
             return
         xlabel = "|w| along the diagonal (rad/px)" if app.plot_diagonal else "wx (rad/px), wy = 0"
