@@ -58,13 +58,12 @@ from .executor import (
     Packing,
     PlanExecutor,
     Region,
-    _chan,
-    _runs,
     _slot,
     choose_packing,
     h_body,
     h_decls,
     pack_taps,
+    packed_v_sums,
     stage_shape,
 )
 
@@ -162,15 +161,7 @@ def bands_body(shape: tuple[tuple[int, ...], ...], packing: Packing | None, colo
                 s, c = _slot(lv, j)
                 lines.append(f"    s{lv} += u_taps[{s}].{c} * FETCH_Y(u_h{lv}, {j});")
     else:
-        for t, slots in enumerate(packing):
-            runs = _runs(slots)
-            for j in sorted(set().union(*(set(shape[lv]) for lv, _ in slots))):
-                lines.append(f"    f = FETCH_T(u_h{t}, {j});")
-                for lv, c0, p0, n in runs:
-                    if j in shape[lv]:
-                        s, c = _slot(lv, j)
-                        lines.append(f"    {_chan(f's{lv}', colour, c0, n)} += u_taps[{s}].{c} * "
-                                     f"f.{_XYZW[p0:p0 + n]};")
+        lines += packed_v_sums(shape, packing, colour)
     lines.append("    PRECISE COL L0 = x - s0;")
     lines += [f"    PRECISE COL L{b} = s{b - 1} - s{b};" for b in range(1, k)]
     ch = [""] if colour == 1 else [".r", ".g", ".b"]

@@ -326,6 +326,17 @@ def v_body(shape: tuple[tuple[int, ...], ...], packing: Packing | None = None, c
     for k in range(len(shape)):
         lines.append(f"    PRECISE COL s{k} = COL(0.0);")
     lines.append("    vec4 f;")
+    lines += packed_v_sums(shape, packing, colour)
+    for k in range(len(shape)):
+        lines.append(f"    acc += u_d[{k + 1}] * s{k};")
+    return "\n".join(lines)
+
+
+def packed_v_sums(shape: tuple[tuple[int, ...], ...], packing: Packing, colour: int) -> list[str]:
+    """The vertical sums ``s_k`` of a packed V pass (``s_k`` and ``vec4 f`` declared by the caller): each
+    packed texel fetched once per offset, its components added to the sums of the levels they hold, every
+    sum over ascending offsets (the reference's order)."""
+    lines = []
     for t, slots in enumerate(packing):
         runs = _runs(slots)
         for j in sorted(set().union(*(set(shape[lv]) for lv, _ in slots))):
@@ -334,9 +345,7 @@ def v_body(shape: tuple[tuple[int, ...], ...], packing: Packing | None = None, c
                 if j in shape[lv]:
                     s, c = _slot(lv, j)
                     lines.append(f"    {_chan(f's{lv}', colour, c0, n)} += u_taps[{s}].{c} * f.{'xyzw'[p0:p0 + n]};")
-    for k in range(len(shape)):
-        lines.append(f"    acc += u_d[{k + 1}] * s{k};")
-    return "\n".join(lines)
+    return lines
 
 
 def pack_taps(stage: MixtureStage) -> np.ndarray:
