@@ -263,9 +263,20 @@ def test_demo_runs_headless_and_restores(tmp_path, capsys):
 
 
 def test_fit_json_and_info(capsys):
-    code, out, _ = run(capsys, "fit", "--sigma", "0.35", "--noise", "0.01", "--json")
+    code, out, _ = run(capsys, "fit", "--sigma", "0.35", "--noise", "0.01", "--json", "--mode", "global")
     info = json.loads(out)
-    assert code == 0 and info["method"] == "comb" and len(info["coefficients"]) == 2
+    assert code == 0 and info["mode"] == "global" and info["method"] == "comb" and len(info["coefficients"]) == 2
+    # the default (what run applies): the adaptive table, its rows the levels v = -10..21, the same table
+    # the engine solves for that blur and noise
+    from gpu_deconv.core.design import FilterDesigner, FrameFormat
+    from gpu_deconv.core.params import DeconvParams
+
+    code, out, _ = run(capsys, "fit", "--sigma", "1", "--noise", "0.01", "--json", "--bits", "8")
+    info = json.loads(out)
+    want = FilterDesigner().adaptive(DeconvParams(sigma=1.0, noise=0.01), FrameFormat(bits=8)).table
+    assert code == 0 and info["mode"] == "adaptive" and info["table_v"] == [float(v) for v in range(-10, 22)]
+    np.testing.assert_array_equal(np.asarray(info["coefficients"], np.float32), want.coefficients)
+    assert info["energy_bands"] == list(want.bands) and info["noise_var_total"] == want.noise_var
     code, out, _ = run(capsys, "info")
     assert code == 0 and "GL_RENDERER" in out and "GL_MAX_TEXTURE_SIZE" in out
 

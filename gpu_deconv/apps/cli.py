@@ -14,6 +14,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from ..core.params import DeconvParams
 from ..errors import FileError, UsageError, one_line
@@ -144,26 +145,42 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         raise UsageError("fit designs one filter for one sigma; --sigma-map is for run and view")
     if args.plot and Path(args.plot).exists() and not args.overwrite:
         raise UsageError(f"{args.plot}: output exists; pass --overwrite to replace it")
-    try:
-        design = FilterDesigner().design(params, frame=FrameFormat(bits=args.bits))
+    designer = FilterDesigner()
+    try:  # what run would apply: the adaptive table (its level is per pixel) or one global filter
+        if designer.uses_adaptive(params):
+            design = designer.adaptive(params, FrameFormat(bits=args.bits))
+        else:
+            design = designer.design(params, frame=FrameFormat(bits=args.bits))
     except ValueError as e:
         raise UsageError(one_line(e)) from None
     res = design.result
-    info = {
-        "method": design.method, "sigma": params.sigma, "noise_std": design.noise_std,
-        "noise_var_total": design.noise_var, "level": design.level, "passes": design.plan.passes,
-        "fetches_per_pixel": design.plan.fetches_per_pixel,
-        "stages": [{"src": s.src, "weights": s.weights.tolist(), "taps": [t.tolist() for t in s.taps]}
-                   for s in design.plan.stages],
-    }
-    if res is not None and hasattr(res, "coefficients"):
+    info: dict[str, Any] = {"mode": "adaptive" if design.adaptive else "global", "method": design.method,
+                            "sigma": params.sigma, "noise_std": design.noise_std, "noise_var_total": design.noise_var}
+    if design.adaptive:
+        from ..core.adaptive import TABLE_SIZE, TABLE_START
+
+        t = design.table
+        info.update(basis=repr(t.basis), energy_bands=list(t.bands), passes=5,
+                    table_v=[TABLE_START + i for i in range(TABLE_SIZE)], coefficients=t.coefficients.tolist())
+    else:
+        info.update(level=design.level, passes=design.plan.passes, fetches_per_pixel=design.plan.fetches_per_pixel,
+                    stages=[{"src": s.src, "weights": s.weights.tolist(), "taps": [t.tolist() for t in s.taps]}
+                            for s in design.plan.stages])
+    if res is not None and not design.adaptive and hasattr(res, "coefficients"):
         info.update(coefficients=np.asarray(res.coefficients).tolist(), basis=repr(res.basis),
                     fit_rms=res.fit_rms, excess_error=res.excess_error, identity_error=res.identity_error,
                     peak_gain=res.peak_gain)
-    elif res is not None:
+    elif res is not None and not design.adaptive:
         info.update(result=repr(res), peak_gain=float(getattr(res, "peak_gain", float("nan"))))
     if args.json:
         print(json.dumps(info, indent=2))
+    elif design.adaptive:
+        print(design.summary())
+        print(f"basis        {info['basis']}; local level from bands L{t.bands[0] + 1} + L{t.bands[1] + 1}")
+        print("table        c_k at the local level v = log2(A / noise variance):")
+        for v, row in zip(info["table_v"], t.coefficients, strict=True):
+            if v % 4 == 0:
+                print(f"  v = {v:+5.0f}  {np.array2string(row, precision=4, suppress_small=True)}")
     else:
         print(design.summary())
         if "coefficients" in info:

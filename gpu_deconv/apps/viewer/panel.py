@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ...core.params import ADAPTIVE_METHODS, BLURS, METHODS, MODES, TARGETS, DeconvParams
+from ..plotting import PLOT_LEVELS, adaptive_curves
 from .gpu import OVERLAYS, viridis
 from .keys import SHORTCUTS
 
@@ -74,8 +75,6 @@ PLOT_POINTS = 256
 _SPACES = ("auto", "srgb", "linear")
 _SPACE_LABELS = ("auto (integer = sRGB)", "sRGB: decode to linear light", "linear: filter values as they are")
 _TARGET_METHODS = ("auto", "comb", "laplacian", "fir", "unsharp")
-#: Levels ``v = log2(A / sigma_n^2)`` at which the adaptive table's response is plotted.
-PLOT_LEVELS = (-4.0, 0.0, 4.0, 8.0, 12.0)
 #: Margin the limiter starts with when switched on in the panel (a fraction of the local range).
 DEFAULT_LIMITER = 0.5
 _OVERLAY_LABELS = ("none", "level map A(x) (adaptive)", "blind sigma per cell (sigma auto)")
@@ -105,41 +104,6 @@ def response_curves(design: Any, diagonal: bool = False, n: int = PLOT_POINTS) -
     if design.target is not None:
         out["target"] = np.asarray(design.target.response(design.blur, wx, wy), dtype=np.float64)
     return out
-
-
-def adaptive_curves(design: Any, diagonal: bool = False, levels: tuple[float, ...] = PLOT_LEVELS,
-                    n: int = PLOT_POINTS) -> dict[str, np.ndarray]:
-    """The adaptive table's responses at a few local levels, and its coefficients over the level axis.
-
-    At a pixel whose level is ``A`` the passes apply ``F_A(w) = 1 + sum_k c_k(A) L_k(w)``
-    (:meth:`gpu_deconv.core.adaptive.AdaptiveTable.response`); the levels are given as
-    ``v = log2(A / sigma_n^2)``, the table's axis (``sigma_n^2``: the noise variance it was solved for).
-
-    Parameters
-    ----------
-    design : gpu_deconv.core.design.Design
-        An adaptive design (``design.table`` set).
-    diagonal : bool
-        Slice along ``wx = wy`` (x axis ``|w| = sqrt(2) t``).
-    levels : tuple of float
-        The ``v`` of the plotted responses.
-
-    Returns
-    -------
-    dict
-        ``'w'`` (rad/px), ``'blur'``, ``'achieved'`` ``(len(levels), n)`` with one row per level, ``'v'``
-        (the table rows' levels) and ``'coefficients'`` ``(K, rows)``: ``c_k`` over ``v``.
-    """
-    from ...core.adaptive import TABLE_START
-
-    table = design.table
-    t = np.linspace(0.0, math.pi, n)
-    wx, wy = (t, t) if diagonal else (t, np.zeros_like(t))
-    achieved = np.stack([table.response(table.noise_var * 2.0 ** v, wx, wy) for v in levels])
-    coef = np.asarray(table.coefficients, dtype=np.float64)
-    return {"w": t * math.sqrt(2.0) if diagonal else t, "blur": np.asarray(design.blur.response2d(wx, wy), np.float64),
-            "achieved": achieved, "v": TABLE_START + np.arange(coef.shape[0], dtype=np.float64),
-            "coefficients": np.ascontiguousarray(coef.T)}
 
 
 class Panel:
