@@ -193,7 +193,7 @@ def test_deconvolve_with_noise_auto_measures_then_solves(solver):
     assert t_auto.noise_var == pytest.approx(given.stats.noise_std() ** 2)
     assert t_auto.noise_var == pytest.approx(0.02**2, rel=0.3)
     assert t_given.bands == t_auto.bands == solver.solve(blur, 0.02**2).bands
-    # noise 0.02 wants other energy bands than the provisional 0.005: the frame was prepared twice
+    # noise 0.02 wants other energy bands than the provisional noise: the frame was prepared twice
     assert solver.solve(blur, ad.noise_variance(ad.PROVISIONAL_NOISE, None)).bands != t_auto.bands
     np.testing.assert_array_equal(auto.output, ad.apply_adaptive(y, t_auto).output)
     assert psnr(auto.output, truth) > psnr(y, truth) + 1.0
