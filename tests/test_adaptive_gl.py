@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from adaptive_support import TOL, adaptive_passes, from_texture, llvmpipe, texture_data
 
 from gpu_deconv.core.adaptive import AdaptiveSolver, apply_adaptive, pseudo_log2, upsample_energy
 from gpu_deconv.core.blur import Gaussian
@@ -17,46 +18,12 @@ from gpu_deconv.core.colour import decode_lut, linear_to_srgb
 from gpu_deconv.core.comb import Comb
 from gpu_deconv.core.gaussian_laplacian import GaussianLaplacian
 
-TOL = {32: 1e-5, 16: 4e-3}
 BASES = {"laplacian": GaussianLaplacian(), "comb2": Comb(2), "comb3": Comb(3)}
 
 
 @pytest.fixture(scope="module")
 def gl(gl_ctx):
-    from gpu_deconv.gl.adaptive import AdaptiveExecutor
-    from gpu_deconv.gl.executor import PlanExecutor
-
-    ex = PlanExecutor(gl_ctx)
-    ad = AdaptiveExecutor(ex)
-    yield gl_ctx, ex, ad
-    ad.release()
-    ex.release()
-
-
-def _llvmpipe(ctx) -> bool:
-    return "llvmpipe" in str(ctx.info.get("GL_RENDERER", "")).lower()
-
-
-def _texture_data(image: np.ndarray) -> tuple[np.ndarray, int]:
-    """Image -> texture layout of the engine (gray: 1 component; RGB, LA -> RGBA, LA as (L, 0, 0, A))."""
-    x = image if image.ndim == 3 else image[:, :, None]
-    c = x.shape[2]
-    if c == 1:
-        return np.ascontiguousarray(x), 1
-    data = np.zeros(x.shape[:2] + (4,), x.dtype)
-    if c == 2:
-        data[..., 0], data[..., 3] = x[..., 0], x[..., 1]
-    else:
-        data[..., :c] = x
-    return data, 4
-
-
-def _from_texture(data: np.ndarray, channels: int) -> np.ndarray:
-    if channels == 1:
-        return data[..., 0]
-    if channels == 2:
-        return np.stack([data[..., 0], data[..., 3]], axis=-1)
-    return data[..., :channels]
+    yield from adaptive_passes(gl_ctx)
 
 
 def _run(gl, image, table, *, precision=16, limiter=None, encode=False, level_map=False, origin=(0, 0),
@@ -67,7 +34,7 @@ def _run(gl, image, table, *, precision=16, limiter=None, encode=False, level_ma
     ctx, ex, ad = gl
     channels = 1 if image.ndim == 2 else image.shape[2]
     layout = Layout.for_channels(channels)
-    data, comps = _texture_data(image)
+    data, comps = texture_data(image)
     h, w = image.shape[:2]
     src = ctx.texture((w, h), comps, data.tobytes(), dtype="f1" if decode else "f4")
     ox, oy = origin
@@ -86,7 +53,7 @@ def _run(gl, image, table, *, precision=16, limiter=None, encode=False, level_ma
         fb.release()
         out.release()
         src.release()
-    return (got if level_map else _from_texture(got, channels)), stats
+    return (got if level_map else from_texture(got, channels)), stats
 
 
 def _table(basis, sigma=1.0, noise=0.01):
@@ -108,7 +75,7 @@ def test_laplacian_matches_reference(gl, shape, precision):
     np.testing.assert_allclose(got, ref.output, rtol=0, atol=TOL[precision])
     np.testing.assert_allclose(stats.energy_sums, ref.stats.energy_sums, rtol=1e-5)
     np.testing.assert_allclose(stats.hh_sums, ref.stats.hh_sums, rtol=1e-5)
-    if _llvmpipe(gl[0]):
+    if llvmpipe(gl[0]):
         np.testing.assert_array_equal(got, ref.output)
 
 
@@ -120,7 +87,7 @@ def test_comb_matches_reference(gl, basis, shape):
     got, _ = _run(gl, img, table)
     ref = apply_adaptive(img, table).output
     np.testing.assert_allclose(got, ref, rtol=0, atol=TOL[16])
-    if _llvmpipe(gl[0]):
+    if llvmpipe(gl[0]):
         np.testing.assert_array_equal(got, ref)
 
 
@@ -137,7 +104,7 @@ def test_llvmpipe_is_bit_exact(gl):
             got, _ = _run(gl, img, table, precision=precision, limiter=limiter)
             ref = apply_adaptive(img, table, precision=precision, limiter=limiter).output
             np.testing.assert_allclose(got, ref, rtol=0, atol=TOL[precision])
-            if _llvmpipe(gl[0]):
+            if llvmpipe(gl[0]):
                 np.testing.assert_array_equal(got, ref)
 
 
@@ -199,7 +166,7 @@ def test_other_energy_bands_rerun_passes(gl):
     img = np.random.default_rng(9).random((22, 27, 3), dtype=np.float32)
     basis = BASES["laplacian"]
     table = AdaptiveSolver(basis).solve(Gaussian(1.0), 1e-4, bands=(3, 4))
-    data, comps = _texture_data(img)
+    data, comps = texture_data(img)
     src = ctx.texture((27, 22), comps, data.tobytes(), dtype="f4")
     out = ctx.texture((27, 22), comps, dtype="f4")
     fb = ctx.framebuffer([out])
@@ -260,5 +227,5 @@ def test_unhalved_emulated_storage_matches(gl):
     ref = apply_adaptive(img, table)
     np.testing.assert_allclose(got, ref.output, rtol=0, atol=TOL[16])
     np.testing.assert_allclose(stats.hh_sums, ref.stats.hh_sums, rtol=1e-5)
-    if _llvmpipe(ctx):
+    if llvmpipe(ctx):
         np.testing.assert_array_equal(got, ref.output)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from adaptive_support import TOL, adaptive_passes, from_texture, llvmpipe, texture_data
 
 from gpu_deconv.core.adaptive import AdaptiveSolver, SigmaTable, apply_adaptive, apply_sigma_map, sigma_nodes
 from gpu_deconv.core.blur import Gaussian
@@ -17,46 +18,12 @@ from gpu_deconv.core.gaussian_laplacian import GaussianLaplacian
 from gpu_deconv.core.params import DeconvParams
 from gpu_deconv.core.sigma_map import SigmaMap, radial_from_center_corner
 
-TOL = {32: 1e-5, 16: 4e-3}
 SOLVER = AdaptiveSolver(GaussianLaplacian())
 
 
 @pytest.fixture(scope="module")
 def gl(gl_ctx):
-    from gpu_deconv.gl.adaptive import AdaptiveExecutor
-    from gpu_deconv.gl.executor import PlanExecutor
-
-    ex = PlanExecutor(gl_ctx)
-    ad = AdaptiveExecutor(ex)
-    yield gl_ctx, ex, ad
-    ad.release()
-    ex.release()
-
-
-def _llvmpipe(ctx) -> bool:
-    return "llvmpipe" in str(ctx.info.get("GL_RENDERER", "")).lower()
-
-
-def _texture_data(image: np.ndarray) -> tuple[np.ndarray, int]:
-    """Image -> the engine's texture layout (gray: 1 component; LA, RGB -> RGBA with LA as (L, 0, 0, A))."""
-    x = image if image.ndim == 3 else image[:, :, None]
-    c = x.shape[2]
-    if c == 1:
-        return np.ascontiguousarray(x), 1
-    data = np.zeros(x.shape[:2] + (4,), x.dtype)
-    if c == 2:
-        data[..., 0], data[..., 3] = x[..., 0], x[..., 1]
-    else:
-        data[..., :c] = x
-    return data, 4
-
-
-def _from_texture(data: np.ndarray, channels: int) -> np.ndarray:
-    if channels == 1:
-        return data[..., 0]
-    if channels == 2:
-        return np.stack([data[..., 0], data[..., 3]], axis=-1)
-    return data[..., :channels]
+    yield from adaptive_passes(gl_ctx)
 
 
 def _run(gl, image, table, sigma_map=None, *, precision=16, limiter=None, map_origin=(0, 0)):
@@ -66,7 +33,7 @@ def _run(gl, image, table, sigma_map=None, *, precision=16, limiter=None, map_or
     ctx, ex, ad = gl
     channels = 1 if image.ndim == 2 else image.shape[2]
     layout = Layout.for_channels(channels)
-    data, comps = _texture_data(image)
+    data, comps = texture_data(image)
     h, w = image.shape[:2]
     src = ctx.texture((w, h), comps, data.tobytes(), dtype="f4")
     out = ctx.texture((w, h), comps, dtype="f4")
@@ -81,7 +48,7 @@ def _run(gl, image, table, sigma_map=None, *, precision=16, limiter=None, map_or
         fb.release()
         out.release()
         src.release()
-    return _from_texture(got, channels)
+    return from_texture(got, channels)
 
 
 def _sigma_table(sigma_map: SigmaMap, noise: float = 0.01) -> SigmaTable:
@@ -101,7 +68,7 @@ def test_radial_map_matches_reference(gl, shape, precision):
     got = _run(gl, img, table, smap, precision=precision)
     ref = apply_sigma_map(img, table, smap, precision=precision)
     np.testing.assert_allclose(got, ref.output, rtol=0, atol=TOL[precision])
-    if _llvmpipe(gl[0]):
+    if llvmpipe(gl[0]):
         np.testing.assert_array_equal(got, ref.output)
 
 
@@ -115,7 +82,7 @@ def test_coarse_and_fine_grids_with_limiter(gl, cells):
     got = _run(gl, img, table, smap, limiter=0.5)
     ref = apply_sigma_map(img, table, smap, limiter=0.5)
     np.testing.assert_allclose(got, ref.output, rtol=0, atol=TOL[16])
-    if _llvmpipe(gl[0]):
+    if llvmpipe(gl[0]):
         np.testing.assert_array_equal(got, ref.output)
 
 
@@ -131,7 +98,7 @@ def test_comb_basis_with_a_map(gl, levels):
     got = _run(gl, img, table, smap)
     ref = apply_sigma_map(img, table, smap)
     np.testing.assert_allclose(got, ref.output, rtol=0, atol=TOL[16])
-    if _llvmpipe(gl[0]):
+    if llvmpipe(gl[0]):
         np.testing.assert_array_equal(got, ref.output)
 
 
@@ -181,7 +148,7 @@ def test_tile_origin_shifts_the_map(gl):
     ref, _ = finish(frame, table, None, coords)
     got = _run(gl, part, table, smap, map_origin=(32, 16))
     np.testing.assert_allclose(got, ref, rtol=0, atol=TOL[16])
-    if _llvmpipe(gl[0]):
+    if llvmpipe(gl[0]):
         np.testing.assert_array_equal(got, ref)
 
 
@@ -239,7 +206,7 @@ def test_engine_radial_equals_the_numpy_reference(gl_ctx, precision):
         smap = radial_from_center_corner(61, 87, 0.5, 1.5)
         table = SOLVER.solve_map(Gaussian, 1e-4, smap.range, float(np.median(smap.values)))
         ref = apply_sigma_map(y, table, smap, precision=precision, fp16_rounding=d.fp16_rounding)
-        tol = 0 if _llvmpipe(gl_ctx) else TOL[precision]
+        tol = 0 if llvmpipe(gl_ctx) else TOL[precision]
         assert np.abs(got - ref.output).max() <= tol
         plain = d.design.table
         assert plain.bands == table.bands and d._adaptive.passes.sigma_table.nodes == 11
