@@ -3,27 +3,19 @@ and one quick end-to-end run (tiny photos, one repeat; RESULTS.md is never writt
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
-from pathlib import Path
 
 import pytest
+from bench_support import BENCHMARKS, loaded_benchmark
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_startup.py"
 _ALLOCATE_80MB = "b = bytearray(80_000_000); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(0.05)"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_startup", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses resolve annotations through sys.modules
-    try:
-        spec.loader.exec_module(mod)
+    with loaded_benchmark("bench_startup.py", "bench_startup") as mod:
         yield mod
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def test_parse_gnu_time_report(bench):
@@ -53,10 +45,10 @@ def test_measure_reports_a_failing_command(bench):
 
 
 def test_quick_run_measures_every_command(bench, capsys):
-    results = _PATH.parent / "RESULTS.md"
+    results = BENCHMARKS / "RESULTS.md"
     before = results.read_bytes() if results.exists() else None
     # the checkout itself as the side-by-side baseline: the rows and ratios exist (their values mean nothing here)
-    med = bench.main(["--quick", "--no-write", "--baseline", str(_PATH.parents[1])])["median"]
+    med = bench.main(["--quick", "--no-write", "--baseline", str(BENCHMARKS.parent)])["median"]
     for key in ("help", "import", "default", "identity", "folder", "base_default", "base_folder"):
         assert med[key].wall_s > 0 and med[key].peak_mib > 5, key
     assert med["default"].peak_mib > med["help"].peak_mib * 0.5  # a real run, not an error exit

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_support import loaded_benchmark
 
 from gpu_deconv.core.blur import Gaussian
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py"
 
 
 @pytest.fixture(scope="module")
 def quality():
     pytest.importorskip("skimage")
-    spec = importlib.util.spec_from_file_location("bench_quality", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses resolve annotations through sys.modules
-    try:
-        spec.loader.exec_module(mod)
+    with loaded_benchmark("quality.py", "bench_quality") as mod:
         yield mod
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def _tiny(rng: np.random.Generator, shape=(40, 48, 3)) -> np.ndarray:

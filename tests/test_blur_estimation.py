@@ -239,19 +239,10 @@ def test_tracker_holds_through_frames_without_edges(scene):
 @pytest.fixture(scope="module")
 def bench():
     pytest.importorskip("skimage")
-    import importlib.util
-    import sys
-    from pathlib import Path
+    from bench_support import loaded_benchmark
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "blur_estimation.py"
-    spec = importlib.util.spec_from_file_location("bench_blur_estimation", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses resolve annotations through sys.modules
-    try:
-        spec.loader.exec_module(mod)
+    with loaded_benchmark("blur_estimation.py", "bench_blur_estimation") as mod:
         yield mod
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def test_peer_reads_a_blurred_disc(bench):
