@@ -57,6 +57,9 @@ class ParamSpec:
         When set, the string ``'auto'`` is allowed and means this.
     parity : {'odd', 'even'} or None
         Integer parity constraint.
+    channels : int or None
+        When set, ``channels`` comma-separated values (a tuple: one per colour channel R, G, B) are
+        allowed besides one value, each with the same range.
     """
 
     help: str
@@ -69,6 +72,7 @@ class ParamSpec:
     optional: str | None = None
     auto: str | None = None
     parity: str | None = None
+    channels: int | None = None
 
     def range_text(self) -> str:
         """The allowed values in words, e.g. ``'0.1..4 px'``, ``'one of auto, srgb, linear'``."""
@@ -88,12 +92,19 @@ class ParamSpec:
             text = f"an integer {text}".strip()
         if self.unit:
             text = f"{text} {self.unit}"
+        if self.channels:
+            text += f" (or {self.channels} comma-separated values, R,G,B)"
         if self.auto:
             text += " or 'auto'"
         return text
 
     def check(self, name: str, value: Any) -> Any:
-        """Validate (and normalise) one value; the ValueError says the name, the allowed values and the value."""
+        """Validate (and normalise) one value; the ValueError says the name, the allowed values and the value.
+        A per-channel value (``channels`` set; a tuple or a JSON list) becomes a tuple of checked numbers."""
+        if isinstance(value, (tuple, list)):
+            if self.channels is None or len(value) != self.channels or any(isinstance(v, str) for v in value):
+                raise ValueError(f"{name} must be {self.range_text()}, got {value!r}")
+            return tuple(self.check(name, v) for v in value)
         if value is None:
             if self.optional is not None:
                 return None
@@ -130,9 +141,18 @@ class ParamSpec:
         return int(f) if self.kind is int else f
 
     def parse(self, text: str) -> Any:
-        """A command-line string as this parameter's type (range checks happen in :class:`DeconvParams`)."""
+        """A command-line string as this parameter's type (range checks happen in :class:`DeconvParams`);
+        ``'a,b,c'`` is a per-channel tuple where ``channels`` allows it."""
         if self.auto is not None and text == "auto":
             return text
+        if self.channels is not None and "," in text:
+            parts = text.split(",")
+            try:
+                if len(parts) != self.channels:
+                    raise ValueError
+                return tuple(self.kind(p) for p in parts)
+            except ValueError:
+                raise ValueError(f"must be {self.range_text()}, got {text!r}") from None
         if self.choices is not None:
             for c in self.choices:
                 if str(c) == text:
@@ -154,8 +174,10 @@ class DeconvParams:
 
     Attributes
     ----------
-    sigma : float or 'auto'
+    sigma : float, (float, float, float) or 'auto'
         Blur size in px: the Gaussian's sigma (0.1..4), the box's width (1..31); ignored for ``binomial``.
+        Three values are one per colour channel (R, G, B: lateral chromatic softness differs per channel;
+        adaptive mode only, colour images only; see :class:`gpu_deconv.core.adaptive.ChannelTable`).
         ``'auto'`` estimates a Gaussian blur from each frame's edges (:mod:`gpu_deconv.core.blur_estimation`),
         cautiously: a sharp frame gets the identity.
     noise : float or 'auto'
@@ -202,8 +224,10 @@ class DeconvParams:
         The radial model's sigma at the centre and in the corners (px).
     """
 
-    sigma: float | str = _param(1.0, "blur size: the Gaussian's sigma, or the box width with --blur box", unit="px",
-                                lo=0.1, hi=31.0, auto="estimated per frame from its edges (Gaussian blur)")
+    sigma: float | tuple[float, float, float] | str = _param(
+        1.0, "blur size: the Gaussian's sigma, or the box width with --blur box; R,G,B = one per colour channel "
+        "(adaptive mode)", unit="px", lo=0.1, hi=31.0, channels=3, auto="estimated per frame from its edges "
+        "(Gaussian blur)")
     noise: float | str = _param("auto", "noise standard deviation in linear [0,1] units", unit="(linear std)",
                                 lo=0.0, hi=1.0, auto="estimated per frame")
     method: str = _param("auto", "filter: auto = comb for sigma <= 0.4 px, else laplacian", kind=str,
@@ -264,10 +288,20 @@ class DeconvParams:
             if self.blur != "gaussian":
                 raise ValueError(f"sigma 'auto' estimates a Gaussian blur; blur {self.blur!r} needs a number")
             return
+        if self.sigma_per_channel:
+            if self.mode != "adaptive" or self.method not in ADAPTIVE_METHODS:
+                raise ValueError("a per-channel sigma needs the adaptive mode (--mode adaptive with method auto, "
+                                 f"comb or laplacian), got mode {self.mode!r} with method {self.method!r}")
+            if self.sigma_map is not None:
+                raise ValueError("a sigma map replaces the sigma; a per-channel sigma and a sigma map exclude "
+                                 "each other")
+            if self.blur == "binomial":
+                raise ValueError("blur 'binomial' has no size, so a per-channel sigma means nothing for it")
         lo, hi = SIGMA_RANGE[self.blur]
-        if self.blur != "binomial" and not lo <= self.sigma <= hi:
-            raise ValueError(f"sigma must be {_number(lo)}..{_number(hi)} px for blur {self.blur!r}, "
-                             f"got {self.sigma:g}")
+        for s in self.sigmas:
+            if self.blur != "binomial" and not lo <= s <= hi:
+                raise ValueError(f"sigma must be {_number(lo)}..{_number(hi)} px for blur {self.blur!r}, "
+                                 f"got {s:g}")
 
     @property
     def noise_is_auto(self) -> bool:
@@ -276,6 +310,18 @@ class DeconvParams:
     @property
     def sigma_is_auto(self) -> bool:
         return self.sigma == "auto"
+
+    @property
+    def sigma_per_channel(self) -> bool:
+        """True for one sigma per colour channel (a tuple R, G, B)."""
+        return isinstance(self.sigma, tuple)
+
+    @property
+    def sigmas(self) -> tuple[float, ...]:
+        """The numeric sigma(s) in px: ``(R, G, B)`` per channel, else ``(sigma,)`` (empty for 'auto')."""
+        if self.sigma_is_auto:
+            return ()
+        return self.sigma if isinstance(self.sigma, tuple) else (self.sigma,)
 
     def replace(self, **changes: Any) -> DeconvParams:
         return replace(self, **changes)

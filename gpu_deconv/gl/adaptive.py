@@ -47,6 +47,7 @@ from ..core.adaptive import (
     TABLE_START,
     AdaptiveStats,
     AdaptiveTable,
+    ChannelTable,
     SigmaTable,
 )
 from ..core.basis import Basis
@@ -193,9 +194,17 @@ def apply_decls(bl: BandLayout) -> str:
     return "\n".join(f"uniform {kind} u_b{t};" for t in range(bl.band_textures))
 
 
-def apply_body(k: int, colour: int, bl: BandLayout) -> str:
-    """Pass 5 body: fetch the band texels, unpack ``L_k``, ``acc += c_k L_k`` in band order."""
+def apply_body(k: int, colour: int, bl: BandLayout, per_channel: bool = False) -> str:
+    """Pass 5 body: fetch the band texels, unpack ``L_k``, ``acc += c_k L_k`` in band order. ``per_channel``
+    (RGB): first interpolate the rows of the R, G, B tables at the level (``p{row}``), then
+    ``acc += vec3(c_k^R, c_k^G, c_k^B) * L_k`` (:class:`~gpu_deconv.core.adaptive.ChannelTable`)."""
     lines = []
+    rows = -(-k // 4)
+    if per_channel:
+        for r in range(3 * rows):
+            lines.append(f"    vec4 pa{r} = texelFetch(u_table, ivec2(i, {r}), 0);")
+            lines.append(f"    vec4 pb{r} = texelFetch(u_table, ivec2(i + 1, {r}), 0);")
+            lines.append(f"    PRECISE vec4 p{r} = pa{r} + f * (pb{r} - pa{r});")
     for t in range(bl.band_textures):
         if bl.halves:
             lines.append(f"    uvec4 u{t} = texelFetch(u_b{t}, c, 0);")
@@ -209,7 +218,11 @@ def apply_body(k: int, colour: int, bl: BandLayout) -> str:
 
     for b, chans in enumerate(bl.slots):
         lines.append(f"    COL L{b} = {_col(colour, [lane(t, ln) for t, ln in chans])};")
-        lines.append(f"    acc += c{b // 4}.{_XYZW[b % 4]} * L{b};")
+        if per_channel:
+            cs = ", ".join(f"p{ch * rows + b // 4}.{_XYZW[b % 4]}" for ch in range(3))
+            lines.append(f"    acc += vec3({cs}) * L{b};")
+        else:
+            lines.append(f"    acc += c{b // 4}.{_XYZW[b % 4]} * L{b};")
     return "\n".join(lines)
 
 
@@ -526,6 +539,18 @@ class AdaptiveExecutor:
                 data[j * rows + 1, :TABLE_SIZE] = np.stack([c4[j], c4[j][i1], c4[j1], c4[j1][i1]], axis=-1)
         return self._upload("sigma_table", data)
 
+    def channel_table_texture(self, table: ChannelTable) -> moderngl.Texture:
+        """The R, G, B tables as RGBA32F, ``TABLE_SIZE`` wide, ``3 ROWS`` high: channel ch's coefficients
+        4r..4r+3 in row ``ch ROWS + r`` (:class:`~gpu_deconv.core.adaptive.ChannelTable`)."""
+        k = table.size
+        rows = -(-k // 4)
+        data = np.zeros((3 * rows, TABLE_SIZE, 4), np.float32)
+        for ch, coef in enumerate(table.coefficients()):
+            for r in range(rows):
+                part = coef[:, 4 * r:4 * r + 4]
+                data[ch * rows + r, :, :part.shape[1]] = part
+        return self._upload("channel_table", data)
+
     def map_texture(self, table: SigmaTable, sigma_map: Any) -> moderngl.Texture:
         """The map as node coordinates, RGBA32F ``mx x my``: texel (x, y) holds the cells (x, y), (x1, y),
         (x, y1), (x1, y1), ``x1 = min(x + 1, mx - 1)``, ``y1 = min(y + 1, my - 1)`` - the four a pixel
@@ -536,7 +561,7 @@ class AdaptiveExecutor:
         quad = np.stack([cells, cells[:, xs], cells[ys], cells[ys][:, xs]], axis=-1).astype(np.float32)
         return self._upload("sigma_map", quad)
 
-    def apply(self, table: AdaptiveTable | SigmaTable, target: DrawTarget, *, encode_srgb: bool = False,
+    def apply(self, table: AdaptiveTable | ChannelTable | SigmaTable, target: DrawTarget, *, encode_srgb: bool = False,
               limiter: float | None = None, level_map: bool = False, guard: Any | None = None,
               sigma_map: Any = None, map_origin: tuple[int, int] = (0, 0)) -> None:
         """Pass 5 into ``target`` for the prepared frame (re-running passes 2-4 first if ``table`` wants
@@ -544,8 +569,8 @@ class AdaptiveExecutor:
 
         Parameters
         ----------
-        table : AdaptiveTable
-            Same basis as prepared.
+        table : AdaptiveTable, ChannelTable or SigmaTable
+            Same basis as prepared (a ChannelTable: one sigma per colour channel, RGB/RGBA frames).
         target : DrawTarget
             Destination (viewport size = the frame's).
         encode_srgb : bool
@@ -579,24 +604,31 @@ class AdaptiveExecutor:
             raise ValueError(f"target viewport {target.viewport[2:]} differs from the frame size {(w, h)}")
         k = table.size
         colour = layout.colour
+        per_channel = isinstance(table, ChannelTable)
+        if per_channel and colour != 3:
+            raise ValueError(f"a per-channel sigma (R, G, B) needs a colour image, this one has {colour} colour "
+                             "channel")
         bl, dt, _ = self._storage(k, colour, pr.precision)
         btex = [ex.pool.get(self._band_name(bl, i), w, h, 4, dt) for i in range(bl.band_textures)]
         nw, nh = -(-w // 2), -(-h // 2)
         dtex = ex.pool.get("ad_d", nw, nh, 4, "f4")
         use_map = sigma_map is not None
-        ttex = self.sigma_table_texture(table, colour) if use_map else self.table_texture(table)
+        ttex = (self.sigma_table_texture(table, colour) if use_map else
+                self.channel_table_texture(table) if per_channel else self.table_texture(table))
         small = w < 2 or h < 2
         alpha = layout.alpha and not level_map
         encode = encode_srgb and not level_map
         lim = limiter is not None and not level_map
         defines = {"COLOUR": colour, "K": k, "SIZE": TABLE_SIZE, "HAS_ALPHA": alpha, "ENCODE_SRGB": encode,
-                   "LIMITER": lim, "LEVEL_MAP": level_map, "MIRROR_PERIODIC": small, "SIGMA_MAP": use_map}
+                   "LIMITER": lim, "LEVEL_MAP": level_map, "MIRROR_PERIODIC": small, "SIGMA_MAP": use_map,
+                   "PER_CHANNEL": per_channel}
         nb = bl.band_textures
         samplers = {"u_base": 0, **{f"u_b{i}": 1 + i for i in range(nb)}, "u_d": nb + 1, "u_table": nb + 2}
         if use_map:
             samplers["u_map"] = nb + 3
-        p = ex._program_with(("ad_apply", k, colour, alpha, encode, lim, level_map, small, bl.halves, use_map),
-                             "adaptive_apply.frag", defines, apply_body(k, colour, bl), apply_decls(bl), samplers)
+        p = ex._program_with(("ad_apply", k, colour, alpha, encode, lim, level_map, small, bl.halves, use_map,
+                              per_channel), "adaptive_apply.frag", defines,
+                             apply_body(k, colour, bl, per_channel and not level_map), apply_decls(bl), samplers)
         ex._use_target(target, guard)
         ex.bind(0, src.texture)
         for i, t in enumerate(btex):
