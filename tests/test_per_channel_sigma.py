@@ -130,10 +130,11 @@ def test_params_parse_and_round_trip():
     assert DeconvParams(sigma=0.8).sigmas == (0.8,) and not DeconvParams(sigma=0.8).sigma_per_channel
 
 
-@pytest.mark.parametrize("text", ["0.8,0.7", "0.8,x,1", "auto,1", "0.8,0.7,1,1"])
+@pytest.mark.parametrize("text", ["0.8,0.7", "0.8,x,1", "auto,1", "0.8,0.7,1,1", ",,"])
 def test_bad_per_channel_text(text):
+    value = param_specs()["sigma"][0].parse(text)
     with pytest.raises(ValueError, match=r"0\.1\.\.31 px \(or 3 comma-separated values, R,G,B\)"):
-        param_specs()["sigma"][0].parse(text)
+        DeconvParams(sigma=value)
 
 
 @pytest.mark.parametrize(("value", "match"), [
@@ -150,3 +151,111 @@ def test_bad_per_channel_values(value, match):
 def test_refused_combinations(changes, match):
     with pytest.raises(ValueError, match=match):
         DeconvParams(sigma=(0.8, 0.7, 1.0), **changes)
+
+
+# ------------------------------------------------------------------------------------------ the engine
+def _noisy_rgb(shape=(70, 90, 3), sigmas=SIGMAS, noise=0.01, seed=3) -> np.ndarray:
+    from imagegen import gaussian_blur, textured_image
+
+    x = textured_image(shape[:2], 3, seed=seed)
+    y = np.stack([gaussian_blur(x[..., c:c + 1], s)[..., 0] for c, s in enumerate(sigmas)], axis=-1)
+    y = y + noise * np.random.default_rng(seed).standard_normal(y.shape)
+    return np.clip(y, 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("noise", [0.01, "auto"])
+@pytest.mark.parametrize(("method", "sigmas", "basis"), [("laplacian", SIGMAS, GaussianLaplacian()),
+                                                         ("comb", (0.3, 0.2, 0.4), Comb(2))])
+def test_engine_equals_the_numpy_flow(gl_ctx, noise, method, sigmas, basis):
+    from gpu_deconv.core.adaptive import deconvolve
+    from gpu_deconv.gl.engine import Deconvolver
+
+    y = _noisy_rgb(sigmas=sigmas)
+    with Deconvolver(gl_ctx, DeconvParams(sigma=sigmas, noise=noise, method=method)) as d:
+        got = d.process(y)
+        ref, table = deconvolve(y, tuple(Gaussian(s) for s in sigmas), None if noise == "auto" else noise, None,
+                                solver=AdaptiveSolver(basis), precision=16, fp16_rounding=d.fp16_rounding)
+        assert isinstance(table, ChannelTable)
+        tol = 0 if llvmpipe(d.ctx) else TOL[16]
+        assert np.abs(got - ref.output).max() <= tol
+        # tiles (halo from the largest sigma's basis) equal the whole frame
+        np.testing.assert_array_equal(d.process(y, tile=32), got)
+        assert d.design.params.sigma == sorted(sigmas)[1]  # the design's summary is the median channel's
+
+
+def test_engine_equal_sigmas_and_u8_rgba(gl_ctx):
+    from gpu_deconv.gl.engine import Deconvolver
+
+    y = _noisy_rgb((45, 61, 3))
+    rgba = np.dstack([np.rint(y * 255), np.arange(45 * 61).reshape(45, 61) % 256]).astype(np.uint8)
+    with Deconvolver(gl_ctx, DeconvParams(sigma=0.9)) as d:
+        scalar = d.process(rgba)
+    with Deconvolver(gl_ctx, DeconvParams(sigma=(0.9, 0.9, 0.9))) as d:
+        np.testing.assert_array_equal(d.process(rgba), scalar)
+        np.testing.assert_array_equal(d.process(rgba, tile=16), scalar)
+    with Deconvolver(gl_ctx, DeconvParams(sigma=(0.7, 0.9, 1.2))) as d:
+        per = d.process(rgba)
+        np.testing.assert_array_equal(per[..., 3], rgba[..., 3])
+        assert not np.array_equal(per, scalar)
+        with pytest.raises(ValueError, match="needs a colour image"):
+            d.process(y[..., 0])
+
+
+# ------------------------------------------------------------------------------------------ command line
+def _cli(capsys, *argv):
+    from gpu_deconv.apps.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--sigma", "0.8,0.7"], "0.1..31 px (or 3 comma-separated values, R,G,B)"),
+    (["--sigma", "0.8,x,1"], "0.1..31 px (or 3 comma-separated values, R,G,B)"),
+    (["--sigma", "auto,1"], "0.1..31 px (or 3 comma-separated values, R,G,B)"),
+    (["--sigma", "0.8,nan,1"], "finite number"), (["--sigma", "0.8,0.7,9"], "0.1..4 px"),
+    (["--sigma", "0.8,0.7,0.05"], "0.1..31 px"),
+    (["--sigma", "0.8,0.7,1", "--mode", "global"], "needs the adaptive mode"),
+    (["--sigma", "0.8,0.7,1", "--method", "fir"], "needs the adaptive mode"),
+    (["--sigma", "0.8,0.7,1", "--sigma-map", "radial"], "exclude each other"),
+    (["--sigma", "0.8,0.7,1.5", "--method", "comb"], "useful range"),
+])
+def test_run_refuses_bad_per_channel_sigma_in_one_line(gl_ctx, tmp_path, capsys, argv, needle):
+    from gpu_deconv.io.images import write_image
+
+    src = tmp_path / "a.png"
+    write_image(src, np.zeros((8, 8, 3), np.uint8))
+    code, _, err = _cli(capsys, "run", str(src), "-o", str(tmp_path / "o"), *argv)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["fit", "--sigma", "0.8,0.7,1", "--noise", "0.01", "--json"], "fit designs one filter"),
+    (["demo", "--sigma", "0.8,0.7,1"], "demo blurs its chart with one sigma"),
+    (["export", "--format", "mpv", "--sigma", "0.8,0.7,1", "--noise", "0.01"], "not exported"),
+    (["view", "--sigma", "0.8,0.7,1"], "viewer's sigma slider"),
+])
+def test_other_commands_refuse_per_channel_sigma_in_one_line(tmp_path, capsys, argv, needle):
+    if argv[0] in ("demo", "export"):
+        argv = argv + ["-o", str(tmp_path / "x")]
+    code, _, err = _cli(capsys, *argv)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_per_channel_and_a_gray_file_fails_alone(gl_ctx, tmp_path, capsys):
+    from gpu_deconv.io.images import read_image, write_image
+
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "rgb.png", rng.integers(0, 256, (20, 24, 4), dtype=np.uint8))
+    write_image(tmp_path / "gray.png", rng.integers(0, 256, (20, 24), dtype=np.uint8))
+    code, _, err = _cli(capsys, "run", str(tmp_path / "rgb.png"), str(tmp_path / "gray.png"), "-o",
+                        str(tmp_path / "o"), "--sigma", "0.8,0.7,1.0", "-q")
+    assert code == 1
+    lines = [ln for ln in err.splitlines() if "error" in ln]
+    assert len(lines) == 1 and "gray.png" in lines[0] and "needs a colour image" in lines[0], err
+    out = read_image(tmp_path / "o" / "rgb.png").pixels
+    np.testing.assert_array_equal(out[..., 3], read_image(tmp_path / "rgb.png").pixels[..., 3])
+    assert not (tmp_path / "o" / "gray.png").exists()

@@ -143,6 +143,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         raise UsageError("fit needs a numeric --sigma and --noise (there is no image to estimate them from)")
     if params.sigma_map is not None:
         raise UsageError("fit designs one filter for one sigma; --sigma-map is for run and view")
+    if params.sigma_per_channel:
+        raise UsageError("fit designs one filter for one sigma; a per-channel --sigma R,G,B is for run (fit each "
+                         "channel's sigma on its own)")
     if args.plot and Path(args.plot).exists() and not args.overwrite:
         raise UsageError(f"{args.plot}: output exists; pass --overwrite to replace it")
     designer = FilterDesigner()
@@ -256,6 +259,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     params = _validate(params_from_args(args))
+    if params.sigma_per_channel:
+        raise UsageError("demo blurs its chart with one sigma; a per-channel --sigma R,G,B is for run")
     return run_demo(Path(args.output), params, true_noise=args.true_noise, overwrite=args.overwrite, seed=args.seed)
 
 

@@ -119,6 +119,9 @@ def run_export(args: argparse.Namespace) -> int:
             raise UsageError("export needs a numeric --sigma and --noise (there is no image to estimate them from)")
         if params.sigma_map is not None:
             raise UsageError("--sigma-map is not exported (the shaders have no map texture); export one sigma")
+        if params.sigma_per_channel:
+            raise UsageError("a per-channel --sigma R,G,B is not exported (the shaders have one table); export "
+                             "one sigma")
         if args.runtime_params and args.format != "mpv":
             raise UsageError("--runtime-params is for --format mpv (a GLSL host sets its own uniforms)")
         # --mode is a parameter flag; as in the engine, the baselines always run globally, but asking for

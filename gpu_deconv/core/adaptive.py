@@ -1052,9 +1052,10 @@ def apply_sigma_map(image: np.ndarray, table: SigmaTable, sigma_map, *, precisio
     return _assemble(image, frame, table, limiter, coords)
 
 
-def deconvolve(image: np.ndarray, blur: BlurModel, noise: float | None, bits: int | None = None, *,
+def deconvolve(image: np.ndarray, blur: BlurModel | tuple[BlurModel, ...], noise: float | None,
+               bits: int | None = None, *,
                solver: AdaptiveSolver, precision: int = 16, limiter: float | None = None,
-               fp16_rounding: str = "toward_zero") -> tuple[AdaptiveResult, AdaptiveTable]:
+               fp16_rounding: str = "toward_zero") -> tuple[AdaptiveResult, AdaptiveTable | ChannelTable]:
     """One frame through the adaptive mode as the engine runs it, in NumPy (the flow the GL engine
     follows with :class:`gpu_deconv.gl.adaptive.AdaptiveExecutor`):
 
@@ -1067,7 +1068,9 @@ def deconvolve(image: np.ndarray, blur: BlurModel, noise: float | None, bits: in
     ----------
     image : ndarray (H, W) or (H, W, C)
         Linear light.
-    blur : BlurModel
+    blur : BlurModel or (BlurModel, BlurModel, BlurModel)
+        One blur, or one per colour channel (R, G, B: a :class:`ChannelTable`, whose median blur picks
+        the provisional energy bands).
     noise : float or None
         Noise standard deviation (linear units), None to estimate it.
     bits : int or None
@@ -1079,18 +1082,31 @@ def deconvolve(image: np.ndarray, blur: BlurModel, noise: float | None, bits: in
 
     Returns
     -------
-    (AdaptiveResult, AdaptiveTable)
+    (AdaptiveResult, AdaptiveTable or ChannelTable)
     """
     x4, colour, _ = colour_layout(image)
     x = x4[:, :, :colour]
+    if isinstance(blur, tuple):
+        if colour != 3:
+            raise ValueError(f"a per-channel sigma (R, G, B) needs a colour image, this one has {colour} colour "
+                             "channel")
+        middle = sorted(blur, key=lambda b: float(solver.gains(b)[0].sum()))[1]
+
+        def solve(var: float) -> AdaptiveTable | ChannelTable:
+            return solver.solve_channels(blur, var)
+    else:
+        middle = blur
+
+        def solve(var: float) -> AdaptiveTable | ChannelTable:
+            return solver.solve(blur, var)
     if noise is None:
-        bands = solver.solve(blur, noise_variance(PROVISIONAL_NOISE, bits)).bands
+        bands = solver.solve(middle, noise_variance(PROVISIONAL_NOISE, bits)).bands
         frame = prepare(x, solver.basis, bands, precision, fp16_rounding)
-        table = solver.solve(blur, noise_variance(None, bits, frame.stats.noise_std()))
+        table = solve(noise_variance(None, bits, frame.stats.noise_std()))
         if table.bands != bands:
             frame = prepare(x, solver.basis, table.bands, precision, fp16_rounding)
     else:
-        table = solver.solve(blur, noise_variance(noise, bits))
+        table = solve(noise_variance(noise, bits))
         frame = prepare(x, solver.basis, table.bands, precision, fp16_rounding)
     return _assemble(image, frame, table, limiter), table
 

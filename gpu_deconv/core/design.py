@@ -219,6 +219,10 @@ class FilterDesigner:
         """
         if params.sigma_is_auto:  # the frame decides; whatever it finds is clipped to the method's range
             return
+        if params.sigma_per_channel:  # each channel's sigma as if alone (the adaptive basis covers them all)
+            for sigma in sorted(set(params.sigma)):
+                self.validate(params.replace(sigma=sigma))
+            return
         blur = make_blur(params.blur, params.sigma, params.binomial_order)
         sigma_eff = getattr(blur, "sigma", params.sigma)
         method, opts = (params.method, {}) if params.method != "auto" else auto_method(sigma_eff)

@@ -103,7 +103,7 @@ class ParamSpec:
         A per-channel value (``channels`` set; a tuple or a JSON list) becomes a tuple of checked numbers."""
         if isinstance(value, (tuple, list)):
             if self.channels is None or len(value) != self.channels or any(isinstance(v, str) for v in value):
-                raise ValueError(f"{name} must be {self.range_text()}, got {value!r}")
+                raise ValueError(f"{name} must be {self.range_text()}, got {','.join(str(v) for v in value)!r}")
             return tuple(self.check(name, v) for v in value)
         if value is None:
             if self.optional is not None:
@@ -146,13 +146,15 @@ class ParamSpec:
         if self.auto is not None and text == "auto":
             return text
         if self.channels is not None and "," in text:
-            parts = text.split(",")
-            try:
-                if len(parts) != self.channels:
-                    raise ValueError
-                return tuple(self.kind(p) for p in parts)
-            except ValueError:
-                raise ValueError(f"must be {self.range_text()}, got {text!r}") from None
+            # every part as a number where it is one: the count, the words and the range are checked by
+            # check() in DeconvParams, so each mistake gets the same one-line usage error quoting the range
+            def number(part: str) -> Any:
+                try:
+                    return self.kind(part)
+                except ValueError:
+                    return part
+
+            return tuple(number(p) for p in text.split(","))
         if self.choices is not None:
             for c in self.choices:
                 if str(c) == text:

@@ -281,6 +281,9 @@ class AdaptiveExecutor:
         #: the last sigma map's table (:func:`adaptive_frame`) and what it was solved for
         self.sigma_table: SigmaTable | None = None
         self._sigma_table_key: tuple | None = None
+        #: the last per-channel sigma's table (:func:`adaptive_frame`) and what it was solved for
+        self.channel_table: ChannelTable | None = None
+        self._channel_table_key: tuple | None = None
         self._pbos: list[moderngl.Buffer] = []
         self._pbo_next = 0
         self._grid_shape = (0, 0)
@@ -715,6 +718,20 @@ def _sigma_table(ad: AdaptiveExecutor, solver: Any, params: Any, noise_var: floa
     return ad.sigma_table
 
 
+def _channel_table(ad: AdaptiveExecutor, solver: Any, params: Any, noise_var: float,
+                   sigmas: tuple[float, float, float]) -> ChannelTable:
+    """The per-channel sigma's :class:`ChannelTable` (three solves), kept on ``ad`` while the basis, the blurs
+    and the noise stay the same."""
+    from ..core.blur import make_blur
+
+    key = (solver.basis.key(), params.blur, params.binomial_order, sigmas, noise_var)
+    if ad.channel_table is None or ad._channel_table_key != key:
+        blurs = tuple(make_blur(params.blur, s, params.binomial_order) for s in sigmas)
+        ad.channel_table = solver.solve_channels(blurs, noise_var)
+        ad._channel_table_key = key
+    return ad.channel_table
+
+
 def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any, linear: Callable[[Any], Region],
                    max_size: int, *, previous: Any = None, temporal: Any = None, want_next: bool = False,
                    sigma_map: Any = None) -> tuple[Any, Any, Any]:
@@ -732,7 +749,11 @@ def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any,
     ad : AdaptiveExecutor
     designer : FilterDesigner
     params : DeconvParams
-        Numeric sigma (``'auto'`` resolved by the caller), a method with an adaptive mode.
+        Numeric sigma (``'auto'`` resolved by the caller), a method with an adaptive mode. A per-channel
+        sigma (R, G, B; colour frames only) runs pass 5 with a
+        :class:`~gpu_deconv.core.adaptive.ChannelTable` (kept in ``ad.channel_table``): the basis is the one
+        ``params`` picks at the largest sigma, ``design`` the plain design at the median sigma (its noise,
+        its summary); three equal sigmas are the scalar sigma.
     frame : engine frame
         ``tiles``, ``width``, ``height``, ``layout``, ``encode``, ``guard``, ``format``, ``target(rect)``,
         ``store(interior, rect, target)``.
@@ -763,6 +784,13 @@ def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any,
     from .frames import with_halos
 
     layout, size, fmt = frame.layout, (frame.width, frame.height), frame.format
+    channel_sigmas = None
+    if params.sigma_per_channel:
+        if layout.colour != 3:
+            raise ValueError(f"a per-channel sigma (R,G,B) needs a colour image, this one has {layout.colour} "
+                             "colour channel")
+        channel_sigmas = params.sigma if len(set(params.sigma)) > 1 else None
+        params = params.replace(sigma=sorted(params.sigma)[1])
     if sigma_map is not None:
         if (sigma_map.width, sigma_map.height) != size:
             raise ValueError(f"the sigma map is for {sigma_map.width}x{sigma_map.height}, the frame is "
@@ -773,6 +801,8 @@ def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any,
         median = float(np.median(sigma_map.values))
         params = params.replace(sigma=max(median, floor), sigma_map=None)
         basis = designer.adaptive_basis(params.replace(sigma=max(sigma_map.range[1], floor)))
+    elif channel_sigmas is not None:
+        basis = designer.adaptive_basis(params.replace(sigma=max(channel_sigmas)))
     else:
         basis = designer.adaptive_basis(params)
     blur = make_blur(params.blur, params.sigma, params.binomial_order)
@@ -807,6 +837,8 @@ def adaptive_frame(ad: AdaptiveExecutor, designer: Any, params: Any, frame: Any,
         design.level = astats.level(table)
     if sigma_map is not None:
         table = _sigma_table(ad, designer.adaptive_solver(basis), params, table.noise_var, sigma_map)
+    elif channel_sigmas is not None:
+        table = _channel_table(ad, designer.adaptive_solver(basis), params, table.noise_var, channel_sigmas)
     pending = None
     for interior, r in tiles:
         if not still_prepared:

@@ -105,6 +105,8 @@ def options_from_args(args: argparse.Namespace):
     from .keys import parse_inject
 
     params = params_from_args(args)
+    if params.sigma_per_channel:
+        raise ValueError("the viewer's sigma slider is one sigma; a per-channel --sigma R,G,B is for run")
     FilterDesigner().validate(params)  # the method's own limits, before any window opens
     if args.frames is not None and args.frames < 1:
         raise ValueError(f"--frames must be >= 1, got {args.frames}")
