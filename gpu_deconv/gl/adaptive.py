@@ -196,12 +196,11 @@ def apply_decls(bl: BandLayout) -> str:
 
 def apply_body(k: int, colour: int, bl: BandLayout, per_channel: bool = False) -> str:
     """Pass 5 body: fetch the band texels, unpack ``L_k``, ``acc += c_k L_k`` in band order. ``per_channel``
-    (RGB): first interpolate the rows of the R, G, B tables at the level (``p{row}``), then
-    ``acc += vec3(c_k^R, c_k^G, c_k^B) * L_k`` (:class:`~gpu_deconv.core.adaptive.ChannelTable`)."""
+    (RGB): first interpolate the table's rows at the level (``p{row}``; channel ch's coefficient k is lane
+    ``ch K + k``), then ``acc += vec3(c_k^R, c_k^G, c_k^B) * L_k`` (:class:`~gpu_deconv.core.adaptive.ChannelTable`)."""
     lines = []
-    rows = -(-k // 4)
-    if per_channel:
-        for r in range(3 * rows):
+    if per_channel:  # the 3K coefficients densely in ceil(3K / 4) rows (:meth:`AdaptiveExecutor.channel_table_texture`)
+        for r in range(-(-3 * k // 4)):
             lines.append(f"    vec4 pa{r} = texelFetch(u_table, ivec2(i, {r}), 0);")
             lines.append(f"    vec4 pb{r} = texelFetch(u_table, ivec2(i + 1, {r}), 0);")
             lines.append(f"    PRECISE vec4 p{r} = pa{r} + f * (pb{r} - pa{r});")
@@ -219,7 +218,7 @@ def apply_body(k: int, colour: int, bl: BandLayout, per_channel: bool = False) -
     for b, chans in enumerate(bl.slots):
         lines.append(f"    COL L{b} = {_col(colour, [lane(t, ln) for t, ln in chans])};")
         if per_channel:
-            cs = ", ".join(f"p{ch * rows + b // 4}.{_XYZW[b % 4]}" for ch in range(3))
+            cs = ", ".join(f"p{(ch * k + b) // 4}.{_XYZW[(ch * k + b) % 4]}" for ch in range(3))
             lines.append(f"    acc += vec3({cs}) * L{b};")
         else:
             lines.append(f"    acc += c{b // 4}.{_XYZW[b % 4]} * L{b};")
@@ -543,16 +542,16 @@ class AdaptiveExecutor:
         return self._upload("sigma_table", data)
 
     def channel_table_texture(self, table: ChannelTable) -> moderngl.Texture:
-        """The R, G, B tables as RGBA32F, ``TABLE_SIZE`` wide, ``3 ROWS`` high: channel ch's coefficients
-        4r..4r+3 in row ``ch ROWS + r`` (:class:`~gpu_deconv.core.adaptive.ChannelTable`)."""
-        k = table.size
-        rows = -(-k // 4)
-        data = np.zeros((3 * rows, TABLE_SIZE, 4), np.float32)
-        for ch, coef in enumerate(table.coefficients()):
-            for r in range(rows):
-                part = coef[:, 4 * r:4 * r + 4]
-                data[ch * rows + r, :, :part.shape[1]] = part
-        return self._upload("channel_table", data)
+        """The R, G, B tables as RGBA32F, ``TABLE_SIZE`` wide, the ``3 K`` coefficients of a level packed
+        densely in ``ceil(3 K / 4)`` rows: lane ``l = ch K + k`` (channel ch's coefficient k) in row ``l // 4``,
+        component ``l % 4`` (K = 5: 4 texels per level instead of 6 with a row block per channel, so pass 5
+        fetches 8 table texels, not 12; :class:`~gpu_deconv.core.adaptive.ChannelTable`)."""
+        coef = table.coefficients()  # (3, TABLE_SIZE, K)
+        lanes = np.moveaxis(coef, 0, 1).reshape(TABLE_SIZE, -1)  # (TABLE_SIZE, 3K): lane ch K + k
+        rows = -(-lanes.shape[1] // 4)
+        data = np.zeros((TABLE_SIZE, rows * 4), np.float32)
+        data[:, :lanes.shape[1]] = lanes
+        return self._upload("channel_table", np.ascontiguousarray(data.reshape(TABLE_SIZE, rows, 4).transpose(1, 0, 2)))
 
     def map_texture(self, table: SigmaTable, sigma_map: Any) -> moderngl.Texture:
         """The map as node coordinates, RGBA32F ``mx x my``: texel (x, y) holds the cells (x, y), (x1, y),
