@@ -185,6 +185,22 @@ def test_engine_equals_the_numpy_flow(gl_ctx, noise, method, sigmas, basis):
         assert d.design.params.sigma == sorted(sigmas)[1]  # the design's summary is the median channel's
 
 
+def test_engine_level_map_is_the_shared_level(gl_ctx):
+    from gpu_deconv.gl.engine import Deconvolver
+
+    y = _noisy_rgb((40, 52, 3))
+    ref = apply_adaptive(y, _channel_table(GaussianLaplacian(), noise=0.01), precision=16)
+    with Deconvolver(gl_ctx, DeconvParams(sigma=SIGMAS, noise=0.01)) as d:
+        d.process(y)
+        tex = d.ctx.texture((52, 40), 4, dtype="f4")
+        try:
+            assert d.draw_level_map(tex)
+            got = np.frombuffer(tex.read(), np.float32).reshape(40, 52, 4)
+        finally:
+            tex.release()
+    np.testing.assert_allclose(got[..., 2], ref.level_ratio, rtol=1e-6)
+
+
 def test_engine_equal_sigmas_and_u8_rgba(gl_ctx):
     from gpu_deconv.gl.engine import Deconvolver
 

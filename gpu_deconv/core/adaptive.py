@@ -47,7 +47,9 @@ taps, order of operations and mirror boundary as :mod:`gpu_deconv.core.reference
    turns it into the frame's noise and level - the global engine's statistics passes are not needed).
 5. ``apply``: ``E(p)`` = bilinear interpolation of D at ``p`` (weights 1/4, 3/4), then ``A``, the table
    lookup (linear in ``v``) and ``x + sum_k c_k L_k``; optional halo limiter (:func:`limit_overshoot`),
-   sRGB encode, alpha copied.
+   sRGB encode, alpha copied. With one sigma per colour channel (:class:`ChannelTable`) the same level
+   picks each channel's coefficients from its own table; with a sigma map (:class:`SigmaTable`) the
+   coefficients are bilinear in (sigma, level) per pixel.
 
 The window (``[1, 3, 3, 1]/8`` at stride 2, then bilinear) has a standard deviation of ~1.2 px; on
 the held-out photographs it equals a full-resolution Gaussian window of sigma 2 px (+0.01 dB) at a
@@ -438,8 +440,10 @@ class ChannelTable:
     model implies; measured on held-out photos (astronaut, coffee, chelsea, rocket; centre 256 px, linear,
     sigma (0.6, 0.9, 1.3), noise 0 / 0.005 / 0.02, fp32) it is 0.13 dB better on average (up to +0.78 dB,
     worst -0.15 dB), and it costs one level lookup per pixel instead of three. So channel c of the result
-    equals the scalar sigma_c result only where the level clamps (the table's end rows) or the blurs are
-    equal; what holds exactly is the per-channel table lookup at the shared level (tests).
+    is *not* the scalar sigma_c run's channel c: its level differs by the factor ``3 M_ab(B_c) / sum_c
+    M_ab(B_c)`` (and the engine takes the basis of the largest sigma, the energy bands of the median one).
+    What holds exactly: channel c is its own table looked up at the shared level (tests), and three equal
+    blurs give the scalar output bit for bit.
 
     Attributes
     ----------

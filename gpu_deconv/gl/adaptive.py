@@ -868,12 +868,14 @@ class AdaptiveFrames:
         self.passes: AdaptiveExecutor | None = None
         self._map: tuple[tuple, Any] | None = None  # (params.sigma_map, centre, corner, w, h) -> SigmaMap
         self._blur_smoother: tuple[Any, Any] | None = None  # (engine temporal, its copy for the blind sigma)
+        self._per_channel = False  # the last frame ran a per-channel sigma (its level map needs that table)
 
     def run(self, designer: Any, params: Any, frame: Any, linear: Callable[[Any], Region], *,
             previous: Any = None, temporal: Any = None, want_next: bool = False) -> tuple[Any, Any, Any]:
         """:func:`adaptive_frame` on this engine's passes with ``params.sigma_map`` for the frame's size."""
         if self.passes is None:
             self.passes = AdaptiveExecutor(self.executor)
+        self._per_channel = params.sigma_per_channel and len(set(params.sigma)) > 1
         return adaptive_frame(self.passes, designer, params, frame, linear, self.executor.max_texture_size,
                               previous=previous, temporal=temporal, want_next=want_next,
                               sigma_map=self.sigma_map(params, frame.width, frame.height))
@@ -905,9 +907,13 @@ class AdaptiveFrames:
         return None if temporal is None else self._blur_smoother[1]
 
     def draw_level_map(self, table: Any, target: DrawTarget, guard: Any) -> bool:
-        """The last frame's ``(v, E, A / sigma^2, 1)`` per pixel into ``target``; False before any frame."""
+        """The last frame's ``(v, E, A / sigma^2, 1)`` per pixel into ``target``; False before any frame. After a
+        per-channel sigma the level is the one its :class:`ChannelTable` read (not ``table``'s, the median
+        channel's design)."""
         if self.passes is None:
             return False
+        if self._per_channel and self.passes.channel_table is not None:
+            table = self.passes.channel_table
         self.passes.apply(table, target, level_map=True, guard=guard)
         return True
 
