@@ -318,3 +318,13 @@ def test_per_channel_beats_the_best_single_sigma_on_a_photo(gl_ctx):
     print(f"per-channel {per:.2f} dB, best single {best:.2f} dB at {max(single, key=single.get)} px, "
           f"input {psnr(y):.2f} dB")
     assert per >= best + QUALITY_MARGIN_DB
+
+
+def test_no_global_design_for_a_per_channel_sigma():
+    from gpu_deconv.core.design import FilterDesigner
+
+    with pytest.raises(ValueError, match="no global design"):
+        FilterDesigner().design(DeconvParams(sigma=SIGMAS, noise=0.01))
+    FilterDesigner().validate(DeconvParams(sigma=SIGMAS))  # each channel's sigma is valid on its own
+    with pytest.raises(ValueError, match="useful range"):
+        FilterDesigner().validate(DeconvParams(sigma=(0.5, 0.9, 1.5), method="comb"))

@@ -264,6 +264,9 @@ class FilterDesigner:
     def _design(self, params: DeconvParams, stats: BandStats | None, bits: int | None,
                 extra_noise: float = 0.0) -> Design:
         estimate = None
+        if params.sigma_per_channel:  # DeconvParams allows it in the adaptive mode only, which has no global design
+            raise ValueError("a per-channel sigma (R,G,B) has no global design: the adaptive mode solves its tables "
+                             "per frame")
         if params.sigma_is_auto:
             params, estimate = self._blind_sigma(params, stats, bits)
             if params.method == "identity":

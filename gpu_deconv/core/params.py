@@ -227,8 +227,8 @@ class DeconvParams:
     """
 
     sigma: float | tuple[float, float, float] | str = _param(
-        1.0, "blur size: the Gaussian's sigma, or the box width with --blur box; R,G,B = one per colour channel "
-        "(adaptive mode)", unit="px", lo=0.1, hi=31.0, channels=3, auto="estimated per frame from its edges "
+        1.0, "blur size: the Gaussian's sigma, or the box width with --blur box (R,G,B: one per colour channel, "
+        "adaptive mode)", unit="px", lo=0.1, hi=31.0, channels=3, auto="estimated per frame from its edges "
         "(Gaussian blur)")
     noise: float | str = _param("auto", "noise standard deviation in linear [0,1] units", unit="(linear std)",
                                 lo=0.0, hi=1.0, auto="estimated per frame")
