@@ -52,6 +52,7 @@ from ..core.adaptive import (
 from ..core.basis import Basis
 from ..core.plan import MixtureStage
 from ..core.stats import BLOCK
+from .compute import ComputeExecutor, FusedVariant, strip_body
 from .executor import (
     DrawTarget,
     Layout,
@@ -66,6 +67,7 @@ from .executor import (
     packed_v_sums,
     stage_shape,
 )
+from .shaders import build_source
 
 _XYZW = "xyzw"
 
@@ -162,7 +164,16 @@ def bands_body(shape: tuple[tuple[int, ...], ...], packing: Packing | None, colo
                 lines.append(f"    s{lv} += u_taps[{s}].{c} * FETCH_Y(u_h{lv}, {j});")
     else:
         lines += packed_v_sums(shape, packing, colour)
-    lines.append("    PRECISE COL L0 = x - s0;")
+    lines += band_outputs(k, colour, bl, lambda t, expr: f"    o_b{t} = {expr};")
+    return "\n".join(lines)
+
+
+def band_outputs(k: int, colour: int, bl: BandLayout, store: Callable[[int, str], str]) -> list[str]:
+    """The statements of pass 2 after the vertical sums ``s0 .. s{K}`` (and ``x``) are formed: the bands,
+    the energy ``en``, the noise energy ``qn`` and one ``store(t, value)`` statement per target ``t``
+    (a fragment output or an ``imageStore``), in the order and with the roundings of
+    :func:`gpu_deconv.core.adaptive` - shared by the fragment pass and the fused compute dispatch."""
+    lines = ["    PRECISE COL L0 = x - s0;"]
     lines += [f"    PRECISE COL L{b} = s{b - 1} - s{b};" for b in range(1, k)]
     ch = [""] if colour == 1 else [".r", ".g", ".b"]
 
@@ -179,13 +190,35 @@ def bands_body(shape: tuple[tuple[int, ...], ...], packing: Packing | None, colo
     for t in range(bl.textures):
         lanes = bl.lane_exprs(t, lambda b, c: f"L{b}{ch[c]}", "en", "qn")
         if not bl.halves:
-            lines.append(f"    o_b{t} = STORE(vec4({', '.join(lanes)}));")
+            lines.append(store(t, f"STORE(vec4({', '.join(lanes)}))"))
             continue
         lines.append(f"    vec4 h{t}a = STORE(vec4({', '.join(lanes[:4])}));")
         lines.append(f"    vec4 h{t}b = STORE(vec4({', '.join(lanes[4:])}));")
-        lines.append(f"    o_b{t} = uvec4(packHalf2x16(h{t}a.xy), packHalf2x16(h{t}a.zw), packHalf2x16(h{t}b.xy), "
-                     f"packHalf2x16(h{t}b.zw));")
-    return "\n".join(lines)
+        lines.append(store(t, f"uvec4(packHalf2x16(h{t}a.xy), packHalf2x16(h{t}a.zw), packHalf2x16(h{t}b.xy), "
+                              f"packHalf2x16(h{t}b.zw))"))
+    return lines
+
+
+def bands_fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, colour: int, bl: BandLayout) -> str:
+    """Passes 1 and 2 in one compute dispatch (``adaptive_bands_fused.comp``): the sliding-window strip of
+    :func:`gpu_deconv.gl.compute.strip_body` forms the H rows of pass 1 (fp32, as pass 1's targets hold
+    them) and, per output pixel, the vertical sums in pass 2's order (ascending offsets per level), then
+    :func:`band_outputs` - bit-identical to the two fragment passes, without their K + 1 fp32
+    intermediate textures."""
+
+    def emit_row(add: Callable[[str], None], c: int, window: Callable[[int, int], str]) -> None:
+        add(f"ivec2 p = ivec2(x0 + {c}, y0 + row);")
+        add("COL x = CSW(FETCH(u_src, p, u_src_inv));")
+        for lv, offs in enumerate(shape):
+            add(f"PRECISE COL s{lv} = COL(0.0);")
+            for j in offs:
+                sl, comp = _slot(lv, j)
+                add(f"s{lv} += u_taps[{sl}].{comp} * {window(lv, j)};")
+        add("bool inside = p.x < u_region.x && p.y < u_region.y;")
+        for line in band_outputs(len(shape) - 1, colour, bl, lambda t, v: f"if (inside) imageStore(u_b{t}, p, {v});"):
+            add(line.strip())
+
+    return strip_body(shape, variant, False, emit_row)
 
 
 def apply_decls(bl: BandLayout) -> str:
@@ -249,15 +282,21 @@ class AdaptiveExecutor:
     executor : PlanExecutor
     block : int
         Statistics tile edge in pixels (even; 16 like the global statistics).
+    compute : ComputeExecutor, optional
+        Run passes 1 and 2 as one fused compute dispatch on its variant (``adaptive_bands_fused.comp``):
+        the same values in the same targets, without pass 1's K + 1 fp32 textures (166 MB at 1080p RGB).
     """
 
     #: Texture units the passes use (a subset of the executor's, which its state guard saves).
     UNITS = tuple(range(8))
 
-    def __init__(self, executor: PlanExecutor, block: int = BLOCK) -> None:
+    def __init__(self, executor: PlanExecutor, block: int = BLOCK, compute: ComputeExecutor | None = None) -> None:
         if block < 2 or block % 2:
             raise ValueError(f"statistics block must be an even number >= 2, got {block!r}")
         self.ex = executor
+        #: When set, passes 1 and 2 run as one fused compute dispatch on its variant (identical output).
+        self.compute = compute
+        self._fused_programs: dict[tuple, moderngl.ComputeShader] = {}
         self.ctx = executor.ctx
         self.block = int(block)
         self._prepared: _Prepared | None = None
@@ -330,7 +369,8 @@ class AdaptiveExecutor:
         if roi[0] % self.block or roi[1] % self.block:
             raise ValueError(f"statistics region origin {roi[:2]} must sit on the {self.block}-pixel grid")
         self._prepared = _Prepared(src, layout, basis.key(), tuple(bands), precision, roi)
-        self._pass_h(src, layout, basis)
+        if self.compute is None:
+            self._pass_h(src, layout, basis)
         self._passes_2_to_4(basis)
 
     def _pass_h(self, src: Region, layout: Layout, basis: Basis) -> None:
@@ -355,9 +395,57 @@ class AdaptiveExecutor:
         p.draw()
 
     def _passes_2_to_4(self, basis: Basis) -> None:
-        self._pass_bands(basis)
+        """Passes 2-4 (with the fused path: 1-4, since no H texture is kept)."""
+        if self.compute is None:
+            self._pass_bands(basis)
+        else:
+            self._pass_bands_fused(basis)
         self._pass_energy(basis)
         self._pass_reduce()
+
+    def _pass_bands_fused(self, basis: Basis) -> None:
+        """Passes 1 and 2 as one compute dispatch (``adaptive_bands_fused.comp``) into pass 2's targets."""
+        pr = self._prepared
+        ex, comp = self.ex, self.compute
+        src, colour = pr.src, pr.layout.colour
+        w, h = src.width, src.height
+        stage = self._stage(basis)
+        shape = stage_shape(stage)
+        bl, dt, e16 = self._storage(basis.size, colour, pr.precision)
+        bnames = tuple(self._band_name(bl, i) for i in range(bl.textures))
+        btex = ex.pool.get_group(bnames, w, h, 4, dt)
+        periodic = stage.radius > min(w, h)
+        fmt = {"u4": "rgba32ui", "f2": "rgba16f", "f4": "rgba32f"}[dt]
+        key = (shape, colour, periodic, e16, bl, comp.variant)
+        p = self._fused_programs.get(key)
+        if p is None:
+            v = comp.variant
+            defines = {"LOCAL_X": v.local_x, "ROWS": v.rows, "COLS": v.cols, "COLOUR": colour,
+                       "MIRROR_PERIODIC": periodic, "EMULATE_FP16": e16}
+            kind = "uimage2D" if bl.halves else "image2D"
+            decls = "\n".join(f"layout(binding = {t}, {fmt}) writeonly uniform {kind} u_b{t};"
+                              for t in range(bl.textures))
+            p = self.ctx.compute_shader(build_source("adaptive_bands_fused.comp", defines,
+                                                     bands_fused_body(shape, v, colour, bl), decls))
+            p["u_src"].value = 0
+            self._fused_programs[key] = p
+        ex.bind(0, src.texture)
+        p["u_src_inv"].value = src.inv
+        p["u_region"].value = (w, h)
+        ew = np.zeros(8, np.float32)
+        ew[list(pr.bands)] = 1.0
+        for name, data, elem in (("u_taps", pack_taps(stage).tobytes(), 16), ("u_ew", ew.tobytes(), 4)):
+            u = p.get(name, None)
+            if u is not None:  # the compiler drops unused trailing array elements: write what is left
+                u.write(data[: u.array_length * elem])
+        saved = comp.save_image_units(len(btex))
+        try:
+            for t, tex in enumerate(btex):
+                tex.bind_to_image(t, read=False, write=True)
+            p.run(*comp.variant.groups(w, h), 1)
+            self.ctx.memory_barrier(0xFFFFFFFF)  # pass 3 samples the targets, pass 5 fetches them
+        finally:
+            comp.restore_image_units(saved)
 
     def _pass_bands(self, basis: Basis) -> None:
         pr = self._prepared
@@ -647,6 +735,9 @@ class AdaptiveExecutor:
         for _, tex in self._textures.values():
             tex.release()
         self._textures = {}
+        for p in self._fused_programs.values():
+            p.release()
+        self._fused_programs = {}
         self._prepared = None
 
 
@@ -797,10 +888,14 @@ class AdaptiveFrames:
     ----------
     executor : PlanExecutor
         The engine's; its pool holds the passes' textures.
+    compute : ComputeExecutor, optional
+        Run passes 1-2 as one fused compute dispatch on it (the engine's choice: see
+        :meth:`~gpu_deconv.gl.compute.PathChooser.fused_without_measuring`).
     """
 
-    def __init__(self, executor: PlanExecutor) -> None:
+    def __init__(self, executor: PlanExecutor, compute: ComputeExecutor | None = None) -> None:
         self.executor = executor
+        self.compute = compute  # passes 1-2 as one fused dispatch (AdaptiveExecutor's ``compute``)
         #: The passes (:class:`AdaptiveExecutor`), None until the first adaptive frame.
         self.passes: AdaptiveExecutor | None = None
         self._map: tuple[tuple, Any] | None = None  # (params.sigma_map, centre, corner, w, h) -> SigmaMap
@@ -810,7 +905,7 @@ class AdaptiveFrames:
             previous: Any = None, temporal: Any = None, want_next: bool = False) -> tuple[Any, Any, Any]:
         """:func:`adaptive_frame` on this engine's passes with ``params.sigma_map`` for the frame's size."""
         if self.passes is None:
-            self.passes = AdaptiveExecutor(self.executor)
+            self.passes = AdaptiveExecutor(self.executor, compute=self.compute)
         return adaptive_frame(self.passes, designer, params, frame, linear, self.executor.max_texture_size,
                               previous=previous, temporal=temporal, want_next=want_next,
                               sigma_map=self.sigma_map(params, frame.width, frame.height))
