@@ -52,7 +52,7 @@ from ..core.adaptive import (
 from ..core.basis import Basis
 from ..core.plan import MixtureStage
 from ..core.stats import BLOCK
-from .compute import ComputeExecutor, FusedVariant, strip_body
+from .compute import IMAGE_FORMATS, ComputeExecutor, FusedVariant, fallback_comps, strip_body
 from .executor import (
     DrawTarget,
     Layout,
@@ -168,11 +168,16 @@ def bands_body(shape: tuple[tuple[int, ...], ...], packing: Packing | None, colo
     return "\n".join(lines)
 
 
-def band_outputs(k: int, colour: int, bl: BandLayout, store: Callable[[int, str], str]) -> list[str]:
+def band_outputs(k: int, colour: int, bl: BandLayout, store: Callable[[int, str], str],
+                 pair: tuple[int, int] | None = None) -> list[str]:
     """The statements of pass 2 after the vertical sums ``s0 .. s{K}`` (and ``x``) are formed: the bands,
     the energy ``en``, the noise energy ``qn`` and one ``store(t, value)`` statement per target ``t``
     (a fragment output or an ``imageStore``), in the order and with the roundings of
-    :func:`gpu_deconv.core.adaptive` - shared by the fragment pass and the fused compute dispatch."""
+    :func:`gpu_deconv.core.adaptive` - shared by the fragment pass and the fused compute dispatches.
+
+    ``pair``: the energy bands compiled in instead of weighted by ``u_ew`` - the same sum bit for bit
+    (``0 + x``, ``1 * x`` and ``+ 0 * x`` are exact), and the bands and lowpasses past the pair become dead
+    code the compiler drops (the e/q-only dispatch of the fused path)."""
     lines = ["    PRECISE COL L0 = x - s0;"]
     lines += [f"    PRECISE COL L{b} = s{b - 1} - s{b};" for b in range(1, k)]
     ch = [""] if colour == 1 else [".r", ".g", ".b"]
@@ -184,7 +189,10 @@ def band_outputs(k: int, colour: int, bl: BandLayout, store: Callable[[int, str]
         lines.append(f"    {name} *= {ENERGY_SCALE!r};")
 
     lines.append("    PRECISE float en = 0.0;")
-    lines.extend(f"    en += u_ew[{b}] * (L{b}{c} * L{b}{c});" for b in range(k) for c in ch)
+    if pair is None:
+        lines.extend(f"    en += u_ew[{b}] * (L{b}{c} * L{b}{c});" for b in range(k) for c in ch)
+    else:
+        lines.extend(f"    en += L{b}{c} * L{b}{c};" for b in sorted(pair) for c in ch)
     lines.append(f"    en *= {ENERGY_SCALE!r};")
     energy("qn", [f"s{k}"])
     for t in range(bl.textures):
@@ -199,12 +207,13 @@ def band_outputs(k: int, colour: int, bl: BandLayout, store: Callable[[int, str]
     return lines
 
 
-def bands_fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, colour: int, bl: BandLayout) -> str:
+def bands_fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, colour: int, bl: BandLayout,
+                     pair: tuple[int, int] | None = None) -> str:
     """Passes 1 and 2 in one compute dispatch (``adaptive_bands_fused.comp``): the sliding-window strip of
     :func:`gpu_deconv.gl.compute.strip_body` forms the H rows of pass 1 (fp32, as pass 1's targets hold
     them) and, per output pixel, the vertical sums in pass 2's order (ascending offsets per level), then
-    :func:`band_outputs` - bit-identical to the two fragment passes, without their K + 1 fp32
-    intermediate textures."""
+    :func:`band_outputs` (``pair`` compiled in, see there) - bit-identical to the two fragment passes,
+    without their K + 1 fp32 intermediate textures."""
 
     def emit_row(add: Callable[[str], None], c: int, window: Callable[[int, int], str]) -> None:
         add(f"ivec2 p = ivec2(x0 + {c}, y0 + row);")
@@ -215,7 +224,8 @@ def bands_fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, 
                 sl, comp = _slot(lv, j)
                 add(f"s{lv} += u_taps[{sl}].{comp} * {window(lv, j)};")
         add("bool inside = p.x < u_region.x && p.y < u_region.y;")
-        for line in band_outputs(len(shape) - 1, colour, bl, lambda t, v: f"if (inside) imageStore(u_b{t}, p, {v});"):
+        for line in band_outputs(len(shape) - 1, colour, bl, lambda t, v: f"if (inside) imageStore(u_b{t}, p, {v});",
+                                 pair):
             add(line.strip())
 
     return strip_body(shape, variant, False, emit_row)
@@ -226,8 +236,41 @@ def apply_decls(bl: BandLayout) -> str:
     return "\n".join(f"uniform {kind} u_b{t};" for t in range(bl.band_textures))
 
 
-def apply_body(k: int, colour: int, bl: BandLayout) -> str:
-    """Pass 5 body: fetch the band texels, unpack ``L_k``, ``acc += c_k L_k`` in band order."""
+def apply_fused_walk(shape: tuple[tuple[int, ...], ...], variant: FusedVariant) -> str:
+    """The walk of ``adaptive_apply_fused.comp`` (:func:`gpu_deconv.gl.compute.strip_body` over the basis
+    lowpasses, without the noise band's level): per pixel inside the region the vertical sums in pass 2's
+    order, the bands rounded as pass 2 stores them (``STORE``) into ``g_L``, then ``adaptive_pixel``."""
+    k = len(shape)
+
+    def emit_row(add: Callable[[str], None], c: int, window: Callable[[int, int], str]) -> None:
+        add(f"ivec2 p = ivec2(x0 + {c}, y0 + row);")
+        add("if (p.x < u_region.x && p.y < u_region.y) {")
+        add("    COL x = CSW(FETCH(u_src, p, u_src_inv));")
+        for lv, offs in enumerate(shape):
+            add(f"    PRECISE COL s{lv} = COL(0.0);")
+            for j in offs:
+                sl, comp = _slot(lv, j)
+                add(f"    s{lv} += u_taps[{sl}].{comp} * {window(lv, j)};")
+        add("    PRECISE COL L0 = x - s0;")
+        add("    g_L[0] = STORE(L0);")
+        for b in range(1, k):
+            add(f"    PRECISE COL L{b} = s{b - 1} - s{b};")
+            add(f"    g_L[{b}] = STORE(L{b});")
+        add("    imageStore(u_out, u_origin + p, adaptive_pixel(p));")
+        add("}")
+
+    return strip_body(shape, variant, False, emit_row)
+
+
+def apply_body(k: int, colour: int, bl: BandLayout | None) -> str:
+    """Pass 5 body: ``L_k`` - unpacked from the band texels of ``bl``, or (``bl`` None) read from the fused
+    walk's registers ``g_L`` - then ``acc += c_k L_k`` in band order."""
+    if bl is None:
+        lines = []
+        for b in range(k):
+            lines.append(f"    COL L{b} = g_L[{b}];")
+            lines.append(f"    acc += c{b // 4}.{_XYZW[b % 4]} * L{b};")
+        return "\n".join(lines)
     lines = []
     for t in range(bl.band_textures):
         if bl.halves:
@@ -326,16 +369,30 @@ class AdaptiveExecutor:
 
     def _storage(self, k: int, colour: int, precision: int) -> tuple[BandLayout, str, bool]:
         """``(layout, texture dtype, emulated fp16)`` of pass 2's targets: halved lanes in RGBA32UI where
-        the fp16 rounding is emulated (CPU rasterisers), RGBA16F natively, RGBA32F at precision 32."""
+        the fp16 rounding is emulated (CPU rasterisers), RGBA16F natively, RGBA32F at precision 32. On the
+        fused path pass 2 stores only ``e`` and ``q`` (the layout of zero bands, in a 1-component R32UI
+        or 2-component RG target: :meth:`_target_comps`); pass 5 forms the bands itself."""
         e16 = precision == 16 and self.ex.emulate_fp16
+        k = 0 if self._fused(precision) else k
         if e16 and self._packing:
             return BandLayout.of(k, colour, halves=True), "u4", True
         return BandLayout.of(k, colour), ("f2" if precision == 16 and not e16 else "f4"), e16
 
+    def _fused(self, precision: int) -> bool:
+        """Passes 1-2 and 5 as fused compute dispatches: with a ComputeExecutor, where the bands' storage
+        rounding can be reproduced in registers (fp32, or fp16 emulated in the shader: CPU rasterisers;
+        native RGBA16F targets round in the driver, so GPUs keep the fragment passes)."""
+        return self.compute is not None and (precision == 32 or self.ex.emulate_fp16)
+
+    @staticmethod
+    def _target_comps(bl: BandLayout) -> int:
+        """Components of pass 2's targets: 4, or for the fused path's e/q-only target 1 (two halves) or 2."""
+        return 4 if bl.slots else (1 if bl.halves else 2)
+
     @staticmethod
     def _band_name(bl: BandLayout, i: int) -> str:
-        """Pool name of pass-2 target ``i`` (halved and float targets never share a texture)."""
-        return f"ad_{'u' if bl.halves else 'b'}{i}"
+        """Pool name of pass-2 target ``i`` (halved, float and e/q-only targets never share a texture)."""
+        return f"ad_{'u' if bl.halves else 'b'}{i}" if bl.slots else f"ad_eq{'u' if bl.halves else 'f'}"
 
     def _target(self, names: tuple[str, ...], w: int, h: int) -> DrawTarget:
         t = self.ex.internal_target(names, w, h)
@@ -369,7 +426,7 @@ class AdaptiveExecutor:
         if roi[0] % self.block or roi[1] % self.block:
             raise ValueError(f"statistics region origin {roi[:2]} must sit on the {self.block}-pixel grid")
         self._prepared = _Prepared(src, layout, basis.key(), tuple(bands), precision, roi)
-        if self.compute is None:
+        if not self._fused(precision):
             self._pass_h(src, layout, basis)
         self._passes_2_to_4(basis)
 
@@ -396,15 +453,16 @@ class AdaptiveExecutor:
 
     def _passes_2_to_4(self, basis: Basis) -> None:
         """Passes 2-4 (with the fused path: 1-4, since no H texture is kept)."""
-        if self.compute is None:
-            self._pass_bands(basis)
+        if self._fused(self._prepared.precision):
+            self._pass_eq_fused(basis)
         else:
-            self._pass_bands_fused(basis)
+            self._pass_bands(basis)
         self._pass_energy(basis)
         self._pass_reduce()
 
-    def _pass_bands_fused(self, basis: Basis) -> None:
-        """Passes 1 and 2 as one compute dispatch (``adaptive_bands_fused.comp``) into pass 2's targets."""
+    def _pass_eq_fused(self, basis: Basis) -> None:
+        """Passes 1 and 2 as one compute dispatch (``adaptive_bands_fused.comp``) storing ``e`` and ``q``
+        only (the energy pair compiled in, so the lowpasses past it are dead code)."""
         pr = self._prepared
         ex, comp = self.ex, self.compute
         src, colour = pr.src, pr.layout.colour
@@ -412,11 +470,11 @@ class AdaptiveExecutor:
         stage = self._stage(basis)
         shape = stage_shape(stage)
         bl, dt, e16 = self._storage(basis.size, colour, pr.precision)
-        bnames = tuple(self._band_name(bl, i) for i in range(bl.textures))
-        btex = ex.pool.get_group(bnames, w, h, 4, dt)
+        comps = self._target_comps(bl)
+        btex = [ex.pool.get(self._band_name(bl, 0), w, h, comps, dt)]
         periodic = stage.radius > min(w, h)
-        fmt = {"u4": "rgba32ui", "f2": "rgba16f", "f4": "rgba32f"}[dt]
-        key = (shape, colour, periodic, e16, bl, comp.variant)
+        fmt = {(1, "u4"): "r32ui", (2, "f2"): "rg16f", (2, "f4"): "rg32f"}[(comps, dt)]
+        key = (shape, colour, periodic, e16, bl, comp.variant, pr.bands)
         p = self._fused_programs.get(key)
         if p is None:
             v = comp.variant
@@ -426,18 +484,13 @@ class AdaptiveExecutor:
             decls = "\n".join(f"layout(binding = {t}, {fmt}) writeonly uniform {kind} u_b{t};"
                               for t in range(bl.textures))
             p = self.ctx.compute_shader(build_source("adaptive_bands_fused.comp", defines,
-                                                     bands_fused_body(shape, v, colour, bl), decls))
+                                                     bands_fused_body(shape, v, colour, bl, pr.bands), decls))
             p["u_src"].value = 0
             self._fused_programs[key] = p
         ex.bind(0, src.texture)
         p["u_src_inv"].value = src.inv
         p["u_region"].value = (w, h)
-        ew = np.zeros(8, np.float32)
-        ew[list(pr.bands)] = 1.0
-        for name, data, elem in (("u_taps", pack_taps(stage).tobytes(), 16), ("u_ew", ew.tobytes(), 4)):
-            u = p.get(name, None)
-            if u is not None:  # the compiler drops unused trailing array elements: write what is left
-                u.write(data[: u.array_length * elem])
+        _write_array(p, "u_taps", pack_taps(stage).tobytes(), 16)
         saved = comp.save_image_units(len(btex))
         try:
             for t, tex in enumerate(btex):
@@ -486,7 +539,7 @@ class AdaptiveExecutor:
         ex = self.ex
         w, h = pr.src.width, pr.src.height
         bl, dt, _ = self._storage(basis.size, pr.layout.colour, pr.precision)
-        eq_tex = ex.pool.get(self._band_name(bl, bl.eq[0]), w, h, 4, dt)
+        eq_tex = ex.pool.get(self._band_name(bl, bl.eq[0]), w, h, self._target_comps(bl), dt)
         nw, nh = -(-w // 2), -(-h // 2)
         ex.pool.get("ad_d", nw, nh, 4, "f4")
         small = w < 2 or h < 2
@@ -667,25 +720,36 @@ class AdaptiveExecutor:
             raise ValueError(f"target viewport {target.viewport[2:]} differs from the frame size {(w, h)}")
         k = table.size
         colour = layout.colour
-        bl, dt, _ = self._storage(k, colour, pr.precision)
-        btex = [ex.pool.get(self._band_name(bl, i), w, h, 4, dt) for i in range(bl.band_textures)]
+        bl, dt, e16 = self._storage(k, colour, pr.precision)
+        fused = self._fused(pr.precision) and not level_map  # (the level map reads no band: a fragment pass)
+        nb = 0 if fused else bl.band_textures
+        btex = [ex.pool.get(self._band_name(bl, i), w, h, 4, dt) for i in range(nb)]
         nw, nh = -(-w // 2), -(-h // 2)
         dtex = ex.pool.get("ad_d", nw, nh, 4, "f4")
         use_map = sigma_map is not None
         ttex = self.sigma_table_texture(table, colour) if use_map else self.table_texture(table)
         small = w < 2 or h < 2
         alpha = layout.alpha and not level_map
-        encode = encode_srgb and not level_map
+        direct = self.compute.direct_image(target, layout) if fused else None
+        encode = encode_srgb and not level_map and (direct is not None or not fused)
         lim = limiter is not None and not level_map
         defines = {"COLOUR": colour, "K": k, "SIZE": TABLE_SIZE, "HAS_ALPHA": alpha, "ENCODE_SRGB": encode,
                    "LIMITER": lim, "LEVEL_MAP": level_map, "MIRROR_PERIODIC": small, "SIGMA_MAP": use_map}
-        nb = bl.band_textures
         samplers = {"u_base": 0, **{f"u_b{i}": 1 + i for i in range(nb)}, "u_d": nb + 1, "u_table": nb + 2}
         if use_map:
             samplers["u_map"] = nb + 3
-        p = ex._program_with(("ad_apply", k, colour, alpha, encode, lim, level_map, small, bl.halves, use_map),
-                             "adaptive_apply.frag", defines, apply_body(k, colour, bl), apply_decls(bl), samplers)
-        ex._use_target(target, guard)
+        key = (k, colour, alpha, encode, lim, level_map, small, bl.halves, use_map)
+        if fused:
+            periodic = small or self._stage(table.basis).radius > min(w, h)  # the walk's reach, as pass 1-2's
+            p = self._apply_fused_program(table.basis, key, {**defines, "MIRROR_PERIODIC": periodic}, samplers,
+                                          direct, layout, e16)
+            setter: Callable[[str, Any], None] = lambda name, value: _set_uniform(p, name, value)  # noqa: E731
+        else:
+            p = ex._program_with(("ad_apply", *key), "adaptive_apply.frag", defines, apply_body(k, colour, bl),
+                                 apply_decls(bl), samplers)
+            setter = p.set
+            ex._use_target(target, guard)
+            p.set("u_b_inv", (1.0 / btex[0].width, 1.0 / btex[0].height) if btex else (0.0, 0.0))
         ex.bind(0, src.texture)
         for i, t in enumerate(btex):
             ex.bind(1 + i, t)
@@ -695,24 +759,69 @@ class AdaptiveExecutor:
             mtex = self.map_texture(table, sigma_map)
             mx, my = mtex.size
             ex.bind(nb + 3, mtex)
-            p.set("u_map_size", (mx, my))
-            p.set("u_map_scale", (mx / sigma_map.width, my / sigma_map.height))
-            p.set("u_map_origin", tuple(int(v) for v in map_origin))
-            p.set("u_nodes", table.nodes)
+            setter("u_map_size", (mx, my))
+            setter("u_map_scale", (mx / sigma_map.width, my / sigma_map.height))
+            setter("u_map_origin", tuple(int(v) for v in map_origin))
+            setter("u_nodes", table.nodes)
         # with a map, noise_energy and floor are shared by the nodes and inv is per pixel (the table's column)
         n_e, fl, inv = (table.tables[0] if use_map else table).energy_constants(colour)
-        p.set("u_base_inv", src.inv)
-        p.set("u_b_inv", (1.0 / btex[0].width, 1.0 / btex[0].height))
-        p.set("u_d_inv", (1.0 / dtex.width, 1.0 / dtex.height))
-        p.set("u_region", (w, h))
-        p.set("u_half", (nw, nh))
-        p.set("u_origin", target.viewport[:2])
-        p.set("u_noise_e", float(n_e))
-        p.set("u_floor", float(fl))
-        p.set("u_inv", float(inv))
-        p.set("u_table_start", TABLE_START)
-        p.set("u_limit", 0.0 if limiter is None else float(limiter))
-        p.draw()
+        setter("u_base_inv", src.inv)
+        setter("u_d_inv", (1.0 / dtex.width, 1.0 / dtex.height))
+        setter("u_region", (w, h))
+        setter("u_half", (nw, nh))
+        setter("u_noise_e", float(n_e))
+        setter("u_floor", float(fl))
+        setter("u_inv", float(inv))
+        setter("u_table_start", TABLE_START)
+        setter("u_limit", 0.0 if limiter is None else float(limiter))
+        if not fused:
+            p.set("u_origin", target.viewport[:2])
+            p.draw()
+            return
+        self._run_apply_fused(p, table.basis, src, target, layout, direct, encode_srgb, guard)
+
+    def _apply_fused_program(self, basis: Basis, key: tuple, defines: dict, samplers: dict,
+                             direct: tuple[moderngl.Texture, str] | None, layout: Layout,
+                             e16: bool) -> moderngl.ComputeShader:
+        """The cached ``adaptive_apply_fused.comp`` program for a pass-5 variant and basis shape."""
+        v = self.compute.variant
+        shape = stage_shape(self._stage(basis))[:-1]  # the lowpasses (not the noise band's level)
+        fmt = direct[1] if direct is not None else IMAGE_FORMATS[(fallback_comps(layout), "f4")]
+        full_key = ("apply", key, shape, fmt, e16, v, defines["MIRROR_PERIODIC"])
+        p = self._fused_programs.get(full_key)
+        if p is None:
+            defs = {**defines, "LOCAL_X": v.local_x, "ROWS": v.rows, "COLS": v.cols, "OUT_FORMAT": fmt,
+                    "EMULATE_FP16": e16}
+            k, colour = key[0], key[1]
+            p = self.ctx.compute_shader(build_source("adaptive_apply_fused.comp", defs, apply_body(k, colour, None),
+                                                     sections={"walk": apply_fused_walk(shape, v)}))
+            for name, unit in {**samplers, "u_src": 0}.items():
+                _set_uniform(p, name, unit)
+            self._fused_programs[full_key] = p
+        return p
+
+    def _run_apply_fused(self, p: moderngl.ComputeShader, basis: Basis, src: Region, target: DrawTarget,
+                         layout: Layout, direct: tuple[moderngl.Texture, str] | None, encode_srgb: bool,
+                         guard: Any | None) -> None:
+        """Dispatch pass 5 into the target's texture (or a pooled one that the copy pass draws into it)."""
+        ex, comp = self.ex, self.compute
+        w, h = src.width, src.height
+        if direct is not None:
+            out_tex, origin = direct[0], target.viewport[:2]
+        else:
+            out_tex, origin = ex.pool.get("ad_fused_out", w, h, fallback_comps(layout), "f4"), (0, 0)
+        _set_uniform(p, "u_src_inv", src.inv)
+        _set_uniform(p, "u_origin", tuple(origin))
+        _write_array(p, "u_taps", pack_taps(self._stage(basis)).tobytes(), 16)
+        saved = comp.save_image_units(1) if guard is not None else None
+        try:
+            out_tex.bind_to_image(0, read=False, write=True)
+            p.run(*comp.variant.groups(w, h), 1)
+            self.ctx.memory_barrier(0xFFFFFFFF)  # a read-back, the copy pass or the caller samples the output
+        finally:
+            comp.restore_image_units(saved)
+        if direct is None:
+            ex.copy(Region(out_tex, w, h), target, layout, encode=encode_srgb, guard=guard)
 
     def run(self, src: Region, table: AdaptiveTable, target: DrawTarget, layout: Layout, *, precision: int = 16,
             decode_srgb: bool = False, encode_srgb: bool = False, limiter: float | None = None,
@@ -742,6 +851,21 @@ class AdaptiveExecutor:
 
 
 __all__ = ["AdaptiveExecutor", "BandLayout", "PendingAdaptiveStats"]
+
+
+def _set_uniform(p: moderngl.ComputeShader, name: str, value: Any) -> None:
+    """Set a compute program's uniform if the compiler kept it."""
+    u = p.get(name, None)
+    if u is not None:
+        u.value = value
+
+
+def _write_array(p: moderngl.ComputeShader, name: str, data: bytes, element: int) -> None:
+    """Write a uniform array of a compute program; the compiler may have dropped its unused trailing elements
+    (or the whole array), so only what is left is written."""
+    u = p.get(name, None)
+    if u is not None:
+        u.write(data[: u.array_length * element])
 
 
 # ---------------------------------------------------------------------------------------------------------------

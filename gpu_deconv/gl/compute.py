@@ -66,7 +66,7 @@ from .shaders import build_source
 #: GL version (code) the compute path needs: compute shaders and image load/store are core in 4.3.
 REQUIRED_GL = 430
 #: Image format qualifier for a texture of (components, moderngl dtype) that imageStore can write.
-_IMAGE_FORMATS = {
+IMAGE_FORMATS = {
     (4, "f4"): "rgba32f", (4, "f2"): "rgba16f", (4, "f1"): "rgba8", (4, "nu2"): "rgba16",
     (1, "f4"): "r32f", (1, "f2"): "r16f", (1, "f1"): "r8", (1, "nu2"): "r16",
 }
@@ -282,7 +282,7 @@ def fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, *, alp
     return strip_body(shape, variant, round_h, emit_row)
 
 
-def _fallback_comps(layout: Layout) -> int:
+def fallback_comps(layout: Layout) -> int:
     """Components of the pooled output texture the copy pass reads when the target is no storable image
     (RGB-only targets, as a caller's 3-component texture makes in ``apply``, get RGBA: no RGB image format)."""
     return 1 if layout.comps == 1 else 4
@@ -391,25 +391,25 @@ class ComputeExecutor:
 
     # -- dispatch ---------------------------------------------------------------------------------
     @staticmethod
-    def _direct(target: DrawTarget, layout: Layout) -> tuple[moderngl.Texture, str] | None:
+    def direct_image(target: DrawTarget, layout: Layout) -> tuple[moderngl.Texture, str] | None:
         """The target's colour attachment 0 and its image format, if imageStore can write it."""
         atts = getattr(target.fbo, "color_attachments", ())
         tex = atts[0] if atts else None
         if not isinstance(tex, moderngl.Texture) or tex.components != layout.comps:
             return None
-        fmt = _IMAGE_FORMATS.get((tex.components, tex.dtype))
+        fmt = IMAGE_FORMATS.get((tex.components, tex.dtype))
         return (tex, fmt) if fmt is not None else None
 
     def _stage_programs(self, plan: Plan, layout: Layout, target: DrawTarget, precision: int, encode_srgb: bool,
                         size: tuple[int, int]) -> list[tuple]:
-        direct = self._direct(target, layout)
+        direct = self.direct_image(target, layout)
         half = self.executor.fp16_rounding if precision == 16 else None
         out = []
         n = len(plan.stages)
         for s, st in enumerate(plan.stages):
             last = s == n - 1
-            fmt = (direct[1] if direct else _IMAGE_FORMATS[(_fallback_comps(layout), "f4")]) if last else \
-                _IMAGE_FORMATS[(layout.inter_comps, "f4")]
+            fmt = (direct[1] if direct else IMAGE_FORMATS[(fallback_comps(layout), "f4")]) if last else \
+                IMAGE_FORMATS[(layout.inter_comps, "f4")]
             out.append((st, layout.colour, {
                 "alpha": layout.alpha and last,
                 "encode": encode_srgb and last and direct is not None, "half": half,
@@ -434,7 +434,7 @@ class ComputeExecutor:
         if not plan.stages:
             raise ValueError("the compute path runs mixture stages; an identity plan is one copy pass")
         ex = self.executor
-        direct = self._direct(target, layout)
+        direct = self.direct_image(target, layout)
         saved = self.save_image_units() if guard is not None else None
         try:
             prev = base
@@ -446,7 +446,7 @@ class ComputeExecutor:
                 if last and direct is not None:
                     out_tex, origin = direct[0], target.viewport[:2]
                 else:
-                    comps = _fallback_comps(layout) if last else layout.inter_comps
+                    comps = fallback_comps(layout) if last else layout.inter_comps
                     out_tex, origin = ex.pool.get(f"fused_{'out' if last else s % 2}", w, h, comps, "f4"), (0, 0)
                 taps, d = self._uniform_bytes(stage)
                 ex.bind(0, base.texture)
