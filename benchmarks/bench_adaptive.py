@@ -10,10 +10,11 @@ What is timed (1080p RGBA32F linear frame resident in a texture, fp16 intermedia
   included* (the per-tile grid is a by-product; the read-back itself is not timed, as for global stats);
 * **adaptive + limiter**: the same with the halo limiter;
 * a per-pass breakdown of the adaptive laplacian (pass 1; passes 2-4; pass 5);
-* with OpenGL 4.3, the same adaptive rows with passes 1-2 as one fused compute dispatch
-  (``adaptive_bands_fused.comp``) - the path the engine takes on CPU rasterisers - and that dispatch alone.
+* with OpenGL 4.3, the same adaptive rows on the fused path - the path the engine takes on CPU rasterisers:
+  passes 1-2 as one compute dispatch that stores e and q only (``adaptive_bands_fused.comp``) and pass 5
+  forming the bands in registers (``adaptive_apply_fused.comp``) - and those two dispatches alone.
 
-The goals are checked on the engine's path (fused passes 1-2 where :class:`~gpu_deconv.gl.compute.PathChooser`
+The goals are checked on the engine's path (the fused dispatches where :class:`~gpu_deconv.gl.compute.PathChooser`
 takes the fused path without measuring, else the fragment passes).
 
 Also the CPU cost of solving one table (:class:`gpu_deconv.core.adaptive.AdaptiveSolver`), per (sigma, noise).
@@ -56,7 +57,7 @@ GOALS = {"adaptive laplacian": 22.0, "adaptive comb": 9.0}
 #: baseline measured side by side: adaptive / (global + stats) <= 22 / 22.5, adaptive comb / global comb <= 9 / 4.8.
 BASELINE_UNITS = {"adaptive laplacian": 14.3 + 8.2, "adaptive comb": 4.8}
 SOLVE_GOAL_MS = 0.5
-FUSED = ", fused 1-2"
+FUSED = ", fused"
 
 
 def solve_times(reps: int = 200) -> dict[str, float]:
@@ -127,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         elif name.startswith("global "):
             ex.run_stages(plans[name.split()[1]], region, target, layout, precision=args.precision,
                           encode_srgb=False)
-        elif name == "  passes 1-2 fused":
-            adf._pass_bands_fused(lap.basis)
+        elif name == "  passes 1-2 fused (e, q)":
+            adf._pass_eq_fused(lap.basis)
+        elif name == "  pass 5 fused (bands + apply)":
+            adf.apply(lap, target)
         elif name.startswith("adaptive"):
             runner = adf if name.endswith(FUSED) else ad
             table = lap if "limiter" in name else tables[name.split()[1].rstrip(",")]
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
              "  pass 4 (reduce)", "  pass 5 (apply)"]
     if adf is not None:
         names += [f"adaptive laplacian{FUSED}", f"adaptive comb{FUSED}", f"adaptive + limiter{FUSED}",
-                  "  passes 1-2 fused"]
+                  "  passes 1-2 fused (e, q)", "  pass 5 fused (bands + apply)"]
     with GLStateGuard(ctx, ex.raw, TEXTURE_UNITS):
         ad.prepare(region, layout, lap.basis, lap.bands, precision=args.precision)  # state for the pass rows
         if adf is not None:
@@ -186,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     for base_name, label in (("adaptive laplacian", "adaptive laplacian, statistics included"),
                              ("adaptive comb", "adaptive comb")):
         name = base_name + path  # the engine's path
-        label += f" (engine path: {'passes 1-2 fused' if path else 'fragment passes'})"
+        label += f" (engine path: {'fused' if path else 'fragment passes'})"
         r = units[name] / baseline[base_name]
         est = r * BASELINE_UNITS[base_name]
         goals.append((f"{label} <= {GOALS[base_name]:g} units", est <= GOALS[base_name],

@@ -1,5 +1,5 @@
 // adaptive_bands_fused.comp - passes 1 and 2 of the adaptive filter (gpu_deconv/core/adaptive.py) in ONE
-// compute dispatch: the horizontal sums of mixture_h.frag and the bands / energies of adaptive_bands.frag,
+// compute dispatch: the horizontal sums of mixture_h.frag and the energy / noise band of adaptive_bands.frag,
 // with no intermediate texture (the fragment pair writes K + 1 fp32 lowpass sums per pixel - at 1080p RGB
 // five RGBA32F targets, 166 MB - and reads them back).
 //
@@ -10,10 +10,12 @@
 //     s_k = sum_{j ascending} g_k[j] H_k(x, mirror(y + j))            (G_k, and hh for the last level)
 //     L_1 = x - s_1,   L_k = s_{k-1} - s_k,   e, q                     exactly as adaptive_bands.frag
 //
-// then STORE (half rounding where emulated) and, for halved layouts, packHalf2x16 pairs - imageStore into
-// the same targets, with the same lanes (BandLayout), as the fragment pass writes: passes 3-5 run
-// unchanged and the result is bit-identical (tests/test_adaptive_fused.py).
-// Defines: LOCAL_X, ROWS, COLS, COLOUR (1 or 3), MIRROR_PERIODIC, EMULATE_FP16, ENERGY_SCALE.
+// then STORE (half rounding where emulated) and packHalf2x16 of (e, q) - imageStore into the e/q target
+// that pass 3 reads (BandLayout of zero bands: one R32UI texel, or RG at precision 32). The energy pair is
+// compiled in (gpu_deconv/gl/adaptive.py band_outputs), so the lowpasses past it are dead code. The bands
+// themselves are formed again, in registers, by adaptive_apply_fused.comp (pass 5). Bit-identical to the
+// fragment passes (tests/test_adaptive_gl.py runs every case on both paths).
+// Defines: LOCAL_X, ROWS, COLS, COLOUR (1 or 3), MIRROR_PERIODIC, EMULATE_FP16; the image declaration at DECLS.
 #version 430
 //@defines
 #extension GL_ARB_gpu_shader5 : enable
@@ -25,7 +27,6 @@ uniform sampler2D u_src;
 uniform vec2 u_src_inv;
 uniform ivec2 u_region;
 uniform vec4 u_taps[62];
-uniform float u_ew[8];  // 1 for the two energy bands, 0 for the others (as in adaptive_bands.frag)
 //@decls
 
 void main() {

@@ -27,8 +27,29 @@ runs passes 1-4 with a provisional band pair; :meth:`AdaptiveExecutor.apply` re-
 table finally solved from the measured noise wants another pair (for video: solve from the previous
 frame's noise and :meth:`AdaptiveExecutor.run` everything at once).
 
+Fused path (``AdaptiveExecutor(compute=...)``, which the engine takes where its
+:class:`~gpu_deconv.gl.compute.PathChooser` takes fused stages without measuring - CPU rasterisers): two
+compute dispatches on the sliding-window strip of :func:`gpu_deconv.gl.compute.strip_body` replace passes
+1, 2 and 5:
+
+=====  ==================================  ===========================================================
+ 1+2    ``adaptive_bands_fused.comp``       ``e`` and ``q`` only (the energy pair compiled in), one
+                                            R32UI (two halves) or RG target
+ 3, 4   as above                            unchanged
+ 5      ``adaptive_apply_fused.comp``       forms the bands in registers on its own window (rounded as
+                                            pass 2 would store them), then ``adaptive_pixel`` of
+                                            ``adaptive_apply.glsl`` - the fragment pass 5's code
+=====  ==================================  ===========================================================
+
+No lowpass or band texture exists then: at 1080p RGB the fragment path holds five RGBA32F lowpass
+targets and three RGBA32UI band targets (266 MB), the fused path one R32UI target (8 MB) - the whole
+one-photo process peaks at 232 MB instead of 471 MB - and it is faster on llvmpipe (bench_adaptive.py).
+It needs the bands' storage rounding reproducible in registers (fp32, or fp16 emulated: CPU rasterisers);
+native RGBA16F targets round in the driver, so GPUs keep the fragment passes until benchmarks/gpu_run.sh
+has compared the two there.
+
 On Mesa llvmpipe every pass is bit-identical to the NumPy reference except the optional sRGB encode and
-the limiter (``pow``, division: a few ulp), checked by tests/test_adaptive_gl.py.
+the limiter (``pow``, division: a few ulp), checked by tests/test_adaptive_gl.py - on both paths.
 """
 
 from __future__ import annotations
@@ -208,7 +229,7 @@ def band_outputs(k: int, colour: int, bl: BandLayout, store: Callable[[int, str]
 
 
 def bands_fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, colour: int, bl: BandLayout,
-                     pair: tuple[int, int] | None = None) -> str:
+                     pair: tuple[int, int]) -> str:
     """Passes 1 and 2 in one compute dispatch (``adaptive_bands_fused.comp``): the sliding-window strip of
     :func:`gpu_deconv.gl.compute.strip_body` forms the H rows of pass 1 (fp32, as pass 1's targets hold
     them) and, per output pixel, the vertical sums in pass 2's order (ascending offsets per level), then
