@@ -9,7 +9,13 @@ What is timed (1080p RGBA32F linear frame resident in a texture, fp16 intermedia
 * **adaptive laplacian / comb**: all adaptive passes (:mod:`gpu_deconv.gl.adaptive`), *statistics
   included* (the per-tile grid is a by-product; the read-back itself is not timed, as for global stats);
 * **adaptive + limiter**: the same with the halo limiter;
-* a per-pass breakdown of the adaptive laplacian (pass 1; passes 2-4; pass 5).
+* a per-pass breakdown of the adaptive laplacian (pass 1; passes 2-4; pass 5);
+* with OpenGL 4.3, the same adaptive rows on the fused path - the path the engine takes on CPU rasterisers:
+  passes 1-2 as one compute dispatch that stores e and q only (``adaptive_bands_fused.comp``) and pass 5
+  forming the bands in registers (``adaptive_apply_fused.comp``) - and those two dispatches alone.
+
+The goals are checked on the engine's path (the fused dispatches where :class:`~gpu_deconv.gl.compute.PathChooser`
+takes the fused path without measuring, else the fragment passes).
 
 Also the CPU cost of solving one table (:class:`gpu_deconv.core.adaptive.AdaptiveSolver`), per (sigma, noise).
 
@@ -51,6 +57,7 @@ GOALS = {"adaptive laplacian": 22.0, "adaptive comb": 9.0}
 #: baseline measured side by side: adaptive / (global + stats) <= 22 / 22.5, adaptive comb / global comb <= 9 / 4.8.
 BASELINE_UNITS = {"adaptive laplacian": 14.3 + 8.2, "adaptive comb": 4.8}
 SOLVE_GOAL_MS = 0.5
+FUSED = ", fused"
 
 
 def solve_times(reps: int = 200) -> dict[str, float]:
@@ -82,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     w, h = (int(v) for v in args.size.lower().split("x"))
 
     from gpu_deconv.gl.adaptive import AdaptiveExecutor
+    from gpu_deconv.gl.compute import ComputeExecutor, PathChooser, compute_available
     from gpu_deconv.gl.context import create_headless_context
     from gpu_deconv.gl.executor import TEXTURE_UNITS, DrawTarget, Layout, PlanExecutor, Region
     from gpu_deconv.gl.state import GLStateGuard
@@ -91,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     ctx = create_headless_context()
     ex = PlanExecutor(ctx)
     ad = AdaptiveExecutor(ex)
+    comp = ComputeExecutor(ex) if compute_available(ctx) else None
+    adf = AdaptiveExecutor(ex, compute=comp) if comp is not None else None
+    engine_fused = PathChooser(ex).fused_without_measuring() is not None
     gstats = GpuBandStats(ex)
     timer = GpuTimer(ctx, ex.raw, ring=2)
     designer = FilterDesigner()
@@ -117,10 +128,15 @@ def main(argv: list[str] | None = None) -> int:
         elif name.startswith("global "):
             ex.run_stages(plans[name.split()[1]], region, target, layout, precision=args.precision,
                           encode_srgb=False)
-        elif name == "adaptive + limiter":
-            ad.run(region, lap, target, layout, precision=args.precision, limiter=0.5)
-        elif name.startswith("adaptive "):
-            ad.run(region, tables[name.split()[1]], target, layout, precision=args.precision)
+        elif name == "  passes 1-2 fused (e, q)":
+            adf._pass_eq_fused(lap.basis)
+        elif name == "  pass 5 fused (bands + apply)":
+            adf.apply(lap, target)
+        elif name.startswith("adaptive"):
+            runner = adf if name.endswith(FUSED) else ad
+            table = lap if "limiter" in name else tables[name.split()[1].rstrip(",")]
+            runner.run(region, table, target, layout, precision=args.precision,
+                       limiter=0.5 if "limiter" in name else None)
         elif name == "  pass 1 (H)":
             ad._pass_h(region, layout, lap.basis)
         elif name == "  pass 2 (bands)":
@@ -135,8 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     names = ["passthrough", "global laplacian", "global comb", "global stats (7 passes)", "adaptive laplacian",
              "adaptive comb", "adaptive + limiter", "  pass 1 (H)", "  pass 2 (bands)", "  pass 3 (energy, half)",
              "  pass 4 (reduce)", "  pass 5 (apply)"]
+    if adf is not None:
+        names += [f"adaptive laplacian{FUSED}", f"adaptive comb{FUSED}", f"adaptive + limiter{FUSED}",
+                  "  passes 1-2 fused (e, q)", "  pass 5 fused (bands + apply)"]
     with GLStateGuard(ctx, ex.raw, TEXTURE_UNITS):
         ad.prepare(region, layout, lap.basis, lap.bands, precision=args.precision)  # state for the pass rows
+        if adf is not None:
+            adf.prepare(region, layout, lap.basis, lap.bands, precision=args.precision)
         gpu, wall = time_interleaved(ctx, timer, names, run_pass, reps)
     solve = solve_times(50 if args.quick else 200)
 
@@ -149,29 +170,32 @@ def main(argv: list[str] | None = None) -> int:
              f"GL median of {reps} interleaved rounds (after warm-up); units = median / median passthrough, "
              "best u = fastest / fastest passthrough, wall u = the same with wall-clock medians (ctx.finish); "
              "the goals use wall u (llvmpipe's timer query can miss a short pass's work)", "",
-             f"{'what':26s} {'GL ms':>8s} {'wall ms':>8s} {'units':>6s} {'best u':>6s} {'wall u':>6s}", "-" * 65]
+             f"{'what':32s} {'GL ms':>8s} {'wall ms':>8s} {'units':>6s} {'best u':>6s} {'wall u':>6s}", "-" * 71]
     units = {}
     for n in names:
         g = statistics.median(gpu[n])
         units[n] = statistics.median(wall[n]) / pt_wall
         wl = statistics.median(wall[n])
-        lines.append(f"{n:26s} {g:8.2f} {wl:8.2f} {g / pt:6.2f} {min(gpu[n]) / pt_best:6.2f} {wl / pt_wall:6.2f}")
+        lines.append(f"{n:32s} {g:8.2f} {wl:8.2f} {g / pt:6.2f} {min(gpu[n]) / pt_best:6.2f} {wl / pt_wall:6.2f}")
     gl_total = units["global laplacian"] + units["global stats (7 passes)"]
-    lines.append(f"{'global laplacian + stats':26s} {'':8s} {'':8s} {'':6s} {'':6s} {gl_total:6.2f}")
-    ratio = units["adaptive laplacian"] / gl_total
-    lines.append(f"adaptive laplacian / (global laplacian + stats) = {ratio:.2f} (wall clock, same rounds)")
+    lines.append(f"{'global laplacian + stats':32s} {'':8s} {'':8s} {'':6s} {'':6s} {gl_total:6.2f}")
+    path = FUSED if engine_fused and adf is not None else ""
+    ratio = units["adaptive laplacian" + path] / gl_total
+    lines.append(f"adaptive laplacian{path} / (global laplacian + stats) = {ratio:.2f} (wall clock, same rounds)")
     lines += ["", f"table solve (32 levels, batched): laplacian {solve['laplacian'] * 1e3:.0f} us, "
               f"comb {solve['comb'] * 1e3:.0f} us per (sigma, noise)"]
     baseline = {"adaptive laplacian": gl_total, "adaptive comb": units["global comb"]}
     goals = []
-    for name, label in (("adaptive laplacian", "adaptive laplacian, statistics included"),
-                        ("adaptive comb", "adaptive comb")):
-        r = units[name] / baseline[name]
-        est = r * BASELINE_UNITS[name]
-        goals.append((f"{label} <= {GOALS[name]:g} units", est <= GOALS[name],
+    for base_name, label in (("adaptive laplacian", "adaptive laplacian, statistics included"),
+                             ("adaptive comb", "adaptive comb")):
+        name = base_name + path  # the engine's path
+        label += f" (engine path: {'fused' if path else 'fragment passes'})"
+        r = units[name] / baseline[base_name]
+        est = r * BASELINE_UNITS[base_name]
+        goals.append((f"{label} <= {GOALS[base_name]:g} units", est <= GOALS[base_name],
                       f"{units[name]:.2f} units here; {r:.2f}x its baseline measured side by side "
-                      f"({'global laplacian + stats' if name.endswith('laplacian') else 'global comb'}: "
-                      f"{baseline[name]:.2f} units here, {BASELINE_UNITS[name]:g} on a quiet machine) -> "
+                      f"({'global laplacian + stats' if base_name.endswith('laplacian') else 'global comb'}: "
+                      f"{baseline[base_name]:.2f} units here, {BASELINE_UNITS[base_name]:g} on a quiet machine) -> "
                       f"~{est:.1f} quiet-machine units"))
     goals.append((f"table solve <= {SOLVE_GOAL_MS} ms", solve["laplacian"] <= SOLVE_GOAL_MS,
                   f"{solve['laplacian']:.3f} ms"))
@@ -191,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         update_section("adaptive", md)
     timer.release()
     ad.release()
+    if adf is not None:
+        adf.release()
+        comp.release()
     gstats.release()
     ex.release()
     for o in (fbo, src, dst):

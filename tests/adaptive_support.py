@@ -11,15 +11,20 @@ import numpy as np
 TOL = {32: 1e-5, 16: 4e-3}
 
 
-def adaptive_passes(gl_ctx) -> Iterator[tuple]:
-    """``(ctx, PlanExecutor, AdaptiveExecutor)`` for a module fixture (``yield from``); released after."""
+def adaptive_passes(gl_ctx, path: str = "fragment") -> Iterator[tuple]:
+    """``(ctx, PlanExecutor, AdaptiveExecutor)`` for a module fixture (``yield from``); released after.
+    ``path='fused'`` runs passes 1 and 2 as the fused compute dispatch (OpenGL 4.3; CI's llvmpipe has it)."""
     from gpu_deconv.gl.adaptive import AdaptiveExecutor
+    from gpu_deconv.gl.compute import ComputeExecutor
     from gpu_deconv.gl.executor import PlanExecutor
 
     ex = PlanExecutor(gl_ctx)
-    ad = AdaptiveExecutor(ex)
+    comp = ComputeExecutor(ex) if path == "fused" else None
+    ad = AdaptiveExecutor(ex, compute=comp)
     yield gl_ctx, ex, ad
     ad.release()
+    if comp is not None:
+        comp.release()
     ex.release()
 
 

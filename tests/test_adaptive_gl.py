@@ -3,7 +3,8 @@
 Tolerances as the engine tests state them (fp32 <= 1e-5, fp16 <= 4e-3 absolute); on Mesa llvmpipe the
 passes are bit-identical to the reference (same taps, order of operations, fp16 rounding toward zero,
 ``precise`` arithmetic, the table index from the float's bits instead of ``log2``), which
-``test_llvmpipe_is_bit_exact`` pins down. The sRGB encode (``pow``) is compared in 8-bit codes.
+``test_llvmpipe_is_bit_exact`` pins down - on both paths of passes 1-2 (the fragment pair and the fused
+compute dispatch; the ``gl`` fixture runs every test on each). The sRGB encode (``pow``) is compared in 8-bit codes.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from gpu_deconv.core.gaussian_laplacian import GaussianLaplacian
 BASES = {"laplacian": GaussianLaplacian(), "comb2": Comb(2), "comb3": Comb(3)}
 
 
-@pytest.fixture(scope="module")
-def gl(gl_ctx):
-    yield from adaptive_passes(gl_ctx)
+@pytest.fixture(scope="module", params=["fragment", "fused"])
+def gl(gl_ctx, request):
+    """Every test runs on both paths of passes 1-2: the fragment pair and the fused compute dispatch."""
+    yield from adaptive_passes(gl_ctx, request.param)
 
 
 def _run(gl, image, table, *, precision=16, limiter=None, encode=False, level_map=False, origin=(0, 0),

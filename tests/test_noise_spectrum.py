@@ -8,7 +8,7 @@ from imagegen import gaussian_blur, power_law_field, textured_image
 
 from gpu_deconv.core.blur import Gaussian
 from gpu_deconv.core.design import FilterDesigner
-from gpu_deconv.core.noise import NoiseModel, estimate_noise, quantization_variance
+from gpu_deconv.core.noise import HH_CORRELATION, NoiseModel, estimate_noise, percentile_bias, quantization_variance
 from gpu_deconv.core.params import DeconvParams
 from gpu_deconv.core.spectrum import estimate_level
 from gpu_deconv.core.stats import band_statistics
@@ -21,6 +21,17 @@ def test_noise_model_variance():
     assert quantization_variance(None) == 0.0
     with pytest.raises(ValueError, match=">= 0"):
         NoiseModel(-0.1)
+
+
+@pytest.mark.parametrize("pixels", [1, 4, 64, 256, 1024, 65536])
+@pytest.mark.parametrize("quantile", [0.1, 0.5])
+def test_percentile_bias_is_the_chi_square_quantile(pixels, quantile):
+    # the written-out quantile against scipy's (imported here, in the test, not at start-up)
+    from scipy.special import gammaincinv
+
+    nu = max(pixels * 3 / HH_CORRELATION, 1.0)
+    expected = 2.0 * gammaincinv(nu / 2.0, quantile) / nu
+    assert percentile_bias(pixels, 3, quantile) == pytest.approx(expected, rel=1e-11)
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4])

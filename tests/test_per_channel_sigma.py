@@ -5,7 +5,8 @@ with the signal gain summed over the channels' blurs; channel c takes its coeffi
 table at that level. So
 
 * GL pass 5 equals the NumPy reference (bit-identical on llvmpipe; else the adaptive tests' tolerances),
-  tiled and untiled, fp16/fp32, comb and laplacian bases, RGB and RGBA (alpha untouched);
+  fragment and fused compute paths, tiled and untiled, fp16/fp32, comb and laplacian bases, RGB and RGBA
+  (alpha untouched);
 * three equal sigmas give exactly the scalar sigma's output (NumPy and engine);
 * channel c equals the scalar sigma_c run on channel c *given the same level* (the table lookup at the
   shared level), not the scalar run's own level - checked as such;
@@ -32,9 +33,10 @@ SIGMAS = (0.6, 0.9, 1.3)
 BASES = {"laplacian": GaussianLaplacian(), "comb2": Comb(2), "comb3": Comb(3)}
 
 
-@pytest.fixture(scope="module")
-def gl(gl_ctx):
-    yield from adaptive_passes(gl_ctx)
+@pytest.fixture(scope="module", params=["fragment", "fused"])
+def gl(gl_ctx, request):
+    """Every GL test runs on both paths: fragment passes, and the fused compute dispatches (passes 1-2, 5)."""
+    yield from adaptive_passes(gl_ctx, request.param)
 
 
 def _channel_table(basis, sigmas=SIGMAS, noise=0.01) -> ChannelTable:

@@ -27,8 +27,29 @@ runs passes 1-4 with a provisional band pair; :meth:`AdaptiveExecutor.apply` re-
 table finally solved from the measured noise wants another pair (for video: solve from the previous
 frame's noise and :meth:`AdaptiveExecutor.run` everything at once).
 
+Fused path (``AdaptiveExecutor(compute=...)``, which the engine takes where its
+:class:`~gpu_deconv.gl.compute.PathChooser` takes fused stages without measuring - CPU rasterisers): two
+compute dispatches on the sliding-window strip of :func:`gpu_deconv.gl.compute.strip_body` replace passes
+1, 2 and 5:
+
+=====  ==================================  ===========================================================
+ 1+2    ``adaptive_bands_fused.comp``       ``e`` and ``q`` only (the energy pair compiled in), one
+                                            R32UI (two halves) or RG target
+ 3, 4   as above                            unchanged
+ 5      ``adaptive_apply_fused.comp``       forms the bands in registers on its own window (rounded as
+                                            pass 2 would store them), then ``adaptive_pixel`` of
+                                            ``adaptive_apply.glsl`` - the fragment pass 5's code
+=====  ==================================  ===========================================================
+
+No lowpass or band texture exists then: at 1080p RGB the fragment path holds five RGBA32F lowpass
+targets and three RGBA32UI band targets (266 MB), the fused path one R32UI target (8 MB) - the whole
+one-photo process peaks at 232 MB instead of 471 MB - and it is faster on llvmpipe (bench_adaptive.py).
+It needs the bands' storage rounding reproducible in registers (fp32, or fp16 emulated: CPU rasterisers);
+native RGBA16F targets round in the driver, so GPUs keep the fragment passes until benchmarks/gpu_run.sh
+has compared the two there.
+
 On Mesa llvmpipe every pass is bit-identical to the NumPy reference except the optional sRGB encode and
-the limiter (``pow``, division: a few ulp), checked by tests/test_adaptive_gl.py.
+the limiter (``pow``, division: a few ulp), checked by tests/test_adaptive_gl.py - on both paths.
 """
 
 from __future__ import annotations
@@ -53,6 +74,7 @@ from ..core.adaptive import (
 from ..core.basis import Basis
 from ..core.plan import MixtureStage
 from ..core.stats import BLOCK
+from .compute import IMAGE_FORMATS, ComputeExecutor, FusedVariant, fallback_comps, strip_body
 from .executor import (
     DrawTarget,
     Layout,
@@ -67,6 +89,7 @@ from .executor import (
     packed_v_sums,
     stage_shape,
 )
+from .shaders import build_source
 
 _XYZW = "xyzw"
 
@@ -163,7 +186,21 @@ def bands_body(shape: tuple[tuple[int, ...], ...], packing: Packing | None, colo
                 lines.append(f"    s{lv} += u_taps[{s}].{c} * FETCH_Y(u_h{lv}, {j});")
     else:
         lines += packed_v_sums(shape, packing, colour)
-    lines.append("    PRECISE COL L0 = x - s0;")
+    lines += band_outputs(k, colour, bl, lambda t, expr: f"    o_b{t} = {expr};")
+    return "\n".join(lines)
+
+
+def band_outputs(k: int, colour: int, bl: BandLayout, store: Callable[[int, str], str],
+                 pair: tuple[int, int] | None = None) -> list[str]:
+    """The statements of pass 2 after the vertical sums ``s0 .. s{K}`` (and ``x``) are formed: the bands,
+    the energy ``en``, the noise energy ``qn`` and one ``store(t, value)`` statement per target ``t``
+    (a fragment output or an ``imageStore``), in the order and with the roundings of
+    :func:`gpu_deconv.core.adaptive` - shared by the fragment pass and the fused compute dispatches.
+
+    ``pair``: the energy bands compiled in instead of weighted by ``u_ew`` - the same sum bit for bit
+    (``0 + x``, ``1 * x`` and ``+ 0 * x`` are exact), and the bands and lowpasses past the pair become dead
+    code the compiler drops (the e/q-only dispatch of the fused path)."""
+    lines = ["    PRECISE COL L0 = x - s0;"]
     lines += [f"    PRECISE COL L{b} = s{b - 1} - s{b};" for b in range(1, k)]
     ch = [""] if colour == 1 else [".r", ".g", ".b"]
 
@@ -174,19 +211,46 @@ def bands_body(shape: tuple[tuple[int, ...], ...], packing: Packing | None, colo
         lines.append(f"    {name} *= {ENERGY_SCALE!r};")
 
     lines.append("    PRECISE float en = 0.0;")
-    lines.extend(f"    en += u_ew[{b}] * (L{b}{c} * L{b}{c});" for b in range(k) for c in ch)
+    if pair is None:
+        lines.extend(f"    en += u_ew[{b}] * (L{b}{c} * L{b}{c});" for b in range(k) for c in ch)
+    else:
+        lines.extend(f"    en += L{b}{c} * L{b}{c};" for b in sorted(pair) for c in ch)
     lines.append(f"    en *= {ENERGY_SCALE!r};")
     energy("qn", [f"s{k}"])
     for t in range(bl.textures):
         lanes = bl.lane_exprs(t, lambda b, c: f"L{b}{ch[c]}", "en", "qn")
         if not bl.halves:
-            lines.append(f"    o_b{t} = STORE(vec4({', '.join(lanes)}));")
+            lines.append(store(t, f"STORE(vec4({', '.join(lanes)}))"))
             continue
         lines.append(f"    vec4 h{t}a = STORE(vec4({', '.join(lanes[:4])}));")
         lines.append(f"    vec4 h{t}b = STORE(vec4({', '.join(lanes[4:])}));")
-        lines.append(f"    o_b{t} = uvec4(packHalf2x16(h{t}a.xy), packHalf2x16(h{t}a.zw), packHalf2x16(h{t}b.xy), "
-                     f"packHalf2x16(h{t}b.zw));")
-    return "\n".join(lines)
+        lines.append(store(t, f"uvec4(packHalf2x16(h{t}a.xy), packHalf2x16(h{t}a.zw), packHalf2x16(h{t}b.xy), "
+                              f"packHalf2x16(h{t}b.zw))"))
+    return lines
+
+
+def bands_fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, colour: int, bl: BandLayout,
+                     pair: tuple[int, int]) -> str:
+    """Passes 1 and 2 in one compute dispatch (``adaptive_bands_fused.comp``): the sliding-window strip of
+    :func:`gpu_deconv.gl.compute.strip_body` forms the H rows of pass 1 (fp32, as pass 1's targets hold
+    them) and, per output pixel, the vertical sums in pass 2's order (ascending offsets per level), then
+    :func:`band_outputs` (``pair`` compiled in, see there) - bit-identical to the two fragment passes,
+    without their K + 1 fp32 intermediate textures."""
+
+    def emit_row(add: Callable[[str], None], c: int, window: Callable[[int, int], str]) -> None:
+        add(f"ivec2 p = ivec2(x0 + {c}, y0 + row);")
+        add("COL x = CSW(FETCH(u_src, p, u_src_inv));")
+        for lv, offs in enumerate(shape):
+            add(f"PRECISE COL s{lv} = COL(0.0);")
+            for j in offs:
+                sl, comp = _slot(lv, j)
+                add(f"s{lv} += u_taps[{sl}].{comp} * {window(lv, j)};")
+        add("bool inside = p.x < u_region.x && p.y < u_region.y;")
+        for line in band_outputs(len(shape) - 1, colour, bl, lambda t, v: f"if (inside) imageStore(u_b{t}, p, {v});",
+                                 pair):
+            add(line.strip())
+
+    return strip_body(shape, variant, False, emit_row)
 
 
 def apply_decls(bl: BandLayout) -> str:
@@ -194,16 +258,54 @@ def apply_decls(bl: BandLayout) -> str:
     return "\n".join(f"uniform {kind} u_b{t};" for t in range(bl.band_textures))
 
 
-def apply_body(k: int, colour: int, bl: BandLayout, per_channel: bool = False) -> str:
-    """Pass 5 body: fetch the band texels, unpack ``L_k``, ``acc += c_k L_k`` in band order. ``per_channel``
-    (RGB): first interpolate the table's rows at the level (``p{row}``; channel ch's coefficient k is lane
-    ``ch K + k``), then ``acc += vec3(c_k^R, c_k^G, c_k^B) * L_k`` (:class:`~gpu_deconv.core.adaptive.ChannelTable`)."""
+def apply_fused_walk(shape: tuple[tuple[int, ...], ...], variant: FusedVariant) -> str:
+    """The walk of ``adaptive_apply_fused.comp`` (:func:`gpu_deconv.gl.compute.strip_body` over the basis
+    lowpasses, without the noise band's level): per pixel inside the region the vertical sums in pass 2's
+    order, the bands rounded as pass 2 stores them (``STORE``) into ``g_L``, then ``adaptive_pixel``."""
+    k = len(shape)
+
+    def emit_row(add: Callable[[str], None], c: int, window: Callable[[int, int], str]) -> None:
+        add(f"ivec2 p = ivec2(x0 + {c}, y0 + row);")
+        add("if (p.x < u_region.x && p.y < u_region.y) {")
+        add("    COL x = CSW(FETCH(u_src, p, u_src_inv));")
+        for lv, offs in enumerate(shape):
+            add(f"    PRECISE COL s{lv} = COL(0.0);")
+            for j in offs:
+                sl, comp = _slot(lv, j)
+                add(f"    s{lv} += u_taps[{sl}].{comp} * {window(lv, j)};")
+        add("    PRECISE COL L0 = x - s0;")
+        add("    g_L[0] = STORE(L0);")
+        for b in range(1, k):
+            add(f"    PRECISE COL L{b} = s{b - 1} - s{b};")
+            add(f"    g_L[{b}] = STORE(L{b});")
+        add("    imageStore(u_out, u_origin + p, adaptive_pixel(p));")
+        add("}")
+
+    return strip_body(shape, variant, False, emit_row)
+
+
+def apply_body(k: int, colour: int, bl: BandLayout | None, per_channel: bool = False) -> str:
+    """Pass 5 body: ``L_k`` - unpacked from the band texels of ``bl``, or (``bl`` None) read from the fused
+    walk's registers ``g_L`` - then ``acc += c_k L_k`` in band order. ``per_channel`` (RGB): first
+    interpolate the table's rows at the level (``p{row}``; channel ch's coefficient k is lane ``ch K + k``),
+    then ``acc += vec3(c_k^R, c_k^G, c_k^B) * L_k`` (:class:`~gpu_deconv.core.adaptive.ChannelTable`)."""
     lines = []
     if per_channel:  # the 3K coefficients densely in ceil(3K / 4) rows (:meth:`AdaptiveExecutor.channel_table_texture`)
         for r in range(-(-3 * k // 4)):
             lines.append(f"    vec4 pa{r} = texelFetch(u_table, ivec2(i, {r}), 0);")
             lines.append(f"    vec4 pb{r} = texelFetch(u_table, ivec2(i + 1, {r}), 0);")
             lines.append(f"    PRECISE vec4 p{r} = pa{r} + f * (pb{r} - pa{r});")
+
+    def coefficient(b: int) -> str:
+        if per_channel:
+            return "vec3(" + ", ".join(f"p{(ch * k + b) // 4}.{_XYZW[(ch * k + b) % 4]}" for ch in range(3)) + ")"
+        return f"c{b // 4}.{_XYZW[b % 4]}"
+
+    if bl is None:
+        for b in range(k):
+            lines.append(f"    COL L{b} = g_L[{b}];")
+            lines.append(f"    acc += {coefficient(b)} * L{b};")
+        return "\n".join(lines)
     for t in range(bl.band_textures):
         if bl.halves:
             lines.append(f"    uvec4 u{t} = texelFetch(u_b{t}, c, 0);")
@@ -217,11 +319,7 @@ def apply_body(k: int, colour: int, bl: BandLayout, per_channel: bool = False) -
 
     for b, chans in enumerate(bl.slots):
         lines.append(f"    COL L{b} = {_col(colour, [lane(t, ln) for t, ln in chans])};")
-        if per_channel:
-            cs = ", ".join(f"p{(ch * k + b) // 4}.{_XYZW[(ch * k + b) % 4]}" for ch in range(3))
-            lines.append(f"    acc += vec3({cs}) * L{b};")
-        else:
-            lines.append(f"    acc += c{b // 4}.{_XYZW[b % 4]} * L{b};")
+        lines.append(f"    acc += {coefficient(b)} * L{b};")
     return "\n".join(lines)
 
 
@@ -261,15 +359,21 @@ class AdaptiveExecutor:
     executor : PlanExecutor
     block : int
         Statistics tile edge in pixels (even; 16 like the global statistics).
+    compute : ComputeExecutor, optional
+        Run passes 1 and 2 as one fused compute dispatch on its variant (``adaptive_bands_fused.comp``):
+        the same values in the same targets, without pass 1's K + 1 fp32 textures (166 MB at 1080p RGB).
     """
 
     #: Texture units the passes use (a subset of the executor's, which its state guard saves).
     UNITS = tuple(range(8))
 
-    def __init__(self, executor: PlanExecutor, block: int = BLOCK) -> None:
+    def __init__(self, executor: PlanExecutor, block: int = BLOCK, compute: ComputeExecutor | None = None) -> None:
         if block < 2 or block % 2:
             raise ValueError(f"statistics block must be an even number >= 2, got {block!r}")
         self.ex = executor
+        #: When set, passes 1 and 2 run as one fused compute dispatch on its variant (identical output).
+        self.compute = compute
+        self._fused_programs: dict[tuple, moderngl.ComputeShader] = {}
         self.ctx = executor.ctx
         self.block = int(block)
         self._prepared: _Prepared | None = None
@@ -302,16 +406,30 @@ class AdaptiveExecutor:
 
     def _storage(self, k: int, colour: int, precision: int) -> tuple[BandLayout, str, bool]:
         """``(layout, texture dtype, emulated fp16)`` of pass 2's targets: halved lanes in RGBA32UI where
-        the fp16 rounding is emulated (CPU rasterisers), RGBA16F natively, RGBA32F at precision 32."""
+        the fp16 rounding is emulated (CPU rasterisers), RGBA16F natively, RGBA32F at precision 32. On the
+        fused path pass 2 stores only ``e`` and ``q`` (the layout of zero bands, in a 1-component R32UI
+        or 2-component RG target: :meth:`_target_comps`); pass 5 forms the bands itself."""
         e16 = precision == 16 and self.ex.emulate_fp16
+        k = 0 if self._fused(precision) else k
         if e16 and self._packing:
             return BandLayout.of(k, colour, halves=True), "u4", True
         return BandLayout.of(k, colour), ("f2" if precision == 16 and not e16 else "f4"), e16
 
+    def _fused(self, precision: int) -> bool:
+        """Passes 1-2 and 5 as fused compute dispatches: with a ComputeExecutor, where the bands' storage
+        rounding can be reproduced in registers (fp32, or fp16 emulated in the shader: CPU rasterisers;
+        native RGBA16F targets round in the driver, so GPUs keep the fragment passes)."""
+        return self.compute is not None and (precision == 32 or self.ex.emulate_fp16)
+
+    @staticmethod
+    def _target_comps(bl: BandLayout) -> int:
+        """Components of pass 2's targets: 4, or for the fused path's e/q-only target 1 (two halves) or 2."""
+        return 4 if bl.slots else (1 if bl.halves else 2)
+
     @staticmethod
     def _band_name(bl: BandLayout, i: int) -> str:
-        """Pool name of pass-2 target ``i`` (halved and float targets never share a texture)."""
-        return f"ad_{'u' if bl.halves else 'b'}{i}"
+        """Pool name of pass-2 target ``i`` (halved, float and e/q-only targets never share a texture)."""
+        return f"ad_{'u' if bl.halves else 'b'}{i}" if bl.slots else f"ad_eq{'u' if bl.halves else 'f'}"
 
     def _target(self, names: tuple[str, ...], w: int, h: int) -> DrawTarget:
         t = self.ex.internal_target(names, w, h)
@@ -345,7 +463,8 @@ class AdaptiveExecutor:
         if roi[0] % self.block or roi[1] % self.block:
             raise ValueError(f"statistics region origin {roi[:2]} must sit on the {self.block}-pixel grid")
         self._prepared = _Prepared(src, layout, basis.key(), tuple(bands), precision, roi)
-        self._pass_h(src, layout, basis)
+        if not self._fused(precision):
+            self._pass_h(src, layout, basis)
         self._passes_2_to_4(basis)
 
     def _pass_h(self, src: Region, layout: Layout, basis: Basis) -> None:
@@ -370,9 +489,53 @@ class AdaptiveExecutor:
         p.draw()
 
     def _passes_2_to_4(self, basis: Basis) -> None:
-        self._pass_bands(basis)
+        """Passes 2-4 (with the fused path: 1-4, since no H texture is kept)."""
+        if self._fused(self._prepared.precision):
+            self._pass_eq_fused(basis)
+        else:
+            self._pass_bands(basis)
         self._pass_energy(basis)
         self._pass_reduce()
+
+    def _pass_eq_fused(self, basis: Basis) -> None:
+        """Passes 1 and 2 as one compute dispatch (``adaptive_bands_fused.comp``) storing ``e`` and ``q``
+        only (the energy pair compiled in, so the lowpasses past it are dead code)."""
+        pr = self._prepared
+        ex, comp = self.ex, self.compute
+        src, colour = pr.src, pr.layout.colour
+        w, h = src.width, src.height
+        stage = self._stage(basis)
+        shape = stage_shape(stage)
+        bl, dt, e16 = self._storage(basis.size, colour, pr.precision)
+        comps = self._target_comps(bl)
+        btex = [ex.pool.get(self._band_name(bl, 0), w, h, comps, dt)]
+        periodic = stage.radius > min(w, h)
+        fmt = {(1, "u4"): "r32ui", (2, "f2"): "rg16f", (2, "f4"): "rg32f"}[(comps, dt)]
+        key = (shape, colour, periodic, e16, bl, comp.variant, pr.bands)
+        p = self._fused_programs.get(key)
+        if p is None:
+            v = comp.variant
+            defines = {"LOCAL_X": v.local_x, "ROWS": v.rows, "COLS": v.cols, "COLOUR": colour,
+                       "MIRROR_PERIODIC": periodic, "EMULATE_FP16": e16}
+            kind = "uimage2D" if bl.halves else "image2D"
+            decls = "\n".join(f"layout(binding = {t}, {fmt}) writeonly uniform {kind} u_b{t};"
+                              for t in range(bl.textures))
+            p = self.ctx.compute_shader(build_source("adaptive_bands_fused.comp", defines,
+                                                     bands_fused_body(shape, v, colour, bl, pr.bands), decls))
+            p["u_src"].value = 0
+            self._fused_programs[key] = p
+        ex.bind(0, src.texture)
+        p["u_src_inv"].value = src.inv
+        p["u_region"].value = (w, h)
+        _write_array(p, "u_taps", pack_taps(stage).tobytes(), 16)
+        saved = comp.save_image_units(len(btex))
+        try:
+            for t, tex in enumerate(btex):
+                tex.bind_to_image(t, read=False, write=True)
+            p.run(*comp.variant.groups(w, h), 1)
+            self.ctx.memory_barrier(0xFFFFFFFF)  # pass 3 samples the targets, pass 5 fetches them
+        finally:
+            comp.restore_image_units(saved)
 
     def _pass_bands(self, basis: Basis) -> None:
         pr = self._prepared
@@ -413,7 +576,7 @@ class AdaptiveExecutor:
         ex = self.ex
         w, h = pr.src.width, pr.src.height
         bl, dt, _ = self._storage(basis.size, pr.layout.colour, pr.precision)
-        eq_tex = ex.pool.get(self._band_name(bl, bl.eq[0]), w, h, 4, dt)
+        eq_tex = ex.pool.get(self._band_name(bl, bl.eq[0]), w, h, self._target_comps(bl), dt)
         nw, nh = -(-w // 2), -(-h // 2)
         ex.pool.get("ad_d", nw, nh, 4, "f4")
         small = w < 2 or h < 2
@@ -610,8 +773,10 @@ class AdaptiveExecutor:
         if per_channel and colour != 3:
             raise ValueError(f"a per-channel sigma (R, G, B) needs a colour image, this one has {colour} colour "
                              "channel")
-        bl, dt, _ = self._storage(k, colour, pr.precision)
-        btex = [ex.pool.get(self._band_name(bl, i), w, h, 4, dt) for i in range(bl.band_textures)]
+        bl, dt, e16 = self._storage(k, colour, pr.precision)
+        fused = self._fused(pr.precision) and not level_map  # (the level map reads no band: a fragment pass)
+        nb = 0 if fused else bl.band_textures
+        btex = [ex.pool.get(self._band_name(bl, i), w, h, 4, dt) for i in range(nb)]
         nw, nh = -(-w // 2), -(-h // 2)
         dtex = ex.pool.get("ad_d", nw, nh, 4, "f4")
         use_map = sigma_map is not None
@@ -619,19 +784,27 @@ class AdaptiveExecutor:
                 self.channel_table_texture(table) if per_channel else self.table_texture(table))
         small = w < 2 or h < 2
         alpha = layout.alpha and not level_map
-        encode = encode_srgb and not level_map
+        direct = self.compute.direct_image(target, layout) if fused else None
+        encode = encode_srgb and not level_map and (direct is not None or not fused)
         lim = limiter is not None and not level_map
         defines = {"COLOUR": colour, "K": k, "SIZE": TABLE_SIZE, "HAS_ALPHA": alpha, "ENCODE_SRGB": encode,
                    "LIMITER": lim, "LEVEL_MAP": level_map, "MIRROR_PERIODIC": small, "SIGMA_MAP": use_map,
                    "PER_CHANNEL": per_channel}
-        nb = bl.band_textures
         samplers = {"u_base": 0, **{f"u_b{i}": 1 + i for i in range(nb)}, "u_d": nb + 1, "u_table": nb + 2}
         if use_map:
             samplers["u_map"] = nb + 3
-        p = ex._program_with(("ad_apply", k, colour, alpha, encode, lim, level_map, small, bl.halves, use_map,
-                              per_channel), "adaptive_apply.frag", defines,
-                             apply_body(k, colour, bl, per_channel and not level_map), apply_decls(bl), samplers)
-        ex._use_target(target, guard)
+        key = (k, colour, alpha, encode, lim, level_map, small, bl.halves, use_map, per_channel)
+        if fused:
+            periodic = small or self._stage(table.basis).radius > min(w, h)  # the walk's reach, as pass 1-2's
+            p = self._apply_fused_program(table.basis, key, {**defines, "MIRROR_PERIODIC": periodic}, samplers,
+                                          direct, layout, e16)
+            setter: Callable[[str, Any], None] = lambda name, value: _set_uniform(p, name, value)  # noqa: E731
+        else:
+            p = ex._program_with(("ad_apply", *key), "adaptive_apply.frag", defines,
+                                 apply_body(k, colour, bl, per_channel and not level_map), apply_decls(bl), samplers)
+            setter = p.set
+            ex._use_target(target, guard)
+            p.set("u_b_inv", (1.0 / btex[0].width, 1.0 / btex[0].height) if btex else (0.0, 0.0))
         ex.bind(0, src.texture)
         for i, t in enumerate(btex):
             ex.bind(1 + i, t)
@@ -641,24 +814,70 @@ class AdaptiveExecutor:
             mtex = self.map_texture(table, sigma_map)
             mx, my = mtex.size
             ex.bind(nb + 3, mtex)
-            p.set("u_map_size", (mx, my))
-            p.set("u_map_scale", (mx / sigma_map.width, my / sigma_map.height))
-            p.set("u_map_origin", tuple(int(v) for v in map_origin))
-            p.set("u_nodes", table.nodes)
+            setter("u_map_size", (mx, my))
+            setter("u_map_scale", (mx / sigma_map.width, my / sigma_map.height))
+            setter("u_map_origin", tuple(int(v) for v in map_origin))
+            setter("u_nodes", table.nodes)
         # with a map, noise_energy and floor are shared by the nodes and inv is per pixel (the table's column)
         n_e, fl, inv = (table.tables[0] if use_map else table).energy_constants(colour)
-        p.set("u_base_inv", src.inv)
-        p.set("u_b_inv", (1.0 / btex[0].width, 1.0 / btex[0].height))
-        p.set("u_d_inv", (1.0 / dtex.width, 1.0 / dtex.height))
-        p.set("u_region", (w, h))
-        p.set("u_half", (nw, nh))
-        p.set("u_origin", target.viewport[:2])
-        p.set("u_noise_e", float(n_e))
-        p.set("u_floor", float(fl))
-        p.set("u_inv", float(inv))
-        p.set("u_table_start", TABLE_START)
-        p.set("u_limit", 0.0 if limiter is None else float(limiter))
-        p.draw()
+        setter("u_base_inv", src.inv)
+        setter("u_d_inv", (1.0 / dtex.width, 1.0 / dtex.height))
+        setter("u_region", (w, h))
+        setter("u_half", (nw, nh))
+        setter("u_noise_e", float(n_e))
+        setter("u_floor", float(fl))
+        setter("u_inv", float(inv))
+        setter("u_table_start", TABLE_START)
+        setter("u_limit", 0.0 if limiter is None else float(limiter))
+        if not fused:
+            p.set("u_origin", target.viewport[:2])
+            p.draw()
+            return
+        self._run_apply_fused(p, table.basis, src, target, layout, direct, encode_srgb, guard)
+
+    def _apply_fused_program(self, basis: Basis, key: tuple, defines: dict, samplers: dict,
+                             direct: tuple[moderngl.Texture, str] | None, layout: Layout,
+                             e16: bool) -> moderngl.ComputeShader:
+        """The cached ``adaptive_apply_fused.comp`` program for a pass-5 variant and basis shape."""
+        v = self.compute.variant
+        shape = stage_shape(self._stage(basis))[:-1]  # the lowpasses (not the noise band's level)
+        fmt = direct[1] if direct is not None else IMAGE_FORMATS[(fallback_comps(layout), "f4")]
+        full_key = ("apply", key, shape, fmt, e16, v, defines["MIRROR_PERIODIC"])
+        p = self._fused_programs.get(full_key)
+        if p is None:
+            defs = {**defines, "LOCAL_X": v.local_x, "ROWS": v.rows, "COLS": v.cols, "OUT_FORMAT": fmt,
+                    "EMULATE_FP16": e16}
+            k, colour = key[0], key[1]
+            body = apply_body(k, colour, None, defines["PER_CHANNEL"])
+            p = self.ctx.compute_shader(build_source("adaptive_apply_fused.comp", defs, body,
+                                                     sections={"walk": apply_fused_walk(shape, v)}))
+            for name, unit in {**samplers, "u_src": 0}.items():
+                _set_uniform(p, name, unit)
+            self._fused_programs[full_key] = p
+        return p
+
+    def _run_apply_fused(self, p: moderngl.ComputeShader, basis: Basis, src: Region, target: DrawTarget,
+                         layout: Layout, direct: tuple[moderngl.Texture, str] | None, encode_srgb: bool,
+                         guard: Any | None) -> None:
+        """Dispatch pass 5 into the target's texture (or a pooled one that the copy pass draws into it)."""
+        ex, comp = self.ex, self.compute
+        w, h = src.width, src.height
+        if direct is not None:
+            out_tex, origin = direct[0], target.viewport[:2]
+        else:
+            out_tex, origin = ex.pool.get("ad_fused_out", w, h, fallback_comps(layout), "f4"), (0, 0)
+        _set_uniform(p, "u_src_inv", src.inv)
+        _set_uniform(p, "u_origin", tuple(origin))
+        _write_array(p, "u_taps", pack_taps(self._stage(basis)).tobytes(), 16)
+        saved = comp.save_image_units(1) if guard is not None else None
+        try:
+            out_tex.bind_to_image(0, read=False, write=True)
+            p.run(*comp.variant.groups(w, h), 1)
+            self.ctx.memory_barrier(0xFFFFFFFF)  # a read-back, the copy pass or the caller samples the output
+        finally:
+            comp.restore_image_units(saved)
+        if direct is None:
+            ex.copy(Region(out_tex, w, h), target, layout, encode=encode_srgb, guard=guard)
 
     def run(self, src: Region, table: AdaptiveTable, target: DrawTarget, layout: Layout, *, precision: int = 16,
             decode_srgb: bool = False, encode_srgb: bool = False, limiter: float | None = None,
@@ -681,10 +900,28 @@ class AdaptiveExecutor:
         for _, tex in self._textures.values():
             tex.release()
         self._textures = {}
+        for p in self._fused_programs.values():
+            p.release()
+        self._fused_programs = {}
         self._prepared = None
 
 
 __all__ = ["AdaptiveExecutor", "BandLayout", "PendingAdaptiveStats"]
+
+
+def _set_uniform(p: moderngl.ComputeShader, name: str, value: Any) -> None:
+    """Set a compute program's uniform if the compiler kept it."""
+    u = p.get(name, None)
+    if u is not None:
+        u.value = value
+
+
+def _write_array(p: moderngl.ComputeShader, name: str, data: bytes, element: int) -> None:
+    """Write a uniform array of a compute program; the compiler may have dropped its unused trailing elements
+    (or the whole array), so only what is left is written."""
+    u = p.get(name, None)
+    if u is not None:
+        u.write(data[: u.array_length * element])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -860,10 +1097,14 @@ class AdaptiveFrames:
     ----------
     executor : PlanExecutor
         The engine's; its pool holds the passes' textures.
+    compute : ComputeExecutor, optional
+        Run passes 1-2 as one fused compute dispatch on it (the engine's choice: see
+        :meth:`~gpu_deconv.gl.compute.PathChooser.fused_without_measuring`).
     """
 
-    def __init__(self, executor: PlanExecutor) -> None:
+    def __init__(self, executor: PlanExecutor, compute: ComputeExecutor | None = None) -> None:
         self.executor = executor
+        self.compute = compute  # passes 1-2 as one fused dispatch (AdaptiveExecutor's ``compute``)
         #: The passes (:class:`AdaptiveExecutor`), None until the first adaptive frame.
         self.passes: AdaptiveExecutor | None = None
         self._map: tuple[tuple, Any] | None = None  # (params.sigma_map, centre, corner, w, h) -> SigmaMap
@@ -874,7 +1115,7 @@ class AdaptiveFrames:
             previous: Any = None, temporal: Any = None, want_next: bool = False) -> tuple[Any, Any, Any]:
         """:func:`adaptive_frame` on this engine's passes with ``params.sigma_map`` for the frame's size."""
         if self.passes is None:
-            self.passes = AdaptiveExecutor(self.executor)
+            self.passes = AdaptiveExecutor(self.executor, compute=self.compute)
         self._per_channel = params.sigma_per_channel and len(set(params.sigma)) > 1
         return adaptive_frame(self.passes, designer, params, frame, linear, self.executor.max_texture_size,
                               previous=previous, temporal=temporal, want_next=want_next,

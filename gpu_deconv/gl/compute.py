@@ -66,7 +66,7 @@ from .shaders import build_source
 #: GL version (code) the compute path needs: compute shaders and image load/store are core in 4.3.
 REQUIRED_GL = 430
 #: Image format qualifier for a texture of (components, moderngl dtype) that imageStore can write.
-_IMAGE_FORMATS = {
+IMAGE_FORMATS = {
     (4, "f4"): "rgba32f", (4, "f2"): "rgba16f", (4, "f1"): "rgba8", (4, "nu2"): "rgba16",
     (1, "f4"): "r32f", (1, "f2"): "r16f", (1, "f1"): "r8", (1, "nu2"): "r16",
 }
@@ -157,29 +157,29 @@ def _off(i: int) -> str:
     return f"m{-i}" if i < 0 else f"p{i}"
 
 
-def fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, *, alpha: bool, encode: bool,
-               round_h: bool, store_half: bool) -> str:
-    """The ``main()`` body of ``mixture_fused.comp`` for one stage shape: a loop down the strip.
+def strip_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, round_h: bool,
+               emit_row: Callable[[Callable[[str], None], int, Callable[[int, int], str]], None]) -> str:
+    """The ``main()`` body of a sliding-window strip (see the module docstring): a loop down the strip.
 
     The window of level k at output row s of the strip holds ``H_k`` of source rows ``y0 + s - R + t``
     for ``t = R - r_k .. 2R`` in variables ``w{k}_{c}_{t}`` (column c of the block; slot 2R is the row
     just formed). A prologue forms the first 2R rows; then each iteration forms one new H row (every
     level, every column: the texel at block column q is fetched once and feeds every (c, i) with
-    c + i = q, in ascending i), combines output row s from the window in the reference's order, stores
-    it and shifts the window by one row. The code is one H row and one output row per column whatever
-    ``rows`` is; the price per pixel is the window shift (register moves, free next to a fetch).
+    c + i = q, in ascending i), emits output row s of every column (``emit_row``) and shifts the window by
+    one row. The code is one H row and one output row per column whatever ``rows`` is; the price per pixel
+    is the window shift (register moves, free next to a fetch).
 
     Parameters
     ----------
     shape : tuple of tuples of int
         Per level, the offsets of its non-zero taps (:func:`gpu_deconv.gl.executor.stage_shape`).
     variant : FusedVariant
-    alpha : bool
-        Copy alpha from the base texel (else 1).
-    encode : bool
-        sRGB-encode the colour before the store.
-    round_h, store_half : bool
-        Round every H value / the output to half precision (``half_round`` of the shader).
+    round_h : bool
+        Round every H value to half precision (``half_round`` of the shader).
+    emit_row : callable
+        ``emit_row(add, c, window)`` adds the statements of output row ``(x0 + c, y0 + row)`` with
+        ``add(line)``; ``window(k, j)`` names the window variable holding ``H_k`` at vertical offset ``j``.
+        The statements run inside a ``{ }`` block of their own.
 
     Returns
     -------
@@ -235,30 +235,54 @@ def fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, *, alp
     h_row(f"y0 + {reach} + row")
     for c in range(cols):
         add("        {")
-        add(f"            vec4 b = FETCH(u_base, ivec2(x0 + {c}, y0 + row), u_base_inv);")
-        add("            PRECISE COL acc = u_d[0] * CSW(b);")
-        for k, offs in enumerate(shape):
-            add("            {")
-            add("                PRECISE COL s = COL(0.0);")
-            for j in offs:
-                sl, comp = _slot(k, j)
-                add(f"                s += u_taps[{sl}].{comp} * w{k}_{c}_{reach + j};")
-            add(f"                acc += u_d[{k + 1}] * s;")
-            add("            }")
-        if encode:
-            add("            acc = linear_to_srgb(acc);")
-        if store_half:
-            add("            acc = half_round(acc);")
-        a = "b.a" if alpha else "1.0"
-        add(f"            if (x0 + {c} < u_region.x && y0 + row < u_region.y)")
-        add(f"                imageStore(u_out, u_origin + ivec2(x0 + {c}, y0 + row), COL_TO_VEC4(acc, {a}));")
+        emit_row(lambda line: add("            " + line), c, lambda k, j, c=c: f"w{k}_{c}_{reach + j}")
         add("        }")
     shift()
     add("    }")
     return "\n".join(lines)
 
 
-def _fallback_comps(layout: Layout) -> int:
+def fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, *, alpha: bool, encode: bool,
+               round_h: bool, store_half: bool) -> str:
+    """The ``main()`` body of ``mixture_fused.comp`` for one stage shape (:func:`strip_body`): output row s
+    combines the window in the reference's order, ``acc = d0 base + sum_k d_k sum_j g_k[j] H_k(j)``.
+
+    Parameters
+    ----------
+    shape : tuple of tuples of int
+        Per level, the offsets of its non-zero taps (:func:`gpu_deconv.gl.executor.stage_shape`).
+    variant : FusedVariant
+    alpha : bool
+        Copy alpha from the base texel (else 1).
+    encode : bool
+        sRGB-encode the colour before the store.
+    round_h, store_half : bool
+        Round every H value / the output to half precision (``half_round`` of the shader).
+    """
+
+    def emit_row(add: Callable[[str], None], c: int, window: Callable[[int, int], str]) -> None:
+        add(f"vec4 b = FETCH(u_base, ivec2(x0 + {c}, y0 + row), u_base_inv);")
+        add("PRECISE COL acc = u_d[0] * CSW(b);")
+        for k, offs in enumerate(shape):
+            add("{")
+            add("    PRECISE COL s = COL(0.0);")
+            for j in offs:
+                sl, comp = _slot(k, j)
+                add(f"    s += u_taps[{sl}].{comp} * {window(k, j)};")
+            add(f"    acc += u_d[{k + 1}] * s;")
+            add("}")
+        if encode:
+            add("acc = linear_to_srgb(acc);")
+        if store_half:
+            add("acc = half_round(acc);")
+        a = "b.a" if alpha else "1.0"
+        add(f"if (x0 + {c} < u_region.x && y0 + row < u_region.y)")
+        add(f"    imageStore(u_out, u_origin + ivec2(x0 + {c}, y0 + row), COL_TO_VEC4(acc, {a}));")
+
+    return strip_body(shape, variant, round_h, emit_row)
+
+
+def fallback_comps(layout: Layout) -> int:
     """Components of the pooled output texture the copy pass reads when the target is no storable image
     (RGB-only targets, as a caller's 3-component texture makes in ``apply``, get RGBA: no RGB image format)."""
     return 1 if layout.comps == 1 else 4
@@ -367,25 +391,25 @@ class ComputeExecutor:
 
     # -- dispatch ---------------------------------------------------------------------------------
     @staticmethod
-    def _direct(target: DrawTarget, layout: Layout) -> tuple[moderngl.Texture, str] | None:
+    def direct_image(target: DrawTarget, layout: Layout) -> tuple[moderngl.Texture, str] | None:
         """The target's colour attachment 0 and its image format, if imageStore can write it."""
         atts = getattr(target.fbo, "color_attachments", ())
         tex = atts[0] if atts else None
         if not isinstance(tex, moderngl.Texture) or tex.components != layout.comps:
             return None
-        fmt = _IMAGE_FORMATS.get((tex.components, tex.dtype))
+        fmt = IMAGE_FORMATS.get((tex.components, tex.dtype))
         return (tex, fmt) if fmt is not None else None
 
     def _stage_programs(self, plan: Plan, layout: Layout, target: DrawTarget, precision: int, encode_srgb: bool,
                         size: tuple[int, int]) -> list[tuple]:
-        direct = self._direct(target, layout)
+        direct = self.direct_image(target, layout)
         half = self.executor.fp16_rounding if precision == 16 else None
         out = []
         n = len(plan.stages)
         for s, st in enumerate(plan.stages):
             last = s == n - 1
-            fmt = (direct[1] if direct else _IMAGE_FORMATS[(_fallback_comps(layout), "f4")]) if last else \
-                _IMAGE_FORMATS[(layout.inter_comps, "f4")]
+            fmt = (direct[1] if direct else IMAGE_FORMATS[(fallback_comps(layout), "f4")]) if last else \
+                IMAGE_FORMATS[(layout.inter_comps, "f4")]
             out.append((st, layout.colour, {
                 "alpha": layout.alpha and last,
                 "encode": encode_srgb and last and direct is not None, "half": half,
@@ -410,8 +434,8 @@ class ComputeExecutor:
         if not plan.stages:
             raise ValueError("the compute path runs mixture stages; an identity plan is one copy pass")
         ex = self.executor
-        direct = self._direct(target, layout)
-        saved = self._save_image_unit() if guard is not None else None
+        direct = self.direct_image(target, layout)
+        saved = self.save_image_units() if guard is not None else None
         try:
             prev = base
             progs = self._stage_programs(plan, layout, target, precision, encode_srgb, (w, h))
@@ -422,7 +446,7 @@ class ComputeExecutor:
                 if last and direct is not None:
                     out_tex, origin = direct[0], target.viewport[:2]
                 else:
-                    comps = _fallback_comps(layout) if last else layout.inter_comps
+                    comps = fallback_comps(layout) if last else layout.inter_comps
                     out_tex, origin = ex.pool.get(f"fused_{'out' if last else s % 2}", w, h, comps, "f4"), (0, 0)
                 taps, d = self._uniform_bytes(stage)
                 ex.bind(0, base.texture)
@@ -441,24 +465,29 @@ class ComputeExecutor:
             if direct is None:
                 ex.copy(prev, target, layout, encode=encode_srgb, guard=guard)
         finally:
-            if saved is not None:
-                self._restore_image_unit(saved)
+            self.restore_image_units(saved)
 
-    def _save_image_unit(self) -> tuple[int, ...] | None:
+    def save_image_units(self, count: int = 1) -> list[tuple[int, ...]] | None:
+        """The bindings of image units ``0 .. count-1`` (None where no raw GL loader exists), so a dispatch
+        into a caller's context can put them back (:class:`~gpu_deconv.gl.state.GLStateGuard` does not save
+        image units)."""
         if not self.raw.available:
             return None
         buf = (ctypes.c_int * 4)()
-        vals = []
-        for enum in (_GL_IMAGE_BINDING_NAME, _GL_IMAGE_BINDING_LEVEL, _GL_IMAGE_BINDING_LAYERED,
-                     _GL_IMAGE_BINDING_LAYER, _GL_IMAGE_BINDING_ACCESS, _GL_IMAGE_BINDING_FORMAT):
-            self.raw.glGetIntegeri_v(enum, 0, buf)
-            vals.append(buf[0])
-        return tuple(vals)
+        saved = []
+        for unit in range(count):
+            vals = []
+            for enum in (_GL_IMAGE_BINDING_NAME, _GL_IMAGE_BINDING_LEVEL, _GL_IMAGE_BINDING_LAYERED,
+                         _GL_IMAGE_BINDING_LAYER, _GL_IMAGE_BINDING_ACCESS, _GL_IMAGE_BINDING_FORMAT):
+                self.raw.glGetIntegeri_v(enum, unit, buf)
+                vals.append(buf[0])
+            saved.append(tuple(vals))
+        return saved
 
-    def _restore_image_unit(self, saved: tuple[int, ...]) -> None:
-        name, level, layered, layer, access, fmt = saved
-        # an unbound unit reports format 0 / access READ_ONLY; binding name 0 with any valid format unbinds
-        self.raw.glBindImageTexture(0, name, level, layered, layer, access or _GL_READ_ONLY, fmt or _GL_RGBA32F)
+    def restore_image_units(self, saved: list[tuple[int, ...]] | None) -> None:
+        for unit, (name, level, layered, layer, access, fmt) in enumerate(saved or ()):
+            # an unbound unit reports format 0 / access READ_ONLY; binding name 0 with any valid format unbinds
+            self.raw.glBindImageTexture(unit, name, level, layered, layer, access or _GL_READ_ONLY, fmt or _GL_RGBA32F)
 
     def release(self) -> None:
         for p in self._programs.values():
@@ -574,6 +603,13 @@ class PathChooser:
         if hit is None:
             hit = self.decisions[key] = self.measure(plan, layout, size, precision)
         return hit.path
+
+    def fused_without_measuring(self) -> ComputeExecutor | None:
+        """The fused variant when this chooser takes it without measuring (mode 'compute': CPU rasterisers
+        in 'auto', or forced), else None - what the adaptive mode's passes 1-2 follow (their fused dispatch,
+        :mod:`gpu_deconv.gl.adaptive`, is not measured per key yet: on GPUs they stay on the fragment pair
+        until benchmarks/gpu_run.sh has compared the two there)."""
+        return next(iter(self.computes.values())) if self.mode == "compute" and self.computes else None
 
     def run_stages(self, plan: Plan, base: Region, target: DrawTarget, layout: Layout, *, precision: int,
                    encode_srgb: bool, guard: Any | None = None) -> None:

@@ -156,7 +156,8 @@ class Deconvolver:
         # latency 1: (frame size, statistics or pending read) of the previous frame, for the next one
         self._next: tuple[tuple[int, int], BandStats | PendingGrid] | None = None
         self._dst_fbos = FramebufferCache(self._ctx, self.executor.pool)
-        self._adaptive = AdaptiveFrames(self.executor)  # the adaptive mode's passes and per-frame state
+        # the adaptive mode's passes and per-frame state (passes 1-2 fused where the global stages are)
+        self._adaptive = AdaptiveFrames(self.executor, self.paths.fused_without_measuring())
         self._released = False
         self._current.__exit__()
         if ctx is None:

@@ -10,7 +10,7 @@ expands by plain string substitution (no GL needed, so it is testable anywhere):
   ``#include``);
 * ``//@body`` and ``//@decls`` - replaced by generated code (the unrolled, shape-specialised tap loops
   of the mixture passes and, for packed intermediates, their output declarations; see
-  :mod:`gpu_deconv.gl.executor`).
+  :mod:`gpu_deconv.gl.executor`); ``//@name`` - a further generated part (``sections``).
 
 Lookup order for the directory: ``$GPU_DECONV_SHADER_DIR``, then ``gpu_deconv/shaders`` inside the
 package (an installed wheel: ``pyproject.toml`` force-includes the top-level ``shaders/`` there), then
@@ -37,6 +37,9 @@ SHADER_FILES = (
     "adaptive_energy.frag",
     "adaptive_reduce.frag",
     "adaptive_apply.frag",
+    "adaptive_apply.glsl",
+    "adaptive_apply_fused.comp",
+    "adaptive_bands_fused.comp",
     "adaptive_lookup.glsl",
     "limiter.glsl",
     "common.glsl",
@@ -122,6 +125,7 @@ def build_source(
     defines: Mapping[str, object] | None = None,
     body: str | None = None,
     decls: str | None = None,
+    sections: Mapping[str, str] | None = None,
 ) -> str:
     """Expand a shader file's markers into compilable GLSL.
 
@@ -137,6 +141,9 @@ def build_source(
         specialised branch is empty without it).
     decls : str, optional
         Code for the ``//@decls`` marker (global declarations).
+    sections : mapping, optional
+        ``name -> code`` for further ``//@name`` markers (a file with two generated parts, e.g. a compute
+        walk that calls a function whose body is generated too).
 
     Returns
     -------
@@ -158,6 +165,8 @@ def build_source(
         elif stripped == "//@decls":
             if decls is not None:
                 lines.append(decls)
+        elif stripped.startswith("//@") and sections and stripped[3:] in sections:
+            lines.append(sections[stripped[3:]])
         else:
             lines.append(line)
     return "\n".join(lines) + "\n"
