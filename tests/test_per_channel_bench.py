@@ -23,6 +23,7 @@ def test_bench_per_channel_quick(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "GL renderer" in out and "| astronaut | 0.005, float |" in out
-    for row in ("| passthrough |", "|   pass 5, one sigma |", "|   pass 5, per-channel sigma |"):
+    for row in ("| passthrough |", "|   pass 5 (fragment), one sigma |", "|   pass 5 (fragment), per-channel sigma |",
+                "|   pass 5 (fused), per-channel sigma |", "| adaptive (fused), per-channel sigma |"):
         assert row in out
     assert (results.read_bytes() if results.exists() else None) == before
