@@ -18,6 +18,8 @@ Global mode, fit, demo, export and the viewer refuse a per-channel sigma in one 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from adaptive_support import TOL, adaptive_passes, llvmpipe
@@ -272,10 +274,14 @@ def test_run_per_channel_and_a_gray_file_fails_alone(gl_ctx, tmp_path, capsys):
     write_image(tmp_path / "rgb.png", rng.integers(0, 256, (20, 24, 4), dtype=np.uint8))
     write_image(tmp_path / "gray.png", rng.integers(0, 256, (20, 24), dtype=np.uint8))
     code, _, err = _cli(capsys, "run", str(tmp_path / "rgb.png"), str(tmp_path / "gray.png"), "-o",
-                        str(tmp_path / "o"), "--sigma", "0.8,0.7,1.0", "-q")
+                        str(tmp_path / "o"), "--sigma", "0.8,0.7,1.0", "-q", "--report", str(tmp_path / "r.json"))
     assert code == 1
     lines = [ln for ln in err.splitlines() if "error" in ln]
     assert len(lines) == 1 and "gray.png" in lines[0] and "needs a colour image" in lines[0], err
+    import json
+
+    rows = {Path(r["input"]).name: r for r in json.loads((tmp_path / "r.json").read_text())["files"]}
+    assert rows["rgb.png"]["sigma"] == [0.8, 0.7, 1.0]  # the report carries the sigma used, per channel
     out = read_image(tmp_path / "o" / "rgb.png").pixels
     np.testing.assert_array_equal(out[..., 3], read_image(tmp_path / "rgb.png").pixels[..., 3])
     assert not (tmp_path / "o" / "gray.png").exists()

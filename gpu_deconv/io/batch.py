@@ -84,10 +84,11 @@ class FileResult:
 
     ``status`` is ``'ok'``, ``'failed'`` (with ``reason``; ``partial`` when a damaged video's decodable frames were
     written nevertheless) or ``'skipped'`` (the output existed and was kept). ``sigma`` (px, the one deconvolved
-    with; 0 when ``--sigma auto`` found nothing to restore), ``sigma_estimate`` (px, the blind estimate of ``--sigma
-    auto``), ``noise`` (linear std, estimated or given), ``noise_total`` (the std the filter was designed for:
-    ``noise`` with the input's quantization and, for a JPEG, compression noise), ``level`` and ``method`` are those
-    of the design used (of the last frame, for a video); ``ms`` is the file's wall time in the engine and codecs.
+    with - a list [R, G, B] for a per-channel sigma; 0 when ``--sigma auto`` found nothing to restore),
+    ``sigma_estimate`` (px, the blind estimate of ``--sigma auto``), ``noise`` (linear std, estimated or given),
+    ``noise_total`` (the std the filter was designed for: ``noise`` with the input's quantization and, for a JPEG,
+    compression noise), ``level`` and ``method`` are those of the design used (of the last frame, for a video);
+    ``ms`` is the file's wall time in the engine and codecs.
 
     """
 
@@ -95,7 +96,7 @@ class FileResult:
     output: str | None
     status: str
     reason: str = ""
-    sigma: float | None = None
+    sigma: float | list[float] | None = None
     sigma_estimate: float | None = None
     noise: float | None = None
     noise_total: float | None = None
@@ -384,7 +385,11 @@ class BatchRunner:
     def _result(self, job: Job, status: str, reason: str = "", ms: float = 0.0, frames: int = 0) -> FileResult:
         d = getattr(self.d, "design", None) if status == "ok" else None
         est = None if d is None else d.blur_estimate
-        sigma = None if d is None else (0.0 if est is not None and d.method == "identity" else float(d.params.sigma))
+        sigma: float | list[float] | None = None
+        if d is not None:
+            per_channel = self.params.sigma_per_channel  # (the design carries the median channel's sigma)
+            sigma = 0.0 if est is not None and d.method == "identity" else \
+                ([float(v) for v in self.params.sigma] if per_channel else float(d.params.sigma))
         return FileResult(str(job.src), str(job.dst), status, reason, sigma=sigma,
                           sigma_estimate=None if est is None else round(float(est.sigma), 3),
                           noise=None if d is None else float(d.noise_std),
