@@ -289,7 +289,7 @@ class LaplacianFit:
         return b
 
     def _ratio_tables(self, blur: BlurModel, target: Target) -> tuple:
-        """What a target in its ratio form (:meth:`gpu_deconv.core.targets.Target.ratio_form`) needs from the
+        """What a target in its ratio form (:attr:`gpu_deconv.core.targets.Target.ratio_form`) needs from the
         blur, cached like :meth:`blur_at_nodes`: ``p = B^2 s0`` and ``q = B s0`` at the nodes (``s0`` the
         spectrum's shape), and the three matrices whose combination is G, ``[Gp, G1, M]`` (ridge folded in):
         ``Gp = sum q_n p_n Phi_n Phi_n^T``, ``G1`` the same with ``p = 1``, ``M`` the rounding matrix. They are
@@ -415,7 +415,7 @@ class LaplacianFit:
     def solve(self, blur: BlurModel, target: Target, roundoff_var: float = 0.0) -> FitResult:
         """Fit the coefficients for one frame's blur and target.
 
-        A target in its ratio form (:meth:`gpu_deconv.core.targets.Target.ratio_form`: ``T = q / (p + rho)``
+        A target in its ratio form (:attr:`gpu_deconv.core.targets.Target.ratio_form`: ``T = q / (p + rho)``
         before the clamp and ``w = A (p + rho)``, with ``p = B^2 s0``, ``q = B s0`` fixed per blur and one
         number ``rho = noise_var / A`` per frame) has normal equations, divided by ``A``,
 
@@ -435,7 +435,7 @@ class LaplacianFit:
             Rounding variance of the intermediate textures (see :data:`ROUNDOFF_VAR`); 0 fits the
             response alone.
         """
-        form = target.ratio_form()
+        form = target.ratio_form
         if form is None:
             c = self._coefficients(*self.target_at_nodes(blur, target), roundoff_var)
         else:

@@ -49,6 +49,7 @@ CLAMP_SOFTNESS = 0.2
 # reduction such as ``.any()`` 4x). Hence 0-d array constants, and no boolean masks.
 _ONE = np.array(1.0)
 _ZERO = np.array(0.0)
+_INF = math.inf
 
 
 @lru_cache(maxsize=64)
@@ -208,6 +209,14 @@ class Target:
         Spectrum corner in rad/px.
     min_gain, max_gain : float, float or None
         Clamp of ``T``.
+    ratio_form : (float, float) or None
+        Derived, not a field: ``(ratio, scale)`` with ``T = B s0 / (B^2 s0 + ratio)`` before the clamp and
+        ``B^2 S + noise_var = scale (B^2 s0 + ratio)``, ``s0`` the spectrum's shape (``1 / (|w|^2 + w0^2)``,
+        or 1 for 'flat'): ``ratio = noise_var / level``, ``scale = level`` (``noise_var`` and 1 for 'flat').
+        In this form a frame's target at the fit's nodes depends on one number, so everything that depends on
+        the blur alone is tabulated once (:meth:`gpu_deconv.core.fit.LaplacianFit.solve`). None where the form
+        does not exist or is not used: no noise (``T = 1/B`` needs the guarded division), no signal, or a
+        ``max_gain`` clamp (evaluated by :meth:`evaluate_for_fit`).
     """
 
     kind: str = "natural"
@@ -226,8 +235,7 @@ class Target:
         d["min_gain"], d["max_gain"] = min_gain, max_gain
         # one chained test on the common path; the loop below says what is wrong
         try:
-            ok = (0.0 <= noise_var < math.inf and 0.0 <= level < math.inf and 0.0 <= omega0 < math.inf
-                  and 0.0 <= min_gain < math.inf
+            ok = (0.0 <= noise_var < _INF and 0.0 <= level < _INF and 0.0 <= omega0 < _INF and 0.0 <= min_gain < _INF
                   and bool not in (type(noise_var), type(level), type(omega0), type(min_gain)))
         except TypeError:
             ok = False
@@ -242,8 +250,14 @@ class Target:
                     raise ValueError(f"target {name} must be a finite number >= 0, got {v!r}")
         if kind not in ("natural", "flat"):
             raise ValueError(f"target kind must be 'natural' or 'flat', got {kind!r}")
-        if max_gain is not None and not (math.isfinite(max_gain) and max_gain >= 1):
-            raise ValueError(f"target max_gain must be a finite number >= 1, got {max_gain!r}")
+        if max_gain is not None:
+            if not (math.isfinite(max_gain) and max_gain >= 1):
+                raise ValueError(f"target max_gain must be a finite number >= 1, got {max_gain!r}")
+            d["ratio_form"] = None
+        elif kind == "flat":
+            d["ratio_form"] = (noise_var, 1.0) if noise_var > 0 else None
+        else:
+            d["ratio_form"] = (noise_var / level, level) if noise_var > 0 and level > 0 else None
 
     def spectrum(self, r2: np.ndarray, shape: np.ndarray | None = None) -> np.ndarray | float:
         """Signal spectrum ``S`` at squared radial frequency ``r2 = |w|^2``.
@@ -282,24 +296,6 @@ class Target:
         ``w (T - 1)``), equal to :meth:`evaluate_weighted`'s ``T - 1`` up to float64 round-off."""
         t, w = _wiener(b, self.spectrum(r2, shape), self.noise_var, self.noise_var > 0)
         return _clamp_minus_one(t, self.min_gain, self.max_gain), w
-
-    def ratio_form(self) -> tuple[float, float] | None:
-        """``(ratio, scale)`` with ``T = B s0 / (B^2 s0 + ratio)`` before the clamp and ``B^2 S + noise_var =
-        scale (B^2 s0 + ratio)``, ``s0`` the spectrum's shape (``1 / (|w|^2 + w0^2)``, or 1 for 'flat'):
-        ``ratio = noise_var / level`` and ``scale = level`` (``noise_var`` and 1 for 'flat').
-
-        In this form a frame's target at the fit's nodes depends on one number, so everything that depends
-        on the blur alone is tabulated once (:meth:`gpu_deconv.core.fit.LaplacianFit.solve`). None where the
-        form does not exist or is not used: no noise (``T = 1/B`` needs the guarded division), no signal, or a
-        ``max_gain`` clamp (evaluated by :meth:`evaluate_for_fit`).
-        """
-        if self.max_gain is not None or not self.noise_var > 0:
-            return None
-        if self.kind == "flat":
-            return self.noise_var, 1.0
-        if not self.level > 0:
-            return None
-        return self.noise_var / self.level, self.level
 
     def weight(self, b: np.ndarray, s: np.ndarray | float) -> np.ndarray:
         """Output-error weighting ``B^2 S + noise_var``: with it the fit error is the excess mean squared error
