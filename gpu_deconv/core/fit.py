@@ -16,11 +16,12 @@ and ``q`` the quadrature weights. Weightings:
   a precomputed ``R G^-1`` table.
 * ``'output'`` (default): ``w = B^2 S + noise_var``; then ``E`` is the expected excess squared error of
   the restored image over the target's (see :meth:`gpu_deconv.core.targets.Target.weight`), which is the
-  quantity that matters. G is accumulated per frame over the nodes from a precomputed per-node table
-  (see :class:`LaplacianFit`), which is why quadrature (not a dense grid) makes a per-frame solve cost
-  microseconds.
+  quantity that matters. For the Wiener targets ``w = A (p + rho)`` with ``p = B^2 s0`` fixed per blur
+  and one number ``rho = noise_var / A`` per frame (:attr:`gpu_deconv.core.targets.Target.ratio_form`), so
+  G is a combination of three matrices tabulated per blur and a frame pays for the right-hand side only
+  (see :meth:`LaplacianFit.solve`); quadrature (not a dense grid) keeps even the tabulation cheap.
 
-The 2-coefficient case uses the closed-form 2x2 inverse.
+Systems with 1 or 2 coefficients are solved in closed form, larger ones by LAPACK gesv.
 
 Precision-aware regularisation: the GPU stores the blurred levels ``H_k`` in fp16 or fp32 textures and
 mixes them with weights ``d_k`` (:meth:`gpu_deconv.core.basis.Basis.mixture_weights`). The five Gaussians
@@ -169,12 +170,13 @@ class LaplacianFit:
 
     Everything that does not depend on the frame is tabulated once per node: ``Phi``, the right-hand side
     table ``R[n, k] = q_n Phi_nk`` and the Gram table ``P[n, (i, j)] = q_n Phi_ni Phi_nj`` (both symmetric
-    halves filled from one, so G comes out exactly symmetric). A frame's normal equations are then two
-    vector-matrix products, ``G = w P`` and ``r = (w (T - 1)) R``, and a frame costs a fixed ~20 small
-    array operations (target, gain clamp, two products, a KxK solve) whatever the node count. With uniform
-    weighting (and no rounding term) the whole solve is one product with the precomputed ``R G^-1``.
-    :meth:`solve` is the per-frame call; :meth:`solve_many` and :meth:`coefficients` solve a batch (a table
-    over levels, noise or blur sigmas) with the same operations on ``(M, N)`` arrays.
+    halves filled from one, so G comes out exactly symmetric); for any weights ``w`` the normal equations
+    are two vector-matrix products, ``G = w P`` and ``r = (w (T - 1)) R`` (:meth:`coefficients`,
+    :meth:`solve_many`: a batch over levels, noise or blur sigmas as ``(M, N)`` arrays). Per blur (cached
+    for read-only taps, like :meth:`blur_at_nodes`) :meth:`solve` also tabulates what the target's ratio
+    form needs, so a frame costs 11 small array operations and a KxK solve whatever the node count: their
+    call overhead, not arithmetic, is the cost. With uniform weighting (and no rounding term) the solve
+    ends in one product with the precomputed ``R G^-1``.
 
     Parameters
     ----------
@@ -293,7 +295,7 @@ class LaplacianFit:
         blur, cached like :meth:`blur_at_nodes`: ``p = B^2 s0`` and ``q = B s0`` at the nodes (``s0`` the
         spectrum's shape), and the three matrices whose combination is G, ``[Gp, G1, M]`` (ridge folded in):
         ``Gp = sum q_n p_n Phi_n Phi_n^T``, ``G1`` the same with ``p = 1``, ``M`` the rounding matrix. They are
-        a (K, K, 3) array, or for K <= 2 (solved in closed form) three flat lists of Python floats."""
+        a (K*K, 3) array, or for K <= 2 (solved in closed form) three flat lists of Python floats."""
         t = blur.taps
         omega0 = None if target.kind == "flat" else target.omega0
         key = (id(t), omega0)
@@ -307,7 +309,7 @@ class LaplacianFit:
         if self._k <= 2:
             stack = tuple(g.tolist() for g in grams)
         else:
-            stack = _frozen(np.stack(grams, axis=-1).reshape(self._k, self._k, 3))
+            stack = _frozen(np.stack(grams, axis=-1))  # (K*K, 3): a matrix-vector product (a 3D one costs 2x)
         tables = (_frozen(p), _frozen(q), stack)
         if not t.flags.writeable:  # as in blur_at_nodes: only taps that cannot change under the cache
             if len(self._tables) >= _CACHE_SIZE:
@@ -389,7 +391,7 @@ class LaplacianFit:
         """Solve ``(x Gp + y G1 + z M) c = r`` with :meth:`_ratio_tables`' matrices (for K <= 2 combined entry by
         entry in Python floats: building arrays would cost more than the arithmetic)."""
         if self._k > 2:
-            return self._solve_lapack(grams.dot(np.array((x, y, z))), r)
+            return self._solve_lapack(grams.dot(np.array((x, y, z))).reshape(self._k, self._k), r)
         gp, g1, m = grams
         if self._k == 1:
             return _solve_closed_form((x * gp[0] + y * g1[0] + z * m[0],), r)
