@@ -424,8 +424,8 @@ class LaplacianFit:
             G = Gp + rho G1 + (roundoff_var / A) M,     r = R^T ((p + rho) (clamp(T) - 1)),
 
         ``Gp``, ``G1``, ``M`` tabulated per blur with the ridge folded in (it is linear in G), so a frame
-        costs the right-hand side alone: 10 array operations
-        (:func:`gpu_deconv.core.targets.clamped_excess`, one product) and the K x K solve. Other targets
+        costs the right-hand side alone: 11 array operations (``p + rho``, the 9 of
+        :func:`gpu_deconv.core.targets.clamped_excess`, one product) and the K x K solve. Other targets
         (``max_gain``, no noise or no signal) take the general evaluation and :meth:`coefficients`. Either
         way the result is the plain normal-equations solution up to float64 round-off.
 

@@ -23,7 +23,8 @@ normalised like ``noise_var`` (the mean of S over [-pi, pi]^2 is the signal vari
 in the package is the blur's size in pixels.
 
 :func:`evaluate_many_for_fit` evaluates many targets at once (one row per target), for the batched solves
-of :meth:`gpu_deconv.core.fit.LaplacianFit.solve_many`.
+of :meth:`gpu_deconv.core.fit.LaplacianFit.solve_many`; :func:`clamped_excess` evaluates a target in its
+ratio form (:attr:`Target.ratio_form`) for the per-frame solve of :meth:`gpu_deconv.core.fit.LaplacianFit.solve`.
 
 Reference: N. Wiener (1949); the seed post "GPU deconvolution with a Laplacian basis".
 """
@@ -49,7 +50,7 @@ CLAMP_SOFTNESS = 0.2
 # reduction such as ``.any()`` 4x). Hence 0-d array constants, and no boolean masks.
 _ONE = np.array(1.0)
 _ZERO = np.array(0.0)
-_INF = math.inf
+_INF = math.inf  # (a module constant: Target validates per frame)
 
 
 @lru_cache(maxsize=64)
@@ -120,7 +121,7 @@ _DEFAULT_MONOMIALS = _soft_max_monomials(CLAMP_SOFTNESS)
 
 def power_rows(shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
     """Work space of :func:`clamped_excess`: a ``(4, *shape)`` array and its four rows (binding the row views
-    once saves a fifth of the function's cost). Reuse it across calls, within one thread."""
+    once saves ~15% of the function's cost). Reuse it across calls, within one thread."""
     stack = np.empty((4, *shape))
     return (stack, *stack)
 
@@ -129,7 +130,7 @@ def clamped_excess(q: np.ndarray, den: np.ndarray, min_gain: float, weighted: bo
                    work: tuple[np.ndarray, ...] | None = None, eps: float = CLAMP_SOFTNESS) -> np.ndarray:
     """``den^j (soft_max(T, min_gain) - 1)`` for ``T = q / den``, ``j = 1`` if ``weighted`` else 0 (``min_gain = 0``:
     no clamp, ``den^j (T - 1)``): the right-hand side terms of the fit for a target in the ratio form of
-    :meth:`Target.ratio_form` (``den`` is then the output weighting up to a constant factor).
+    :attr:`Target.ratio_form` (``den`` is then the output weighting up to a constant factor).
 
     Evaluated in 9 array operations (the per-frame solve's cost is their call overhead, not arithmetic):
     with ``u = T - min_gain = num / den``, ``num = q - min_gain den``, :func:`soft_max`'s form
