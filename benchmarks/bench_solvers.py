@@ -124,10 +124,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
           f"{TABLE_SIZE}-entry coefficient tables: one `LaplacianFit.solve_many` over {TABLE_SIZE} targets "
           f"(levels {levels[0]:g}..{levels[-1]:g}, targets built per call), best single call.", "",
           "| basis | domain | ms/table | us/entry | goal (ms) |", "|---|---|---|---|---|", *table_rows, "",
-          "A solve is ~20 small array operations (blur response cached per sigma, Wiener target, mask-free "
-          "gain clamp, two products with precomputed per-node Gram and right-hand-side tables, a closed-form "
-          "or LAPACK KxK solve): numpy call overhead, not arithmetic, so the node count barely matters. "
-          "Wall-clock microseconds depend on the machine and its load; compare rows of one run."]
+          "A solve is 11 small array operations and a KxK solve: per blur (cached per sigma) the solver "
+          "tabulates B^2 s0, B s0 and three KxK Gram matrices, so a frame's G is their combination with the "
+          "target's one number noise_var / level, and its right-hand side is the clamped target (9 operations, "
+          "`targets.clamped_excess`) times one table; closed form for K <= 2, LAPACK gesv beyond. numpy call "
+          "overhead, not arithmetic, is the cost, so the node count barely matters; the blur and target "
+          "construction (Gaussian(sigma), wiener_natural) are part of each timed frame. The 32-entry tables "
+          "take the general path (any weights, (M, N) arrays). Wall-clock microseconds depend on the machine "
+          "and its load; compare rows of one run."]
     if not args.no_write:
         update_section("solvers", "## Solver cost (benchmarks/bench_solvers.py)\n\n" + "\n".join(md))
     return timings

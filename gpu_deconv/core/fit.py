@@ -16,11 +16,12 @@ and ``q`` the quadrature weights. Weightings:
   a precomputed ``R G^-1`` table.
 * ``'output'`` (default): ``w = B^2 S + noise_var``; then ``E`` is the expected excess squared error of
   the restored image over the target's (see :meth:`gpu_deconv.core.targets.Target.weight`), which is the
-  quantity that matters. G is accumulated per frame over the nodes from a precomputed per-node table
-  (see :class:`LaplacianFit`), which is why quadrature (not a dense grid) makes a per-frame solve cost
-  microseconds.
+  quantity that matters. For the Wiener targets ``w = A (p + rho)`` with ``p = B^2 s0`` fixed per blur
+  and one number ``rho = noise_var / A`` per frame (:attr:`gpu_deconv.core.targets.Target.ratio_form`), so
+  G is a combination of three matrices tabulated per blur and a frame pays for the right-hand side only
+  (see :meth:`LaplacianFit.solve`); quadrature (not a dense grid) keeps even the tabulation cheap.
 
-The 2-coefficient case uses the closed-form 2x2 inverse.
+Systems with 1 or 2 coefficients are solved in closed form, larger ones by LAPACK gesv.
 
 Precision-aware regularisation: the GPU stores the blurred levels ``H_k`` in fp16 or fp32 textures and
 mixes them with weights ``d_k`` (:meth:`gpu_deconv.core.basis.Basis.mixture_weights`). The five Gaussians
@@ -36,6 +37,7 @@ Reference: the seed post (weighted least squares of a Laplacian basis onto a Wie
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -46,7 +48,7 @@ from .basis import Basis
 from .blur import BlurModel
 from .plan import MixtureStage
 from .quadrature import Nodes, gauss_legendre, symmetric_half, uniform_grid
-from .targets import OMEGA0, Target, evaluate_many_for_fit
+from .targets import OMEGA0, Target, clamped_excess, evaluate_many_for_fit, power_rows
 
 WEIGHTINGS = ("output", "uniform")
 #: Default Gauss-Legendre nodes per axis, measured to reproduce a 160x160 (2D) or 600-node (1D) solve
@@ -84,10 +86,29 @@ class FitResult:
     nodes_label: str
     target: Target
     blur: BlurModel
-    _q: np.ndarray = field(repr=False)
-    _w: np.ndarray = field(repr=False)
-    _phi: np.ndarray = field(repr=False)
-    _t_minus_1: np.ndarray = field(repr=False)
+    _solver: LaplacianFit = field(repr=False)
+
+    # The target and weighting at the nodes are evaluated again, on first use, by the straightforward
+    # formula (Target.evaluate_for_fit): the per-frame solve never forms them (see LaplacianFit.solve).
+    @cached_property
+    def _at_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._solver.target_at_nodes(self.blur, self.target)
+
+    @property
+    def _t_minus_1(self) -> np.ndarray:
+        return self._at_nodes[0]
+
+    @property
+    def _w(self) -> np.ndarray:
+        return self._at_nodes[1]
+
+    @property
+    def _q(self) -> np.ndarray:
+        return self._solver.nodes.q
+
+    @property
+    def _phi(self) -> np.ndarray:
+        return self._solver.phi
 
     @cached_property
     def _t(self) -> np.ndarray:
@@ -149,12 +170,13 @@ class LaplacianFit:
 
     Everything that does not depend on the frame is tabulated once per node: ``Phi``, the right-hand side
     table ``R[n, k] = q_n Phi_nk`` and the Gram table ``P[n, (i, j)] = q_n Phi_ni Phi_nj`` (both symmetric
-    halves filled from one, so G comes out exactly symmetric). A frame's normal equations are then two
-    vector-matrix products, ``G = w P`` and ``r = (w (T - 1)) R``, and a frame costs a fixed ~20 small
-    array operations (target, gain clamp, two products, a KxK solve) whatever the node count. With uniform
-    weighting (and no rounding term) the whole solve is one product with the precomputed ``R G^-1``.
-    :meth:`solve` is the per-frame call; :meth:`solve_many` and :meth:`coefficients` solve a batch (a table
-    over levels, noise or blur sigmas) with the same operations on ``(M, N)`` arrays.
+    halves filled from one, so G comes out exactly symmetric); for any weights ``w`` the normal equations
+    are two vector-matrix products, ``G = w P`` and ``r = (w (T - 1)) R`` (:meth:`coefficients`,
+    :meth:`solve_many`: a batch over levels, noise or blur sigmas as ``(M, N)`` arrays). Per blur (cached
+    for read-only taps, like :meth:`blur_at_nodes`) :meth:`solve` also tabulates what the target's ratio
+    form needs, so a frame costs 11 small array operations and a KxK solve whatever the node count: their
+    call overhead, not arithmetic, is the cost. With uniform weighting (and no rounding term) the solve
+    ends in one product with the precomputed ``R G^-1``.
 
     Parameters
     ----------
@@ -214,17 +236,27 @@ class LaplacianFit:
         self._roundoff = _frozen(dmat.T @ (norms[:, None] * dmat))
         self._blur_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._shape: dict[float, np.ndarray] = {}
+        self._tables: dict[tuple[int, float | None], tuple] = {}
+        self._work = threading.local()  # clamped_excess' work rows, one set per thread
+        # G of the ratio form (see solve) is a combination of three fixed matrices; the ridge, a fixed
+        # multiple of the trace, is linear too, so it is folded into each of them
+        self._plain_gram = self._ridged(self._ones @ self._gram_table)
+        self._ridged_roundoff = self._ridged(self._roundoff.ravel())
         self._uniform_solution = None
         if weighting == "uniform":
-            g = self._ones @ self._gram_table
-            g[:: k + 1] += self.ridge * (g[:: k + 1].sum() / k)
             # G is frame-independent: c = G^-1 R^T (T - 1) = (T - 1) @ (R G^-1), one product per solve
-            self._uniform_solution = _frozen(np.linalg.solve(g.reshape(k, k), self._rhs_table.T).T)
+            self._uniform_solution = _frozen(np.linalg.solve(self._plain_gram.reshape(k, k), self._rhs_table.T).T)
         if k > 2:
             # LAPACK's gesv without numpy.linalg's per-call set-up (2.5 us instead of 14 us for 5x5)
             from scipy.linalg.lapack import dgesv
 
             self._gesv = dgesv
+
+    def _ridged(self, g: np.ndarray) -> np.ndarray:
+        """Flat ``G`` (K*K,) plus the ridge ``lambda (tr G / K) I`` (a new array)."""
+        g = g.copy()
+        g[:: self._k + 1] += self.ridge * (g[:: self._k + 1].sum() / self._k)
+        return g
 
     @property
     def phi(self) -> np.ndarray:
@@ -257,6 +289,33 @@ class LaplacianFit:
                 self._blur_cache.clear()  # (atomic, so safe if threads share a solver; refilling is cheap)
             self._blur_cache[id(t)] = (t, b)
         return b
+
+    def _ratio_tables(self, blur: BlurModel, target: Target) -> tuple:
+        """What a target in its ratio form (:attr:`gpu_deconv.core.targets.Target.ratio_form`) needs from the
+        blur, cached like :meth:`blur_at_nodes`: ``p = B^2 s0`` and ``q = B s0`` at the nodes (``s0`` the
+        spectrum's shape), and the three matrices whose combination is G, ``[Gp, G1, M]`` (ridge folded in):
+        ``Gp = sum q_n p_n Phi_n Phi_n^T``, ``G1`` the same with ``p = 1``, ``M`` the rounding matrix. They are
+        a (K*K, 3) array, or for K <= 2 (solved in closed form) three flat lists of Python floats."""
+        t = blur.taps
+        omega0 = None if target.kind == "flat" else target.omega0
+        key = (id(t), omega0)
+        hit = self._tables.get(key)
+        if hit is not None and hit[0] is t:
+            return hit[1]
+        b = self.blur_at_nodes(blur)
+        q = b if omega0 is None else b * self._shape_at_nodes(omega0)
+        p = b * q
+        grams = (self._ridged(p.dot(self._gram_table)), self._plain_gram, self._ridged_roundoff)
+        if self._k <= 2:
+            stack = tuple(g.tolist() for g in grams)
+        else:
+            stack = _frozen(np.stack(grams, axis=-1))  # (K*K, 3): a matrix-vector product (a 3D one costs 2x)
+        tables = (_frozen(p), _frozen(q), stack)
+        if not t.flags.writeable:  # as in blur_at_nodes: only taps that cannot change under the cache
+            if len(self._tables) >= _CACHE_SIZE:
+                self._tables.clear()
+            self._tables[key] = (t, tables)
+        return tables
 
     def _shape_at_nodes(self, omega0: float) -> np.ndarray:
         """The natural spectrum's ``1 / (|w|^2 + w0^2)`` at the nodes, cached per corner ``w0``."""
@@ -319,37 +378,56 @@ class LaplacianFit:
         if self._uniform_solution is not None and not roundoff_var:
             return t_minus_1.dot(self._uniform_solution)
         if t_minus_1.ndim == 1:
-            return self._solve_one(*self._gram_rhs(t_minus_1, w, roundoff_var))
+            g, r = self._gram_rhs(t_minus_1, w, roundoff_var)
+            g = self._ridged(g)
+            if self._k > 2:
+                return self._solve_lapack(g.reshape(self._k, self._k), r)
+            upper = g.tolist()
+            return _solve_closed_form(upper[:1] if self._k == 1 else (upper[0], upper[1], upper[3]), r)
         g, r = self.normal_equations(t_minus_1, w, roundoff_var)
         return np.linalg.solve(g, r[..., None])[..., 0]
 
-    def _solve_one(self, g: np.ndarray, r: np.ndarray) -> np.ndarray:
-        """Solve one system (``g`` flat, without its ridge) in Python floats and LAPACK: numpy's batched
-        machinery costs more than the arithmetic at K <= 5."""
-        k = self._k
-        if k == 1:
-            (a,), (r0,) = g.tolist(), r.tolist()
-            return np.array([r0 / (a + self.ridge * (a / 1))])
-        if k == 2:  # closed-form 2x2 inverse
-            a, b, _, d = g.tolist()
-            r0, r1 = r.tolist()
-            if self.ridge:
-                lam = self.ridge * ((a + d) / 2)
-                a += lam
-                d += lam
-            det = a * d - b * b
-            return np.array([(d * r0 - b * r1) / det, (a * r1 - b * r0) / det])
-        if self.ridge:
-            diagonal = g[:: k + 1]
-            diagonal += self.ridge * (sum(diagonal.tolist()) / k)
+    def _solve_mixed(self, grams: tuple | np.ndarray, x: float, y: float, z: float, r: np.ndarray) -> np.ndarray:
+        """Solve ``(x Gp + y G1 + z M) c = r`` with :meth:`_ratio_tables`' matrices (for K <= 2 combined entry by
+        entry in Python floats: building arrays would cost more than the arithmetic)."""
+        if self._k > 2:
+            return self._solve_lapack(grams.dot(np.array((x, y, z))).reshape(self._k, self._k), r)
+        gp, g1, m = grams
+        if self._k == 1:
+            return _solve_closed_form((x * gp[0] + y * g1[0] + z * m[0],), r)
+        return _solve_closed_form((x * gp[0] + y * g1[0] + z * m[0], x * gp[1] + y * g1[1] + z * m[1],
+                                   x * gp[3] + y * g1[3] + z * m[3]), r)
+
+    def _solve_lapack(self, g: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """``G c = r`` for a C-ordered (K, K) ``g`` (overwritten) by LAPACK gesv, without numpy.linalg's per-call
+        set-up (2.5 us instead of 14 us for 5x5)."""
         # G is exactly symmetric, so its transpose is the Fortran-ordered matrix LAPACK takes without a copy
-        _, _, c, info = self._gesv(g.reshape(k, k).T, r, overwrite_a=1, overwrite_b=1)
+        _, _, c, info = self._gesv(g.T, r, overwrite_a=1, overwrite_b=1)
         if info:
             raise np.linalg.LinAlgError(f"singular normal equations (LAPACK gesv info={info})")
         return c
 
+    def target_at_nodes(self, blur: BlurModel, target: Target) -> tuple[np.ndarray, np.ndarray]:
+        """``(T - 1, w)`` at :attr:`nodes` by :meth:`gpu_deconv.core.targets.Target.evaluate_for_fit` (``w`` the
+        output weighting ``B^2 S + noise_var``, or ones with uniform weighting)."""
+        t_minus_1, w = target.evaluate_for_fit(self.blur_at_nodes(blur), self.nodes.r2,
+                                               self._shape_at_nodes(target.omega0))
+        return t_minus_1, (self._ones if self.weighting == "uniform" else w)
+
     def solve(self, blur: BlurModel, target: Target, roundoff_var: float = 0.0) -> FitResult:
         """Fit the coefficients for one frame's blur and target.
+
+        A target in its ratio form (:attr:`gpu_deconv.core.targets.Target.ratio_form`: ``T = q / (p + rho)``
+        before the clamp and ``w = A (p + rho)``, with ``p = B^2 s0``, ``q = B s0`` fixed per blur and one
+        number ``rho = noise_var / A`` per frame) has normal equations, divided by ``A``,
+
+            G = Gp + rho G1 + (roundoff_var / A) M,     r = R^T ((p + rho) (clamp(T) - 1)),
+
+        ``Gp``, ``G1``, ``M`` tabulated per blur with the ridge folded in (it is linear in G), so a frame
+        costs the right-hand side alone: 11 array operations (``p + rho``, the 9 of
+        :func:`gpu_deconv.core.targets.clamped_excess`, one product) and the K x K solve. Other targets
+        (``max_gain``, no noise or no signal) take the general evaluation and :meth:`coefficients`. Either
+        way the result is the plain normal-equations solution up to float64 round-off.
 
         Parameters
         ----------
@@ -359,13 +437,24 @@ class LaplacianFit:
             Rounding variance of the intermediate textures (see :data:`ROUNDOFF_VAR`); 0 fits the
             response alone.
         """
-        nodes = self.nodes
-        b = self.blur_at_nodes(blur)
-        t_minus_1, w = target.evaluate_for_fit(b, nodes.r2, self._shape_at_nodes(target.omega0))
-        if self.weighting == "uniform":
-            w = self._ones
-        c = self._coefficients(t_minus_1, w, roundoff_var)
-        return FitResult(self.basis, c, self.domain, nodes.label, target, blur, nodes.q, w, self._phi, t_minus_1)
+        form = target.ratio_form
+        if form is None:
+            c = self._coefficients(*self.target_at_nodes(blur, target), roundoff_var)
+        else:
+            ratio, scale = form
+            p, q, grams = self._ratio_tables(blur, target)
+            try:
+                work = self._work.rows
+            except AttributeError:  # this thread's first solve
+                work = self._work.rows = power_rows((self.nodes.size,))
+            if self._uniform_solution is None:
+                y = clamped_excess(q, p + ratio, target.min_gain, True, work)
+                c = self._solve_mixed(grams, 1.0, ratio, roundoff_var / scale, y.dot(self._rhs_table))
+            else:
+                y = clamped_excess(q, p + ratio, target.min_gain, False, work)
+                c = (self._solve_mixed(grams, 0.0, 1.0, roundoff_var, y.dot(self._rhs_table)) if roundoff_var
+                     else y.dot(self._uniform_solution))
+        return FitResult(self.basis, c, self.domain, self.nodes.label, target, blur, self)
 
     def solve_many(
         self, blurs: BlurModel | Sequence[BlurModel], targets: Sequence[Target], roundoff_var: float = 0.0
@@ -396,6 +485,28 @@ class LaplacianFit:
         omega0 = targets[0].omega0 if targets else OMEGA0
         t_minus_1, w = evaluate_many_for_fit(targets, b, self.nodes.r2, self._shape_at_nodes(omega0))
         return self._coefficients(t_minus_1, w, roundoff_var)
+
+
+def _solve_closed_form(upper: tuple[float, ...], r: np.ndarray) -> np.ndarray:
+    """Solve a symmetric 1x1 or 2x2 system given its upper triangle ``(G11,)`` or ``(G11, G12, G22)``, in Python
+    floats (the closed-form inverse).
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        G is singular.
+    """
+    if len(upper) == 1:
+        (det,), (r0,) = upper, r.tolist()
+        if not det:
+            raise np.linalg.LinAlgError("singular normal equations (determinant 0)")
+        return np.array([r0 / det])
+    a, b, d = upper
+    r0, r1 = r.tolist()
+    det = a * d - b * b
+    if not det:
+        raise np.linalg.LinAlgError("singular normal equations (determinant 0)")
+    return np.array([(d * r0 - b * r1) / det, (a * r1 - b * r0) / det])
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

@@ -23,7 +23,8 @@ normalised like ``noise_var`` (the mean of S over [-pi, pi]^2 is the signal vari
 in the package is the blur's size in pixels.
 
 :func:`evaluate_many_for_fit` evaluates many targets at once (one row per target), for the batched solves
-of :meth:`gpu_deconv.core.fit.LaplacianFit.solve_many`.
+of :meth:`gpu_deconv.core.fit.LaplacianFit.solve_many`; :func:`clamped_excess` evaluates a target in its
+ratio form (:attr:`Target.ratio_form`) for the per-frame solve of :meth:`gpu_deconv.core.fit.LaplacianFit.solve`.
 
 Reference: N. Wiener (1949); the seed post "GPU deconvolution with a Laplacian basis".
 """
@@ -48,6 +49,8 @@ CLAMP_SOFTNESS = 0.2
 # an operation with a Python float operand costs ~1.6x one with an array operand, a comparison 3x, and a
 # reduction such as ``.any()`` 4x). Hence 0-d array constants, and no boolean masks.
 _ONE = np.array(1.0)
+_ZERO = np.array(0.0)
+_INF = math.inf  # (a module constant: Target validates per frame)
 
 
 @lru_cache(maxsize=64)
@@ -103,6 +106,74 @@ def soft_max(t: np.ndarray, floor: float, eps: float = CLAMP_SOFTNESS) -> np.nda
     return out
 
 
+@lru_cache(maxsize=8)
+def _soft_max_monomials(eps: float) -> np.ndarray:
+    """``[1/2, a1, a2, a3]`` with ``u/2 + eps E(|u|/eps) = u/2 + a1 u^2 + a2 u^4 + a3 u^6`` (see :func:`soft_max`):
+    the expansion of ``3/(16 eps^5) z ((z - 5 eps^2/3)^2 + 20 eps^4/9)``, ``z = u^2``. Read-only."""
+    c1, c2, c3, _ = (float(c) for c in _soft_max_constants(eps))
+    a = np.array([0.5, c3 * (c1 * c1 + c2), -2.0 * c1 * c3, c3])
+    a.setflags(write=False)
+    return a
+
+
+_DEFAULT_MONOMIALS = _soft_max_monomials(CLAMP_SOFTNESS)
+
+
+def power_rows(shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Work space of :func:`clamped_excess`: a ``(4, *shape)`` array and its four rows (binding the row views
+    once saves ~15% of the function's cost). Reuse it across calls, within one thread."""
+    stack = np.empty((4, *shape))
+    return (stack, *stack)
+
+
+def clamped_excess(q: np.ndarray, den: np.ndarray, min_gain: float, weighted: bool,
+                   work: tuple[np.ndarray, ...] | None = None, eps: float = CLAMP_SOFTNESS) -> np.ndarray:
+    """``den^j (soft_max(T, min_gain) - 1)`` for ``T = q / den``, ``j = 1`` if ``weighted`` else 0 (``min_gain = 0``:
+    no clamp, ``den^j (T - 1)``): the right-hand side terms of the fit for a target in the ratio form of
+    :attr:`Target.ratio_form` (``den`` is then the output weighting up to a constant factor).
+
+    Evaluated in 9 array operations (the per-frame solve's cost is their call overhead, not arithmetic):
+    with ``u = T - min_gain = num / den``, ``num = q - min_gain den``, :func:`soft_max`'s form
+    ``min_gain + min(Q(u), max(u, 0))`` holds with the even-plus-linear polynomial ``Q(u) = u/2 + eps E(|u|/eps)``,
+    evaluated as one product of its 4 monomial coefficients with the stacked powers ``u, u^2, u^4, u^6``;
+    weighted, ``den min(Q, max(u, 0)) = min(den Q, max(num, 0))`` needs no second division. Agrees with
+    :func:`soft_max` to float64 round-off (not bit for bit: monomials instead of the factored corner).
+
+    Parameters
+    ----------
+    q, den : ndarray (..., N)
+        ``den > 0``.
+    min_gain : float
+        Floor of ``T`` (>= 0).
+    weighted : bool
+    work : tuple of ndarray, optional
+        ``power_rows(q.shape)``, reused; by default allocated per call.
+    eps : float
+        Half-width of the clamp's rounded corner.
+    """
+    if min_gain == 0:  # no clamp
+        return q - den if weighted else q / den - _ONE
+    num = q - den if min_gain == 1 else q - den * min_gain
+    powers, u, z, z2, z3 = work or power_rows(num.shape)
+    np.divide(num, den, u)
+    np.multiply(u, u, z)
+    np.multiply(z, z, z2)
+    np.multiply(z2, z, z3)
+    monomials = _DEFAULT_MONOMIALS if eps == CLAMP_SOFTNESS else _soft_max_monomials(eps)
+    if num.ndim == 1:
+        corner = monomials.dot(powers)  # Q(u)
+    else:
+        corner = monomials.dot(powers.reshape(4, -1)).reshape(num.shape)
+    if weighted:
+        corner *= den
+        np.minimum(corner, np.maximum(num, _ZERO, out=num), out=corner)
+    else:
+        np.minimum(corner, np.maximum(u, _ZERO, out=u), out=corner)
+    if min_gain != 1:
+        corner += den * (min_gain - 1.0) if weighted else min_gain - 1.0
+    return corner
+
+
 def _wiener(
     b: np.ndarray, s: np.ndarray | float, noise_var, noisy: bool
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -124,7 +195,7 @@ def _clamp_minus_one(t: np.ndarray, min_gain: float, max_gain: float | None) -> 
     return y
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Target:
     """A (clamped) Wiener target.
 
@@ -139,6 +210,14 @@ class Target:
         Spectrum corner in rad/px.
     min_gain, max_gain : float, float or None
         Clamp of ``T``.
+    ratio_form : (float, float) or None
+        Derived, not a field: ``(ratio, scale)`` with ``T = B s0 / (B^2 s0 + ratio)`` before the clamp and
+        ``B^2 S + noise_var = scale (B^2 s0 + ratio)``, ``s0`` the spectrum's shape (``1 / (|w|^2 + w0^2)``,
+        or 1 for 'flat'): ``ratio = noise_var / level``, ``scale = level`` (``noise_var`` and 1 for 'flat').
+        In this form a frame's target at the fit's nodes depends on one number, so everything that depends on
+        the blur alone is tabulated once (:meth:`gpu_deconv.core.fit.LaplacianFit.solve`). None where the form
+        does not exist or is not used: no noise (``T = 1/B`` needs the guarded division), no signal, or a
+        ``max_gain`` clamp (evaluated by :meth:`evaluate_for_fit`).
     """
 
     kind: str = "natural"
@@ -148,12 +227,17 @@ class Target:
     min_gain: float = 1.0
     max_gain: float | None = None
 
-    def __post_init__(self) -> None:
-        # one chained test on the common path (a Target is built per frame); the loop below says what is wrong
-        nv, lv, w0, mg = self.noise_var, self.level, self.omega0, self.min_gain
+    def __init__(self, kind: str = "natural", noise_var: float = 0.0, level: float = 1.0, omega0: float = OMEGA0,
+                 min_gain: float = 1.0, max_gain: float | None = None) -> None:
+        # A Target is built per frame: the fields go straight into the instance dict (frozen dataclasses
+        # otherwise set each through object.__setattr__, twice the cost of this whole constructor).
+        d = self.__dict__
+        d["kind"], d["noise_var"], d["level"], d["omega0"] = kind, noise_var, level, omega0
+        d["min_gain"], d["max_gain"] = min_gain, max_gain
+        # one chained test on the common path; the loop below says what is wrong
         try:
-            ok = (0.0 <= nv < math.inf and 0.0 <= lv < math.inf and 0.0 <= w0 < math.inf and 0.0 <= mg < math.inf
-                  and bool not in (type(nv), type(lv), type(w0), type(mg)))
+            ok = (0.0 <= noise_var < _INF and 0.0 <= level < _INF and 0.0 <= omega0 < _INF and 0.0 <= min_gain < _INF
+                  and bool not in (type(noise_var), type(level), type(omega0), type(min_gain)))
         except TypeError:
             ok = False
         if not ok:
@@ -165,10 +249,16 @@ class Target:
                     good = False
                 if not good:
                     raise ValueError(f"target {name} must be a finite number >= 0, got {v!r}")
-        if self.kind not in ("natural", "flat"):
-            raise ValueError(f"target kind must be 'natural' or 'flat', got {self.kind!r}")
-        if self.max_gain is not None and not (math.isfinite(self.max_gain) and self.max_gain >= 1):
-            raise ValueError(f"target max_gain must be a finite number >= 1, got {self.max_gain!r}")
+        if kind not in ("natural", "flat"):
+            raise ValueError(f"target kind must be 'natural' or 'flat', got {kind!r}")
+        if max_gain is not None:
+            if not (math.isfinite(max_gain) and max_gain >= 1):
+                raise ValueError(f"target max_gain must be a finite number >= 1, got {max_gain!r}")
+            d["ratio_form"] = None
+        elif kind == "flat":
+            d["ratio_form"] = (noise_var, 1.0) if noise_var > 0 else None
+        else:
+            d["ratio_form"] = (noise_var / level, level) if noise_var > 0 and level > 0 else None
 
     def spectrum(self, r2: np.ndarray, shape: np.ndarray | None = None) -> np.ndarray | float:
         """Signal spectrum ``S`` at squared radial frequency ``r2 = |w|^2``.
