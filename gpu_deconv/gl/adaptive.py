@@ -499,13 +499,17 @@ class AdaptiveExecutor:
 
     def _pass_eq_fused(self, basis: Basis) -> None:
         """Passes 1 and 2 as one compute dispatch (``adaptive_bands_fused.comp``) storing ``e`` and ``q``
-        only (the energy pair compiled in, so the lowpasses past it are dead code)."""
+        only. The energy pair is compiled in and the lowpasses past it get no taps (their sums stay 0 and
+        feed only bands nobody stores), so the window reaches only as far as the pair's and the noise
+        band's lowpasses: at the usual fine pair a few pixels instead of the coarsest lowpass's 15."""
         pr = self._prepared
         ex, comp = self.ex, self.compute
         src, colour = pr.src, pr.layout.colour
         w, h = src.width, src.height
         stage = self._stage(basis)
-        shape = stage_shape(stage)
+        full = stage_shape(stage)
+        needed = max(pr.bands)  # L_b = s_{b-1} - s_b: the pair needs lowpasses 0..max(pair), plus the noise band
+        shape = tuple(offs if lv <= needed or lv == len(full) - 1 else () for lv, offs in enumerate(full))
         bl, dt, e16 = self._storage(basis.size, colour, pr.precision)
         comps = self._target_comps(bl)
         btex = [ex.pool.get(self._band_name(bl, 0), w, h, comps, dt)]
