@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     ad = AdaptiveExecutor(ex)
     comp = ComputeExecutor(ex) if compute_available(ctx) else None
     adf = AdaptiveExecutor(ex, compute=comp) if comp is not None else None
+    if adf is not None and not adf._fused(args.precision):  # native fp16 bands (GPUs): only fp32 runs fused
+        adf.release()
+        comp.release()
+        comp = adf = None
     engine_fused = PathChooser(ex).fused_without_measuring() is not None
     gstats = GpuBandStats(ex)
     timer = GpuTimer(ctx, ex.raw, ring=2)

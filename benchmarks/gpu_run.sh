@@ -77,3 +77,9 @@ for a in "$@"; do
   case "$a" in --quick|--no-write) COMPUTE_ARGS+=("$a");; esac
 done
 "$PY" benchmarks/bench_compute.py "${COMPUTE_ARGS[@]}"
+
+echo "== adaptive mode: fragment passes vs fused dispatches (printed, not written: record it in RESULTS.md)"
+# On GPUs fp16 bands round in the driver, so only precision 32 runs the fused adaptive dispatches there.
+for p in 16 32; do
+  "$PY" benchmarks/bench_adaptive.py --quick --no-write --precision "$p"
+done
