@@ -37,12 +37,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_engine import cpu_name, time_interleaved  # noqa: E402
+from bench_engine import BenchFrame, cpu_name, time_interleaved  # noqa: E402
 
 from gpu_deconv.core.adaptive import AdaptiveSolver  # noqa: E402
 from gpu_deconv.core.blur import Gaussian  # noqa: E402
@@ -91,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from gpu_deconv.gl.adaptive import AdaptiveExecutor
     from gpu_deconv.gl.compute import ComputeExecutor, PathChooser, compute_available
     from gpu_deconv.gl.context import create_headless_context
-    from gpu_deconv.gl.executor import TEXTURE_UNITS, DrawTarget, Layout, PlanExecutor, Region
+    from gpu_deconv.gl.executor import TEXTURE_UNITS, Layout, PlanExecutor
     from gpu_deconv.gl.state import GLStateGuard
     from gpu_deconv.gl.stats_gpu import GpuBandStats
     from gpu_deconv.gl.timing import GpuTimer
@@ -116,12 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     tables = {"laplacian": AdaptiveSolver(GaussianLaplacian()).solve(Gaussian(args.sigma), nv),
               "comb": AdaptiveSolver(Comb(2)).solve(Gaussian(min(args.sigma, 1.0)), nv)}
     layout = Layout(3, 4, True)
-    img = np.random.default_rng(0).random((h, w, 4), dtype=np.float32)
-    src = ctx.texture((w, h), 4, img.tobytes(), dtype="f4")
-    dst = ctx.texture((w, h), 4, dtype="f4")
-    fbo = ctx.framebuffer([dst])
-    target = DrawTarget(fbo, (0, 0, w, h))
-    region = Region(src, w, h)
+    frame = BenchFrame(ctx, w, h)
+    target, region = frame.target, frame.region
     lap = tables["laplacian"]
 
     def run_pass(name: str) -> None:
@@ -224,8 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         comp.release()
     gstats.release()
     ex.release()
-    for o in (fbo, src, dst):
-        o.release()
+    frame.release()
     ctx.release()
     return 0
 

@@ -91,6 +91,24 @@ def median(v: list[float]) -> float:
     return float(np.median(v)) if v else float("nan")
 
 
+class BenchFrame:
+    """A ``w x h`` RGBA32F texture of uniform noise (a resident linear frame) and an RGBA32F target of the
+    same size: what the pass-cost benchmarks time their passes on. ``release()`` when done."""
+
+    def __init__(self, ctx, w: int, h: int, seed: int = 0) -> None:
+        from gpu_deconv.gl.executor import DrawTarget, Region
+
+        img = np.random.default_rng(seed).random((h, w, 4), dtype=np.float32)
+        self.src = ctx.texture((w, h), 4, img.tobytes(), dtype="f4")
+        self.dst = ctx.texture((w, h), 4, dtype="f4")
+        self.fbo = ctx.framebuffer([self.dst])
+        self.target, self.region = DrawTarget(self.fbo, (0, 0, w, h)), Region(self.src, w, h)
+
+    def release(self) -> None:
+        for o in (self.fbo, self.src, self.dst):
+            o.release()
+
+
 def time_interleaved(ctx, timer, names, run_pass, reps: int) -> tuple[dict, dict]:
     """Warm every pass up twice, then time ``reps`` interleaved rounds (every name once per round, so a
     load spike hits all rows alike). Returns per-name lists of GPU ms (timer query) and wall ms (with

@@ -126,13 +126,13 @@ def cost_table(ctx, size: tuple[int, int], reps: int) -> tuple[str, float]:
     """GL wall clock per frame in passthrough units: one sigma vs per channel, whole frame and pass 5, on the
     fragment passes and (OpenGL 4.3) the fused compute dispatches - the engine's path on CPU rasterisers.
     Returns the table and pass 5's extra units on the engine's path."""
-    from bench_engine import time_interleaved
+    from bench_engine import BenchFrame, time_interleaved
 
     from gpu_deconv.core.adaptive import AdaptiveSolver
     from gpu_deconv.core.gaussian_laplacian import GaussianLaplacian
     from gpu_deconv.gl.adaptive import AdaptiveExecutor
     from gpu_deconv.gl.compute import ComputeExecutor, PathChooser, compute_available
-    from gpu_deconv.gl.executor import TEXTURE_UNITS, DrawTarget, Layout, PlanExecutor, Region
+    from gpu_deconv.gl.executor import TEXTURE_UNITS, Layout, PlanExecutor
     from gpu_deconv.gl.state import GLStateGuard
     from gpu_deconv.gl.timing import GpuTimer
 
@@ -148,11 +148,8 @@ def cost_table(ctx, size: tuple[int, int], reps: int) -> tuple[str, float]:
     tables = {"one sigma": solver.solve(Gaussian(sorted(SIGMAS)[1]), 1e-4),
               "per-channel sigma": solver.solve_channels(tuple(Gaussian(s) for s in SIGMAS), 1e-4)}
     layout = Layout(3, 4, True)
-    img = np.random.default_rng(0).random((h, w, 4), dtype=np.float32)
-    src = ctx.texture((w, h), 4, img.tobytes(), dtype="f4")
-    dst = ctx.texture((w, h), 4, dtype="f4")
-    fbo = ctx.framebuffer([dst])
-    target, region = DrawTarget(fbo, (0, 0, w, h)), Region(src, w, h)
+    frame = BenchFrame(ctx, w, h)
+    target, region = frame.target, frame.region
     runs = {"passthrough": lambda: ex.copy(region, target, layout)}
     for path, ad in paths.items():
         for label, table in tables.items():
@@ -167,9 +164,7 @@ def cost_table(ctx, size: tuple[int, int], reps: int) -> tuple[str, float]:
                 ad.prepare(region, layout, one.basis, one.bands)
             _, wall = time_interleaved(ctx, timer, list(runs), lambda n: runs[n](), reps)
     finally:
-        fbo.release()
-        src.release()
-        dst.release()
+        frame.release()
         timer.release()
         for ad in paths.values():
             ad.release()

@@ -523,11 +523,11 @@ def gpu_cost_table(ctx, size: tuple[int, int] = (1920, 1080), reps: int = 10) ->
     alone both ways; interleaved rounds (:func:`bench_engine.time_interleaved`), wall-clock medians with
     ``ctx.finish`` (llvmpipe's timer query can miss a short pass's work). Returns the table and the map's extra
     cost in units: pass 5's, and the whole frame's."""
-    from bench_engine import time_interleaved
+    from bench_engine import BenchFrame, time_interleaved
 
     from gpu_deconv.core.adaptive import AdaptiveSolver
     from gpu_deconv.gl.adaptive import AdaptiveExecutor
-    from gpu_deconv.gl.executor import TEXTURE_UNITS, DrawTarget, Layout, PlanExecutor, Region
+    from gpu_deconv.gl.executor import TEXTURE_UNITS, Layout, PlanExecutor
     from gpu_deconv.gl.state import GLStateGuard
     from gpu_deconv.gl.timing import GpuTimer
 
@@ -540,11 +540,8 @@ def gpu_cost_table(ctx, size: tuple[int, int] = (1920, 1080), reps: int = 10) ->
     smap = sm.radial_map(h, w, *RADIAL)
     table = solver.solve_map(Gaussian, 1e-4, smap.range, float(np.median(smap.values)))
     layout = Layout(3, 4, True)
-    img = np.random.default_rng(0).random((h, w, 4), dtype=np.float32)
-    src = ctx.texture((w, h), 4, img.tobytes(), dtype="f4")
-    dst = ctx.texture((w, h), 4, dtype="f4")
-    fbo = ctx.framebuffer([dst])
-    target, region = DrawTarget(fbo, (0, 0, w, h)), Region(src, w, h)
+    frame = BenchFrame(ctx, w, h)
+    target, region = frame.target, frame.region
 
     def run_pass(name: str) -> None:
         if name == "passthrough":
@@ -567,9 +564,7 @@ def gpu_cost_table(ctx, size: tuple[int, int] = (1920, 1080), reps: int = 10) ->
             assert plain.bands == table.bands
             _, wall = time_interleaved(ctx, timer, names, run_pass, reps)
     finally:
-        fbo.release()
-        src.release()
-        dst.release()
+        frame.release()
         timer.release()
         ad.release()
         ex.release()

@@ -417,8 +417,31 @@ class AdaptiveSolver:
 
 
 # ------------------------------------------------------------------------------------ per-channel sigma
+class _TableSet:
+    """What a set of :class:`AdaptiveTable` (per channel, per sigma node) shares: its first table's basis,
+    energy bands, noise and size (the subclasses check that every table agrees)."""
+
+    tables: tuple[AdaptiveTable, ...]
+
+    @property
+    def basis(self) -> Basis:
+        return self.tables[0].basis
+
+    @property
+    def bands(self) -> tuple[int, int]:
+        return self.tables[0].bands
+
+    @property
+    def noise_var(self) -> float:
+        return self.tables[0].noise_var
+
+    @property
+    def size(self) -> int:
+        return self.tables[0].size
+
+
 @dataclass(frozen=True, eq=False)
-class ChannelTable:
+class ChannelTable(_TableSet):
     """The coefficient tables of a per-channel blur: one :class:`AdaptiveTable` per colour channel (R, G,
     B), all with the same basis, noise and energy bands.
 
@@ -460,22 +483,6 @@ class ChannelTable:
                 len({t.basis.key() for t in self.tables}) != 1:
             raise ValueError("the tables of a channel table must share their basis, energy bands and noise")
 
-    @property
-    def basis(self) -> Basis:
-        return self.tables[0].basis
-
-    @property
-    def bands(self) -> tuple[int, int]:
-        return self.tables[0].bands
-
-    @property
-    def noise_var(self) -> float:
-        return self.tables[0].noise_var
-
-    @property
-    def size(self) -> int:
-        return self.tables[0].size
-
     def coefficients(self) -> np.ndarray:
         """``(3, TABLE_SIZE, K)`` float32: the R, G, B tables."""
         return np.stack([t.coefficients for t in self.tables])
@@ -508,7 +515,7 @@ class ChannelTable:
 
 # ------------------------------------------------------------------------------------------ sigma maps
 @dataclass(frozen=True, eq=False)
-class SigmaTable:
+class SigmaTable(_TableSet):
     """The 2D coefficient table of a spatially varying blur: one :class:`AdaptiveTable` per sigma node
     ``s_j = start + j step`` (j = 0..N-1, N >= 2), all with the same basis, noise and energy bands.
 
@@ -552,22 +559,6 @@ class SigmaTable:
     @property
     def nodes(self) -> int:
         return len(self.tables)
-
-    @property
-    def basis(self) -> Basis:
-        return self.tables[0].basis
-
-    @property
-    def bands(self) -> tuple[int, int]:
-        return self.tables[0].bands
-
-    @property
-    def noise_var(self) -> float:
-        return self.tables[0].noise_var
-
-    @property
-    def size(self) -> int:
-        return self.tables[0].size
 
     def sigma_at(self, j: int) -> float:
         """Sigma (px) of node ``j`` (rounded to 1e-9 px, so node 1.3 is the float 1.3 a user types)."""

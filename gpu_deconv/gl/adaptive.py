@@ -229,6 +229,18 @@ def band_outputs(k: int, colour: int, bl: BandLayout, store: Callable[[int, str]
     return lines
 
 
+def _window_sums(shape: tuple[tuple[int, ...], ...], window: Callable[[int, int], str]) -> list[str]:
+    """``s{k} = sum_{j ascending} g_k[j] H_k(j)`` from a fused walk's window: pass 2's vertical sums, in its
+    order (shared by both fused dispatches)."""
+    lines = []
+    for lv, offs in enumerate(shape):
+        lines.append(f"PRECISE COL s{lv} = COL(0.0);")
+        for j in offs:
+            sl, comp = _slot(lv, j)
+            lines.append(f"s{lv} += u_taps[{sl}].{comp} * {window(lv, j)};")
+    return lines
+
+
 def bands_fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, colour: int, bl: BandLayout,
                      pair: tuple[int, int]) -> str:
     """Passes 1 and 2 in one compute dispatch (``adaptive_bands_fused.comp``): the sliding-window strip of
@@ -240,11 +252,8 @@ def bands_fused_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, 
     def emit_row(add: Callable[[str], None], c: int, window: Callable[[int, int], str]) -> None:
         add(f"ivec2 p = ivec2(x0 + {c}, y0 + row);")
         add("COL x = CSW(FETCH(u_src, p, u_src_inv));")
-        for lv, offs in enumerate(shape):
-            add(f"PRECISE COL s{lv} = COL(0.0);")
-            for j in offs:
-                sl, comp = _slot(lv, j)
-                add(f"s{lv} += u_taps[{sl}].{comp} * {window(lv, j)};")
+        for line in _window_sums(shape, window):
+            add(line)
         add("bool inside = p.x < u_region.x && p.y < u_region.y;")
         for line in band_outputs(len(shape) - 1, colour, bl, lambda t, v: f"if (inside) imageStore(u_b{t}, p, {v});",
                                  pair):
@@ -268,11 +277,8 @@ def apply_fused_walk(shape: tuple[tuple[int, ...], ...], variant: FusedVariant) 
         add(f"ivec2 p = ivec2(x0 + {c}, y0 + row);")
         add("if (p.x < u_region.x && p.y < u_region.y) {")
         add("    COL x = CSW(FETCH(u_src, p, u_src_inv));")
-        for lv, offs in enumerate(shape):
-            add(f"    PRECISE COL s{lv} = COL(0.0);")
-            for j in offs:
-                sl, comp = _slot(lv, j)
-                add(f"    s{lv} += u_taps[{sl}].{comp} * {window(lv, j)};")
+        for line in _window_sums(shape, window):
+            add("    " + line)
         add("    PRECISE COL L0 = x - s0;")
         add("    g_L[0] = STORE(L0);")
         for b in range(1, k):
