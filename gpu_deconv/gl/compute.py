@@ -158,7 +158,8 @@ def _off(i: int) -> str:
 
 
 def strip_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, round_h: bool,
-               emit_row: Callable[[Callable[[str], None], int, Callable[[int, int], str]], None]) -> str:
+               emit_row: Callable[[Callable[[str], None], int, Callable[[int, int], str]], None],
+               start: tuple[str, str] | None = None) -> str:
     """The ``main()`` body of a sliding-window strip (see the module docstring): a loop down the strip.
 
     The window of level k at output row s of the strip holds ``H_k`` of source rows ``y0 + s - R + t``
@@ -180,6 +181,10 @@ def strip_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, round_
         ``emit_row(add, c, window)`` adds the statements of output row ``(x0 + c, y0 + row)`` with
         ``add(line)``; ``window(k, j)`` names the window variable holding ``H_k`` at vertical offset ``j``.
         The statements run inside a ``{ }`` block of their own.
+    start : (str, str), optional
+        GLSL expressions of the strip's first column ``x0`` and row ``y0`` (default: ``gid.x * COLS`` and
+        ``gid.y * ROWS``, strips side by side from the origin); the statistics dispatch
+        (:mod:`gpu_deconv.gl.stats_gpu`) starts at a region of interest and can skip tiles.
 
     Returns
     -------
@@ -193,8 +198,9 @@ def strip_body(shape: tuple[tuple[int, ...], ...], variant: FusedVariant, round_
     qs = sorted({c + i for c in range(cols) for i in offsets})
     lines: list[str] = []
     add = lines.append
-    add("    int x0 = int(gl_GlobalInvocationID.x) * COLS;")
-    add("    int y0 = int(gl_GlobalInvocationID.y) * ROWS;")
+    x0, y0 = start or ("int(gl_GlobalInvocationID.x) * COLS", "int(gl_GlobalInvocationID.y) * ROWS")
+    add(f"    int x0 = {x0};")
+    add(f"    int y0 = {y0};")
     add("    if (x0 >= u_region.x) return;")
     for q in qs:
         add(f"    int x_{_off(q)} = mirror_index(x0 + ({q}), u_region.x);")
