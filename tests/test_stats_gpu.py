@@ -1,4 +1,5 @@
-"""GPU band statistics (gpu_deconv.gl.stats_gpu) vs the NumPy definition (gpu_deconv.core.stats.band_statistics)."""
+"""GPU band statistics (gpu_deconv.gl.stats_gpu) vs the NumPy definition (gpu_deconv.core.stats.band_statistics),
+on both paths: the seven fragment passes and the fused compute dispatch (stats_fused.comp)."""
 
 from __future__ import annotations
 
@@ -9,47 +10,164 @@ from gpu_deconv.core.colour import decode_lut
 from gpu_deconv.core.params import DeconvParams
 from gpu_deconv.core.stats import band_statistics
 
+PATHS = ("fragment", "fused")
 
-def _gpu_stats(engine, image: np.ndarray):
+
+@pytest.fixture(scope="module", params=PATHS)
+def stats(request, engine):
+    """A GpuBandStats on the engine's executor: the fragment passes, or the fused dispatch."""
+    from gpu_deconv.gl.compute import ComputeExecutor
+    from gpu_deconv.gl.stats_gpu import GpuBandStats
+
+    with engine._guard:
+        gs = GpuBandStats(engine.executor, compute=ComputeExecutor(engine.executor) if request.param == "fused"
+                          else None)
+    yield gs
+    with engine._guard:
+        gs.release()
+
+
+def _upload(engine, image: np.ndarray):
     from gpu_deconv.gl.executor import Layout
 
     layout = Layout.for_channels(1 if image.ndim == 2 else image.shape[2])
+    return engine.transfer.upload(image, layout, "f4"), layout
+
+
+def _gpu_stats(engine, stats, image: np.ndarray, stride: int = 1):
     with engine._guard:
-        src = engine.transfer.upload(image, layout, "f4")
-        return engine.gpu_stats.measure(src, layout)
+        src, layout = _upload(engine, image)
+        return stats.measure(src, layout, stride)
 
 
-def _assert_close(got, ref, rtol=1e-4):
+def _energy_floor(image: np.ndarray, block: int = 16) -> float:
+    """Absolute floor of the tolerance: 1e-12 x the image's energy sum(mean_c x^2) - where a band is exactly 0
+    in float64 (a flat or 1-pixel image) the float32 lowpasses still leave ~1e-7 |x| per pixel (the fused
+    dispatch sums G2, G3 in another order than the cascade), ~1e-14 x^2 squared."""
+    from gpu_deconv.core.stats import colour_channels
+
+    x = colour_channels(image).astype(np.float64)
+    return 1e-12 * float(np.mean(x * x, axis=2).sum()) + 1e-30
+
+
+def _assert_tiles_close(got: np.ndarray, ref: np.ndarray, rtol: float, floor: float) -> None:
+    """Per tile sum: within ``rtol`` of the largest tile sum of that band (tiles with ~0 energy have no
+    meaningful relative error) plus ``floor``, and within ``rtol`` relative where the tile holds >= 1e-3 of
+    the largest."""
+    for b in range(ref.shape[-1] if ref.ndim == 3 else 1):
+        g, r = (got[..., b], ref[..., b]) if ref.ndim == 3 else (got, ref)
+        scale = float(np.abs(r).max())
+        assert np.max(np.abs(g - r)) <= rtol * scale + floor
+        nz = r > max(1e-3 * scale, floor / rtol)
+        np.testing.assert_allclose(g[nz], r[nz], rtol=rtol)
+
+
+def _assert_close(got, ref, rtol=1e-4, floor=1e-30):
     np.testing.assert_array_equal(got.block_counts, ref.block_counts)
-    np.testing.assert_allclose(got.band_sums, ref.band_sums, rtol=rtol, atol=1e-30)
-    # tile sums: relative to the largest tile sum (tiles with ~0 energy have no meaningful relative error)
-    scale = max(float(np.abs(ref.hh_block_sums).max()), 1e-30)
-    assert np.max(np.abs(got.hh_block_sums - ref.hh_block_sums)) <= rtol * scale
-    nz = ref.hh_block_sums > 1e-3 * scale
-    np.testing.assert_allclose(got.hh_block_sums[nz], ref.hh_block_sums[nz], rtol=rtol)
+    assert got.channels == ref.channels
+    np.testing.assert_allclose(got.band_sums, ref.band_sums, rtol=rtol, atol=floor)
+    _assert_tiles_close(got.hh_block_sums, ref.hh_block_sums, rtol, floor)
+    _assert_tiles_close(got.band_block_sums, ref.band_block_sums, rtol, floor)
+
+
+def _sampled(ref, stride: int, first_tile=(0, 0)):
+    """The NumPy statistics of the tiles ``stride`` keeps (the others with count 0 and sums 0)."""
+    from gpu_deconv.core.stats import BandStats
+
+    ny, nx = ref.block_counts.shape
+    keep = np.outer((np.arange(ny) + first_tile[1]) % stride == 0, (np.arange(nx) + first_tile[0]) % stride == 0)
+    tiles = ref.band_block_sums * keep[..., None]
+    return BandStats(tiles.sum(axis=(0, 1)), ref.hh_block_sums * keep, ref.block_counts * keep, ref.block,
+                     ref.channels, band_block_sums=tiles)
 
 
 @pytest.mark.parametrize("shape", [(37, 53, 4), (40, 33), (33, 40, 3), (29, 31, 2), (1, 1, 4), (1, 20), (20, 1, 3),
-                                   (3, 2, 3), (16, 16), (17, 47, 1)])
-def test_gpu_stats_match_numpy(engine, shape):
+                                   (3, 2, 3), (16, 16), (17, 47, 1), (7, 9, 3), (6, 70, 3)])
+def test_gpu_stats_match_numpy(engine, stats, shape):
     rng = np.random.default_rng(sum(shape))
     img = rng.random(shape, dtype=np.float32)
-    _assert_close(_gpu_stats(engine, img), band_statistics(img))
+    _assert_close(_gpu_stats(engine, stats, img), band_statistics(img), floor=_energy_floor(img))
 
 
-def test_gpu_stats_natural_like_image(engine):
+def test_gpu_stats_natural_like_image(engine, stats):
     """Smooth content plus weak noise (tiny high bands next to large low ones) keeps 1e-4 relative."""
     rng = np.random.default_rng(3)
     y, x = np.mgrid[0:90, 0:120].astype(np.float32)
     base = 0.5 + 0.3 * np.sin(x / 7.0) * np.cos(y / 11.0)
     img = np.stack([base, base * 0.8, base * 0.6], axis=2) + rng.normal(0, 0.003, (90, 120, 3))
     img = img.astype(np.float32)
-    _assert_close(_gpu_stats(engine, img), band_statistics(img))
+    _assert_close(_gpu_stats(engine, stats, img), band_statistics(img))
 
 
-def test_gpu_stats_1080p(engine):
+def test_gpu_stats_1080p(engine, stats):
     img = np.random.default_rng(4).random((1080, 1920, 4), dtype=np.float32)
-    _assert_close(_gpu_stats(engine, img), band_statistics(img))
+    _assert_close(_gpu_stats(engine, stats, img), band_statistics(img))
+
+
+@pytest.mark.parametrize("stride", [2, 3])
+def test_gpu_stats_every_stride_th_tile(engine, stats, stride):
+    """stride s: exactly the NumPy statistics of the tiles whose indices are multiples of s (partial edge
+    tiles included), count 0 elsewhere; the fused dispatch computes only those tiles."""
+    img = np.random.default_rng(stride).random((150, 211, 3), dtype=np.float32)
+    got = _gpu_stats(engine, stats, img, stride)
+    _assert_close(got, _sampled(band_statistics(img), stride))
+    assert got.pixels < img.shape[0] * img.shape[1] / (stride * stride) + 2 * 16 * 211
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_gpu_stats_tiled_roi_stitch_to_the_whole_grid(engine, stats, stride):
+    """Tiles with halos, regions of interest on the global block grid: StatsAccumulator gives the untiled
+    grid (and with a stride, the same global tiles are kept whatever the tiling)."""
+    from gpu_deconv.gl.frames import tile_grid, with_halos
+    from gpu_deconv.gl.stats_gpu import STATS_HALO, StatsAccumulator
+
+    h, w = 100, 181
+    img = np.random.default_rng(12).random((h, w, 3), dtype=np.float32)
+    acc = StatsAccumulator(w, h, channels=3, stride=stride)
+    with engine._guard:
+        for (x0, y0, x1, y1), r in with_halos(tile_grid(w, h, 48), STATS_HALO, w, h, 4096):
+            src, layout = _upload(engine, img[r[1]:r[3], r[0]:r[2]])
+            cells = stats.grid(src, layout, (x0 - r[0], y0 - r[1], x1 - r[0], y1 - r[1]), stride=stride,
+                               first_tile=(x0 // 16, y0 // 16))
+            acc.add(cells, x0 // 16, y0 // 16)
+    _assert_close(acc.result(), _sampled(band_statistics(img), stride))
+
+
+def test_gpu_stats_async_read(engine, stats):
+    """grid_async (latency-1 video): the pixel-pack read resolves to the same statistics."""
+    img = np.random.default_rng(13).random((70, 90, 4), dtype=np.float32)
+    with engine._guard:
+        src, layout = _upload(engine, img)
+        pending = stats.grid_async(src, layout)
+    _assert_close(pending.result(), band_statistics(img))
+
+
+@pytest.mark.parametrize("rows, cols, local_x", [(16, 1, 64), (32, 2, 8), (64, 4, 8), (128, 16, 4), (48, 8, 3)])
+def test_fused_variants_agree(engine, rows, cols, local_x):
+    """Every fused layout (column groups, strip heights, workgroup widths) gives the NumPy statistics."""
+    from gpu_deconv.gl.compute import ComputeExecutor, FusedVariant
+    from gpu_deconv.gl.stats_gpu import GpuBandStats
+
+    img = np.random.default_rng(rows + cols).random((131, 150, 3), dtype=np.float32)
+    with engine._guard:
+        gs = GpuBandStats(engine.executor, compute=ComputeExecutor(engine.executor),
+                          variant=FusedVariant(rows=rows, cols=cols, local_x=local_x))
+        try:
+            for stride in (1, 2):
+                src, layout = _upload(engine, img)
+                _assert_close(gs.measure(src, layout, stride), _sampled(band_statistics(img), stride))
+        finally:
+            gs.release()
+
+
+def test_fused_variant_must_tile_the_block(engine):
+    from gpu_deconv.gl.compute import ComputeExecutor, FusedVariant
+    from gpu_deconv.gl.stats_gpu import GpuBandStats
+
+    comp = ComputeExecutor(engine.executor)
+    for bad in (FusedVariant(rows=64, cols=3), FusedVariant(rows=40, cols=4)):
+        with pytest.raises(ValueError, match="cols must divide"):
+            GpuBandStats(engine.executor, compute=comp, variant=bad)
 
 
 def test_process_measures_the_linear_image(engine):
