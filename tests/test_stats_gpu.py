@@ -211,3 +211,52 @@ def test_gpu_stats_carry_the_channel_count(gl_ctx):
             st = d.last_stats
         assert st.channels == channels
         assert noise_from_stats(st) == pytest.approx(noise_from_stats(band_statistics(x)), rel=1e-4)
+
+
+def test_engine_takes_the_fused_statistics_where_the_stages_are_fused(gl_ctx):
+    """CPU rasterisers (llvmpipe here): the fused dispatch; path='fragment' keeps the seven fragment passes."""
+    from gpu_deconv.gl.compute import _cpu_rasteriser, compute_available
+    from gpu_deconv.gl.engine import Deconvolver
+
+    with Deconvolver(gl_ctx) as d:
+        assert d.gpu_stats.fused == (compute_available(gl_ctx) and _cpu_rasteriser(gl_ctx))
+    with Deconvolver(gl_ctx, path="fragment") as d:
+        assert not d.gpu_stats.fused
+
+
+def test_blur_stride_keeps_about_the_tiles_the_estimator_fits():
+    from gpu_deconv.core.blur_estimation import MAX_FIT_TILES
+    from gpu_deconv.gl.stats_gpu import BLUR_TILES, blur_stride
+
+    assert BLUR_TILES <= MAX_FIT_TILES
+    assert [blur_stride(*s) for s in ((1920, 1080), (3840, 2160), (1280, 720), (40, 30))] == [2, 4, 1, 1]
+    for w, h in ((1920, 1080), (3840, 2160), (2000, 1000)):
+        s = blur_stride(w, h)
+        kept = -(-w // (16 * s)) * -(-h // (16 * s))
+        assert kept >= BLUR_TILES and -(-w // (16 * (s + 1))) * -(-h // (16 * (s + 1))) < BLUR_TILES
+
+
+@pytest.mark.parametrize("path", ["compute", "fragment"])
+def test_adaptive_blind_sigma_reads_every_second_tile_at_1080p(gl_ctx, path):
+    """Adaptive mode, sigma 'auto', 1080p: the blind estimate's statistics are exactly the NumPy statistics of
+    every 2nd tile column and row (count 0 elsewhere), on both paths, and the sigma is the one the designer
+    resolves from them; ``blur_tile_stride = 1`` gives back every tile."""
+    from gpu_deconv.core.design import FilterDesigner
+    from gpu_deconv.gl.engine import Deconvolver
+
+    rng = np.random.default_rng(21)
+    y, x = np.mgrid[0:1080, 0:1920].astype(np.float32)
+    base = 0.5 + 0.25 * np.sign(np.sin(x / 23.0 + y / 41.0)) * np.cos(y / 17.0)
+    img = np.stack([base, 0.9 * base, 0.8 * base], axis=2) + rng.normal(0, 0.004, (1080, 1920, 3))
+    img = img.astype(np.float32)
+    ref = band_statistics(img)
+    want = _sampled(ref, 2)
+    params = DeconvParams(sigma="auto", noise="auto")
+    with Deconvolver(gl_ctx, params, path=path) as d:
+        d.process(img)
+        _assert_close(d.last_blur_stats, want)
+        resolved, _ = FilterDesigner().resolve_sigma(params, want, None)
+        assert d.design.params.sigma == pytest.approx(resolved.sigma, abs=0.01)
+        d.blur_tile_stride = 1
+        d.process(img)
+        _assert_close(d.last_blur_stats, ref)

@@ -52,7 +52,7 @@ from .frames import (
     with_halos,
 )
 from .state import GLStateGuard
-from .stats_gpu import STATS_HALO, GpuBandStats, PendingGrid, StatsAccumulator
+from .stats_gpu import STATS_HALO, GpuBandStats, PendingGrid, StatsAccumulator, blur_stride
 from .timing import GpuTimer
 
 
@@ -142,7 +142,13 @@ class Deconvolver:
             self.executor = PlanExecutor(self._ctx, specialize=specialize, raw=self.raw, fp16_storage=fp16_storage)
             self.paths = PathChooser(self.executor, mode=path)
         self.transfer = ImageTransfer(self.executor.pool)
-        self.gpu_stats = GpuBandStats(self.executor)
+        # one fused compute dispatch where the mixture stages take the fused path without measuring (CPU
+        # rasterisers), the seven fragment passes otherwise (GPUs until measured there; OpenGL < 4.3)
+        self.gpu_stats = GpuBandStats(self.executor, compute=self.paths.fused_without_measuring())
+        #: Tile stride of the statistics gathered for a blind sigma in the adaptive mode (only the estimator
+        #: reads them): None picks :func:`~gpu_deconv.gl.stats_gpu.blur_stride` per frame size (1080p: every
+        #: 2nd tile column and row); 1 keeps every tile (a per-tile overlay of :attr:`last_blur_stats`).
+        self.blur_tile_stride: int | None = None
         self.timer = GpuTimer(self._ctx, self.raw)
         #: The last :class:`~gpu_deconv.core.design.Design` used (or returned by :meth:`set_blur`).
         self.design: Design | None = None
@@ -385,9 +391,13 @@ class Deconvolver:
             if prev is not None:
                 stats, gather = (prev[1].result() if isinstance(prev[1], PendingGrid) else prev[1]), True
             else:
-                acc = StatsAccumulator(*size, channels=layout.colour)
+                # the blind sigma alone fits at most ~2000 tiles: compute only every stride-th tile for it
+                stride = (blur_stride(*size) if self.blur_tile_stride is None else self.blur_tile_stride
+                          ) if adaptive else 1
+                acc = StatsAccumulator(*size, channels=layout.colour, stride=stride)
                 for (x0, y0, x1, y1), r in with_halos(frame.tiles, STATS_HALO, *size, ex.max_texture_size):
-                    cells = self.gpu_stats.grid(linear(r), layout, (x0 - r[0], y0 - r[1], x1 - r[0], y1 - r[1]))
+                    cells = self.gpu_stats.grid(linear(r), layout, (x0 - r[0], y0 - r[1], x1 - r[0], y1 - r[1]),
+                                                stride=stride, first_tile=(x0 // BLOCK, y0 // BLOCK))
                     acc.add(cells, x0 // BLOCK, y0 // BLOCK)
                 stats = acc.result()
                 # the adaptive mode's own statistics steer its next frame; these only give the blind sigma
