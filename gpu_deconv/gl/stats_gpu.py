@@ -67,9 +67,10 @@ CPU_STATS_VARIANT = FusedVariant(rows=64, cols=8, local_x=8)
 GPU_STATS_VARIANT = FusedVariant(rows=16, cols=1, local_x=64)
 #: Tiles a blind-sigma stride keeps at least: about the most the estimator fits (2048,
 #: ``gpu_deconv.core.blur_estimation.MAX_FIT_TILES``, evenly strided) - 1080p gets stride 2 (60 x 34 = 2040
-#: tiles), 4K stride 4. On held-out photos at 1080p (astronaut, coffee, chelsea, rocket; blur 0-2 px, noise
-#: 0-0.01, 8-bit) stride 2 moved the estimate by 0.04 px on average (its error against the true blur: 0.152
-#: px, against 0.151 px from every tile).
+#: tiles), 4K stride 4. Held-out photos mirror-extended to 1080p (camera, brick, grass, gravel, astronaut,
+#: coffee, chelsea, rocket; blur 0.7-2 px, noise 0.005, 8-bit; 32 cases): the estimate's mean error against
+#: the true blur is 0.197 px from every tile, 0.199 px with stride 2 (0.015 px mean change); the column-only
+#: stride (4, 1), a third cheaper on llvmpipe (long strips, no per-tile prologue), 0.208 px.
 BLUR_TILES = 2000
 
 
@@ -83,16 +84,28 @@ def blur_stride(width: int, height: int, block: int = BLOCK, min_tiles: int = BL
     return s
 
 
-def sampled_counts(width: int, height: int, block: int = BLOCK, stride: int = 1,
+#: A tile stride: ``s`` (every s-th tile column and row) or ``(sx, sy)``.
+Stride = int | tuple[int, int]
+
+
+def stride_pair(stride: Stride) -> tuple[int, int]:
+    """``(sx, sy)`` of a :data:`Stride`; ValueError unless both are integers >= 1."""
+    sx, sy = (stride, stride) if isinstance(stride, (int, np.integer)) else tuple(stride)
+    if int(sx) != sx or int(sy) != sy or sx < 1 or sy < 1:
+        raise ValueError(f"a tile stride is an integer >= 1 or a pair of them, got {stride!r}")
+    return int(sx), int(sy)
+
+
+def sampled_counts(width: int, height: int, block: int = BLOCK, stride: Stride = 1,
                    first_tile: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """:func:`block_counts` with 0 for every tile left out by ``stride``: tile ``(i, j)`` of the grid (global
-    index ``first_tile + (i, j)``) is kept when both global indices are multiples of ``stride``."""
+    """:func:`block_counts` with 0 for every tile left out by ``stride = (sx, sy)``: tile ``(i, j)`` (row i,
+    column j) of the grid, global index ``first_tile + (j, i)``, is kept when its global column index is a
+    multiple of ``sx`` and its row index one of ``sy``."""
+    sx, sy = stride_pair(stride)
     counts = block_counts(width, height, block)
-    if stride > 1:
-        keep_y = (np.arange(counts.shape[0]) + first_tile[1]) % stride == 0
-        keep_x = (np.arange(counts.shape[1]) + first_tile[0]) % stride == 0
-        counts *= np.outer(keep_y, keep_x)
-    return counts
+    keep_y = (np.arange(counts.shape[0]) + first_tile[1]) % sy == 0
+    keep_x = (np.arange(counts.shape[1]) + first_tile[0]) % sx == 0
+    return counts * np.outer(keep_y, keep_x)
 
 
 def block_counts(width: int, height: int, block: int = BLOCK) -> np.ndarray:
@@ -106,7 +119,7 @@ def block_counts(width: int, height: int, block: int = BLOCK) -> np.ndarray:
 
 
 def stats_from_grid(grid: np.ndarray, width: int, height: int, block: int = BLOCK, channels: int = 3,
-                    stride: int = 1) -> BandStats:
+                    stride: Stride = 1) -> BandStats:
     """:class:`BandStats` from a full ``(nby, nbx, 4)`` grid of per-tile sums of ``channels`` colour channels
     (with ``stride``: the tiles :func:`sampled_counts` keeps; the grid holds 0 at the others)."""
     g = np.asarray(grid, dtype=np.float64)
@@ -118,7 +131,7 @@ class StatsAccumulator:
     """Stitches per-tile grids (block-aligned) into the whole image's grid (``stride``: as
     :meth:`GpuBandStats.grid` computed them, see :func:`sampled_counts`)."""
 
-    def __init__(self, width: int, height: int, block: int = BLOCK, channels: int = 3, stride: int = 1) -> None:
+    def __init__(self, width: int, height: int, block: int = BLOCK, channels: int = 3, stride: Stride = 1) -> None:
         self.width, self.height, self.block, self.channels, self.stride = width, height, block, channels, stride
         self.grid = np.zeros((-(-height // block), -(-width // block), 4), dtype=np.float64)
 
@@ -216,7 +229,7 @@ class GpuBandStats:
         return Region(tex, w, h)
 
     def render(self, src: Region, layout: Layout, roi: tuple[int, int, int, int] | None = None, *,
-               stride: int = 1, first_tile: tuple[int, int] = (0, 0)) -> _Written:
+               stride: Stride = 1, first_tile: tuple[int, int] = (0, 0)) -> _Written:
         """Run the passes (or the fused dispatch); leave the per-tile sums in a pooled texture.
 
         Parameters
@@ -225,9 +238,9 @@ class GpuBandStats:
             Linear input (colour channels as ``layout`` says).
         roi : (x0, y0, x1, y1), optional
             Pixels of ``src`` to count (default: all); ``x0, y0`` must sit on the global block grid.
-        stride : int
-            Compute only every ``stride``-th tile column and row (see :func:`sampled_counts`); the fused
-            dispatch skips the others, the fragment passes compute them and the fold zeroes them.
+        stride : int or (int, int)
+            Compute only every ``sx``-th tile column and ``sy``-th tile row (see :func:`sampled_counts`); the
+            fused dispatch skips the others, the fragment passes compute them and the fold zeroes them.
         first_tile : (int, int)
             Global tile index of the region of interest's first tile (which tiles ``stride`` keeps).
 
@@ -237,8 +250,7 @@ class GpuBandStats:
         """
         w, h = src.width, src.height
         x0, y0, x1, y1 = roi if roi is not None else (0, 0, w, h)
-        if stride < 1:
-            raise ValueError(f"stride must be >= 1, got {stride!r}")
+        stride = stride_pair(stride)
         b = self.block
         nx, ny = -(-(x1 - x0) // b), -(-(y1 - y0) // b)
         if self.compute is not None:
@@ -287,16 +299,16 @@ class GpuBandStats:
         return p
 
     def _render_fused(self, src: Region, layout: Layout, roi: tuple[int, int, int, int], tiles: tuple[int, int],
-                      stride: int, first_tile: tuple[int, int]) -> _Written:
+                      stride: tuple[int, int], first_tile: tuple[int, int]) -> _Written:
         w, h = src.width, src.height
         x0, y0, x1, y1 = roi
         b, nx, ny = self.block, tiles[0], tiles[1]
         # the first kept tile of the region of interest and how many are kept along each axis
-        fx, fy = (-first_tile[0]) % stride, (-first_tile[1]) % stride
-        kx, ky = max(0, -(-(nx - fx) // stride)), max(0, -(-(ny - fy) // stride))
-        # a subsampled walk covers one tile row per strip (the next kept row is stride tiles down)
-        v = self.variant if stride == 1 else FusedVariant(rows=b, cols=self.variant.cols,
-                                                          local_x=self.variant.local_x)
+        sx, sy = stride
+        fx, fy = (-first_tile[0]) % sx, (-first_tile[1]) % sy
+        kx, ky = max(0, -(-(nx - fx) // sx)), max(0, -(-(ny - fy) // sy))
+        # with a row stride a walk covers one tile row per strip (the next kept row is sy tiles down)
+        v = self.variant if sy == 1 else FusedVariant(rows=b, cols=self.variant.cols, local_x=self.variant.local_x)
         gpt = b // v.cols  # column groups per tile
         tx, ty = kx * gpt, ky
         full = np.zeros((ny, nx, 4), dtype=np.float64)
@@ -308,7 +320,7 @@ class GpuBandStats:
         _set(p, "u_src_inv", src.inv)
         _set(p, "u_region", (w, h))
         _set(p, "u_origin", (x0 + fx * b, y0 + fy * b))
-        _set(p, "u_step", (b * stride, v.rows * stride))
+        _set(p, "u_step", (b * sx, v.rows * sy))
         _set(p, "u_roi_end", (x1, y1))
         taps = p["u_taps"]
         taps.write(self._taps[: taps.array_length * 16])  # the compiler may trim the array past the last slot read
@@ -323,18 +335,18 @@ class GpuBandStats:
         finally:
             comp.restore_image_units(saved)
         # a group that starts at or past the region of interest's right edge stored nothing: leave it out
-        starts = x0 + fx * b + (np.arange(kx)[:, None] * stride * b + np.arange(gpt)[None, :] * v.cols)
+        starts = x0 + fx * b + (np.arange(kx)[:, None] * sx * b + np.arange(gpt)[None, :] * v.cols)
         live = (starts < x1)[None, :, :, None]
 
         def fold(texels: np.ndarray) -> np.ndarray:
             sums = np.where(live, texels.reshape(ty, kx, gpt, 4).astype(np.float64), 0.0).sum(axis=2)
-            full[fy::stride, fx::stride] = sums
+            full[fy::sy, fx::sx] = sums
             return full
 
         return _Written("s_fgrid", (tx, ty), fold)
 
     def grid(self, src: Region, layout: Layout, roi: tuple[int, int, int, int] | None = None, *,
-             stride: int = 1, first_tile: tuple[int, int] = (0, 0)) -> np.ndarray:
+             stride: Stride = 1, first_tile: tuple[int, int] = (0, 0)) -> np.ndarray:
         """Per-tile sums ``(ny, nx, 4)`` float64 of the region of interest, read back now (``stride``,
         ``first_tile``: see :meth:`render`; tiles left out hold 0)."""
         written = self.render(src, layout, roi, stride=stride, first_tile=first_tile)
@@ -346,7 +358,7 @@ class GpuBandStats:
             self.ex.pool.fbo((written.name,)).read_into(view, viewport=(0, 0, tx, ty), components=4, dtype="f4")
         return written.fold(view.reshape(ty, tx, 4))
 
-    def measure(self, src: Region, layout: Layout, stride: int = 1) -> BandStats:
+    def measure(self, src: Region, layout: Layout, stride: Stride = 1) -> BandStats:
         """Whole-region :class:`BandStats`, read back now (``stride``: see :func:`sampled_counts`)."""
         return stats_from_grid(self.grid(src, layout, stride=stride), src.width, src.height, self.block,
                                layout.colour, stride)
@@ -419,6 +431,6 @@ def _set(p: moderngl.ComputeShader, name: str, value: object) -> None:
         u.value = value
 
 
-__all__ = ["BLUR_TILES", "CPU_STATS_VARIANT", "FUSED_SHAPE", "FUSED_STAGE", "GPU_STATS_VARIANT", "STATS_HALO",
+__all__ = ["BLUR_TILES", "CPU_STATS_VARIANT", "Stride", "FUSED_SHAPE", "FUSED_STAGE", "GPU_STATS_VARIANT", "STATS_HALO",
            "GpuBandStats", "PendingGrid", "StatsAccumulator", "block_counts", "blur_stride", "fused_stats_body",
-           "sampled_counts", "stats_from_grid"]
+           "sampled_counts", "stats_from_grid", "stride_pair"]
