@@ -10,6 +10,14 @@ What is timed (1080p RGBA32F linear frame resident in a texture, fp16 intermedia
   included* (the per-tile grid is a by-product; the read-back itself is not timed, as for global stats);
 * **adaptive + limiter**: the same with the halo limiter;
 * a per-pass breakdown of the adaptive laplacian (pass 1; passes 2-4; pass 5);
+* the blind sigma (issue #12): the statistics as one fused compute dispatch (``stats_fused.comp``) over every tile
+  and over the tiles the adaptive mode's blind estimate reads (:func:`~gpu_deconv.gl.stats_gpu.blur_stride`:
+  every 2nd tile column and row at 1080p; and every 4th column, for comparison); **blind estimator** = what
+  ``sigma='auto'`` adds to an adaptive frame on the engine's path: those statistics, their read-back and the
+  CPU fit (``FilterDesigner.resolve_sigma``) on a photograph (astronaut, a calibration photo, mirror-extended to
+  the frame, blur 1 px, 8-bit); and whole adaptive frames (``Deconvolver.apply``, texture in, texture out) of
+  that photograph with sigma 'auto' and with the sigma it resolves to, given as a number (the same filter, so
+  the difference is the estimator);
 * with OpenGL 4.3, the same adaptive rows on the fused path - the path the engine takes on CPU rasterisers:
   passes 1-2 as one compute dispatch that stores e and q only (``adaptive_bands_fused.comp``) and pass 5
   forming the bands in registers (``adaptive_apply_fused.comp``) - and those two dispatches alone.
@@ -20,7 +28,8 @@ takes the fused path without measuring, else the fragment passes).
 Also the CPU cost of solving one table (:class:`gpu_deconv.core.adaptive.AdaptiveSolver`), per (sigma, noise).
 
 Goals (issue #11): adaptive laplacian, statistics included, <= 22 units (today: global laplacian + stats);
-adaptive comb <= 9; table solve <= 0.5 ms. Writes the ``adaptive`` section of RESULTS.md.
+adaptive comb <= 9; table solve <= 0.5 ms. Issue #12: the blind estimator <= 2 units per frame (GPU statistics +
+CPU estimate). Writes the ``adaptive`` section of RESULTS.md.
 
 Usage::
 
@@ -36,6 +45,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,7 +66,21 @@ GOALS = {"adaptive laplacian": 22.0, "adaptive comb": 9.0}
 #: baseline measured side by side: adaptive / (global + stats) <= 22 / 22.5, adaptive comb / global comb <= 9 / 4.8.
 BASELINE_UNITS = {"adaptive laplacian": 14.3 + 8.2, "adaptive comb": 4.8}
 SOLVE_GOAL_MS = 0.5
+BLIND_GOAL_UNITS = 2.0
 FUSED = ", fused"
+BLIND = "blind estimator (engine path)"
+
+
+def photo_frame(w: int, h: int) -> np.ndarray:
+    """astronaut (a calibration photo, not in the quality benchmark) mirror-extended to ``w x h``, blurred 1 px,
+    8-bit: a linear RGBA float32 frame with edges for the blind estimate to fit."""
+    from quality import blur_image, load_image, quantize8
+
+    x = np.asarray(load_image("astronaut", 4096))
+    reps = (-(-h // x.shape[0]), -(-w // x.shape[1]))
+    big = np.pad(x, ((0, (reps[0] - 1) * x.shape[0]), (0, (reps[1] - 1) * x.shape[1]), (0, 0)), mode="symmetric")
+    y = quantize8(blur_image(np.ascontiguousarray(big[:h, :w]), 1.0))
+    return np.concatenate([y, np.ones((h, w, 1), np.float32)], axis=2)
 
 
 def solve_times(reps: int = 200) -> dict[str, float]:
@@ -89,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     from gpu_deconv.gl.adaptive import AdaptiveExecutor
     from gpu_deconv.gl.compute import ComputeExecutor, PathChooser, compute_available
     from gpu_deconv.gl.context import create_headless_context
-    from gpu_deconv.gl.executor import TEXTURE_UNITS, Layout, PlanExecutor
+    from gpu_deconv.gl.engine import Deconvolver
+    from gpu_deconv.gl.executor import TEXTURE_UNITS, Layout, PlanExecutor, Region
     from gpu_deconv.gl.state import GLStateGuard
-    from gpu_deconv.gl.stats_gpu import GpuBandStats
+    from gpu_deconv.gl.stats_gpu import GpuBandStats, blur_stride, stats_from_grid
     from gpu_deconv.gl.timing import GpuTimer
 
     ctx = create_headless_context()
@@ -103,8 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         adf.release()
         comp.release()
         comp = adf = None
-    engine_fused = PathChooser(ex).fused_without_measuring() is not None
+    chooser = PathChooser(ex)
+    engine_fused = chooser.fused_without_measuring() is not None
     gstats = GpuBandStats(ex)
+    # the statistics on the engine's path (fused where the stages take the fused path unmeasured) and fused anyway
+    estats = GpuBandStats(ex, compute=chooser.fused_without_measuring())
+    fstats = GpuBandStats(ex, compute=ComputeExecutor(ex)) if compute_available(ctx) else None
+
     timer = GpuTimer(ctx, ex.raw, ring=2)
     designer = FilterDesigner()
     plans = {m: designer.design(DeconvParams(sigma=args.sigma if m == "laplacian" else min(args.sigma, 1.0),
@@ -116,6 +147,21 @@ def main(argv: list[str] | None = None) -> int:
     layout = Layout(3, 4, True)
     frame = BenchFrame(ctx, w, h)
     target, region = frame.target, frame.region
+    stride = blur_stride(w, h)
+    photo = photo_frame(w, h)
+    photo_tex = ctx.texture((w, h), 4, photo.tobytes(), dtype="f4")
+    photo_region = Region(photo_tex, w, h)
+    auto = DeconvParams(sigma="auto", noise="auto", precision=args.precision)
+    dec_auto = Deconvolver(ctx, auto)
+    dec_auto.apply(photo_tex, frame.dst, bits=8)
+    sigma_hat = dec_auto.design.params.sigma
+    dec_fixed = Deconvolver(ctx, auto.replace(sigma=sigma_hat))
+    frame_auto = "adaptive frame, sigma auto"
+    frame_fixed = f"adaptive frame, sigma {sigma_hat:.2f}"
+
+    def blind_estimate() -> None:
+        cells = estats.grid(photo_region, layout, stride=stride)
+        designer.resolve_sigma(auto, stats_from_grid(cells, w, h, channels=3, stride=stride), 8)
     lap = tables["laplacian"]
 
     def run_pass(name: str) -> None:
@@ -123,6 +169,14 @@ def main(argv: list[str] | None = None) -> int:
             ex.copy(region, target, layout)
         elif name.startswith("global stats"):
             gstats.render(region, layout)
+        elif name == "stats fused (1 dispatch)":
+            fstats.render(region, layout)
+        elif name.startswith("stats fused, stride"):
+            fstats.render(region, layout, stride=stride if "blind" in name else (4, 1))
+        elif name == BLIND:
+            blind_estimate()
+        elif name.startswith("adaptive frame"):
+            (dec_auto if name == frame_auto else dec_fixed).apply(photo_tex, frame.dst, bits=8)
         elif name.startswith("global "):
             ex.run_stages(plans[name.split()[1]], region, target, layout, precision=args.precision,
                           encode_srgb=False)
@@ -152,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     if adf is not None:
         names += [f"adaptive laplacian{FUSED}", f"adaptive comb{FUSED}", f"adaptive + limiter{FUSED}",
                   "  passes 1-2 fused (e, q)", "  pass 5 fused (bands + apply)"]
+    blind_stride = f"stats fused, stride {stride}x{stride} (blind)"
+    if fstats is not None:
+        names += ["stats fused (1 dispatch)", blind_stride, "stats fused, stride 4x1"]
+    names += [BLIND, frame_fixed, frame_auto]
     with GLStateGuard(ctx, ex.raw, TEXTURE_UNITS):
         ad.prepare(region, layout, lap.basis, lap.bands, precision=args.precision)  # state for the pass rows
         if adf is not None:
@@ -197,6 +255,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"~{est:.1f} quiet-machine units"))
     goals.append((f"table solve <= {SOLVE_GOAL_MS} ms", solve["laplacian"] <= SOLVE_GOAL_MS,
                   f"{solve['laplacian']:.3f} ms"))
+    extra = units[frame_auto] - units[frame_fixed]
+    lines.append(f"sigma auto resolves to {sigma_hat:.2f} px here; the adaptive frame with sigma auto costs "
+                 f"{extra:+.2f} units over the same frame with that sigma given (wall clock, same rounds)")
+    goals.append((f"the estimator <= {BLIND_GOAL_UNITS:g} units per frame (GPU stats + CPU estimate; engine path: "
+                  f"{'fused' if estats.fused else 'fragment passes'}, tile stride {stride})",
+                  units[BLIND] <= BLIND_GOAL_UNITS,
+                  f"{units[BLIND]:.2f} units (statistics, read-back and fit, wall clock); whole adaptive frames: "
+                  f"{extra:+.2f} units for sigma auto"))
     goal_lines = [f"- **{'PASS' if ok else 'MISS'}** {label}: {num}" for label, ok, num in goals]
     print("\n".join(lines))
     print()
@@ -217,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
         adf.release()
         comp.release()
     gstats.release()
+    estats.release()
+    if fstats is not None:
+        fstats.release()
+    dec_auto.release()
+    dec_fixed.release()
+    photo_tex.release()
     ex.release()
     frame.release()
     ctx.release()
