@@ -272,3 +272,18 @@ def test_adaptive_blind_sigma_reads_every_second_tile_at_1080p(gl_ctx, path):
         d.blur_tile_stride = (4, 1)
         d.process(img)
         _assert_close(d.last_blur_stats, _sampled(ref, (4, 1)))
+
+
+def test_adaptive_blind_statistics_tiled_equal_untiled(gl_ctx):
+    """Tiled processing (tile interiors on the 16-px grid, halos) keeps the same global tiles with a stride:
+    the blind statistics equal the untiled run's and NumPy's of those tiles."""
+    from gpu_deconv.gl.engine import Deconvolver
+
+    img = np.random.default_rng(23).random((200, 300, 3), dtype=np.float32)
+    want = _sampled(band_statistics(img), 2)
+    with Deconvolver(gl_ctx, DeconvParams(sigma="auto", noise="auto")) as d:
+        d.blur_tile_stride = 2
+        d.process(img)
+        _assert_close(d.last_blur_stats, want)
+        d.process(img, tile=(112, 80))
+        _assert_close(d.last_blur_stats, want)
