@@ -7,7 +7,9 @@ One frame path (:meth:`Deconvolver._run_frame`) serves ``process`` (NumPy, whole
    sRGB-coded, decoded into a float32 linear texture (deconvolution is linear-light maths);
 2. when :meth:`FilterDesigner.needs_stats <gpu_deconv.core.design.FilterDesigner.needs_stats>` (noise
    'auto' or a spectrum level to estimate - the defaults) the GPU computes the frame's band statistics
-   (:mod:`gpu_deconv.gl.stats_gpu`; a 120 x 68 grid at 1080p is all that is read back);
+   (:mod:`gpu_deconv.gl.stats_gpu`: one fused compute dispatch where the stages take the fused path unmeasured,
+   else seven fragment passes; a 120 x 68 grid at 1080p is all that is read back; in the adaptive mode they
+   only feed a blind sigma and cover every :func:`~gpu_deconv.gl.stats_gpu.blur_stride`-th tile);
 3. the designer re-solves the filter on the CPU (microseconds; nothing when nothing changed);
 4. the plan's passes run (:mod:`gpu_deconv.gl.executor`); the last one sRGB-encodes when the output is
    8/16-bit and copies alpha bit-exactly; ``process`` reads the result back. The identity plan is one pass.
