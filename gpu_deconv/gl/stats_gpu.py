@@ -19,11 +19,13 @@ of the sliding-window strip of :func:`gpu_deconv.gl.compute.strip_body`, the per
 RGBA32F texel per (column group of :attr:`FusedVariant.cols <gpu_deconv.gl.compute.FusedVariant>` columns,
 tile row); the CPU adds a tile's ``16 / cols`` groups in float64. No intermediate texture.
 
-Fewer tiles: ``stride=s`` computes only the tiles whose global tile indices are both multiples of ``s``
-(the fused path dispatches only their strips: ~1/s^2 of the work); every other tile has count 0 and sums
-0, so the :class:`BandStats` are exactly :func:`~gpu_deconv.core.stats.band_statistics` of the sampled
-tiles (:func:`sampled_counts`): the noise estimate, the blind sigma's tile fit and the temporal smoother
-all pass over zero-count tiles (they keep only the tiles of the most common full size).
+Fewer tiles: ``stride=(sx, sy)`` (or ``s`` for both) computes only the tiles whose global column index is a
+multiple of ``sx`` and row index one of ``sy`` (the fused path dispatches only their strips: ~1/(sx sy) of the
+pixels; with ``sy > 1`` every strip is one tile row, so its 14-row prologue makes it dearer per pixel); every
+other tile has count 0 and sums 0, so the :class:`BandStats` are exactly
+:func:`~gpu_deconv.core.stats.band_statistics` of the sampled tiles (:func:`sampled_counts`): the noise
+estimate, the blind sigma's tile fit and the temporal smoother all pass over zero-count tiles (they keep only
+the tiles of the most common full size).
 
 The grid (``ceil(h/16) x ceil(w/16)`` texels, 120 x 68 at 1080p) is the only read-back. It is summed
 in float64 on the CPU; counts come from geometry. Each pixel's band values are computed by the same
@@ -61,8 +63,11 @@ STATS_HALO = 7
 #: x itself in the window (its three rows give the vertical 3-tap ay of the diagonal band).
 FUSED_STAGE = MixtureStage(taps=(*atrous_lowpass_taps(3), np.array([0.0, 1.0, 0.0])), weights=np.zeros(5))
 FUSED_SHAPE = ((-1, 0, 1), tuple(range(-3, 4)), tuple(range(-7, 8)), (-1, 0, 1))
-#: Layout of the fused dispatch on CPU rasterisers (llvmpipe, 1080p RGBA: measured fastest of 4-16 columns x
-#: 32-128 rows, see benchmarks/bench_engine.py) and on GPUs (not measured: one column per thread, short strips).
+#: Layout of the fused dispatch on CPU rasterisers and on GPUs. llvmpipe, 1080p RGBA, one sweep side by side (loaded
+#: 2-core machine, passthrough units): 8 columns x 64 rows / 8 per group 3.6-4.4 (stride 2: 1.55-1.7), 8 x 128 the
+#: same, 8 x 32 5.4, 4 x 64 4.5, 2 x 64 5.2, 16 x 64 6.6-8.4 (register pressure); the seven fragment passes 10.1-10.5.
+#: GPUs: not measured (one column per thread, short strips, like gl/compute.py GPU_VARIANTS); the engine keeps
+#: the fragment passes there.
 CPU_STATS_VARIANT = FusedVariant(rows=64, cols=8, local_x=8)
 GPU_STATS_VARIANT = FusedVariant(rows=16, cols=1, local_x=64)
 #: Tiles a blind-sigma stride keeps at least: about the most the estimator fits (2048,
