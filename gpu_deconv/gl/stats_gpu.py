@@ -23,9 +23,10 @@ Fewer tiles: ``stride=(sx, sy)`` (or ``s`` for both) computes only the tiles who
 multiple of ``sx`` and row index one of ``sy`` (the fused path dispatches only their strips: ~1/(sx sy) of the
 pixels; with ``sy > 1`` every strip is one tile row, so its 14-row prologue makes it dearer per pixel); every
 other tile has count 0 and sums 0, so the :class:`BandStats` are exactly
-:func:`~gpu_deconv.core.stats.band_statistics` of the sampled tiles (:func:`sampled_counts`): the noise
-estimate, the blind sigma's tile fit and the temporal smoother all pass over zero-count tiles (they keep only
-the tiles of the most common full size).
+:func:`~gpu_deconv.core.stats.band_statistics` of the sampled tiles (:func:`sampled_counts`). The noise
+estimate and the blind sigma's tile fit (and the viewer's sigma map) keep only tiles of the most common full
+size, so they pass over zero-count tiles; the temporal smoother averages tile by tile (the pattern depends on
+the frame size only, so a left-out tile stays 0) and compares totals per pixel.
 
 The grid (``ceil(h/16) x ceil(w/16)`` texels, 120 x 68 at 1080p) is the only read-back. It is summed
 in float64 on the CPU; counts come from geometry. Each pixel's band values are computed by the same
