@@ -249,7 +249,7 @@ def test_blur_stride_keeps_about_the_tiles_the_estimator_fits():
 def test_adaptive_blind_sigma_reads_every_second_tile_at_1080p(gl_ctx, path):
     """Adaptive mode, sigma 'auto', 1080p: the blind estimate's statistics are exactly the NumPy statistics of
     every 2nd tile column and row (count 0 elsewhere), on both paths, and the sigma is the one the designer
-    resolves from them; ``blur_tile_stride = 1`` gives back every tile, ``(4, 1)`` every 4th tile column."""
+    resolves from them; ``gpu_stats.blur_tile_stride = 1`` gives back every tile, ``(4, 1)`` every 4th tile column."""
     from gpu_deconv.core.design import FilterDesigner
     from gpu_deconv.gl.engine import Deconvolver
 
@@ -266,10 +266,10 @@ def test_adaptive_blind_sigma_reads_every_second_tile_at_1080p(gl_ctx, path):
         _assert_close(d.last_blur_stats, want)
         resolved, _ = FilterDesigner().resolve_sigma(params, want, None)
         assert d.design.params.sigma == pytest.approx(resolved.sigma, abs=0.01)
-        d.blur_tile_stride = 1
+        d.gpu_stats.blur_tile_stride = 1
         d.process(img)
         _assert_close(d.last_blur_stats, ref)
-        d.blur_tile_stride = (4, 1)
+        d.gpu_stats.blur_tile_stride = (4, 1)
         d.process(img)
         _assert_close(d.last_blur_stats, _sampled(ref, (4, 1)))
 
@@ -282,7 +282,7 @@ def test_adaptive_blind_statistics_tiled_equal_untiled(gl_ctx):
     img = np.random.default_rng(23).random((200, 300, 3), dtype=np.float32)
     want = _sampled(band_statistics(img), 2)
     with Deconvolver(gl_ctx, DeconvParams(sigma="auto", noise="auto")) as d:
-        d.blur_tile_stride = 2
+        d.gpu_stats.blur_tile_stride = 2
         d.process(img)
         _assert_close(d.last_blur_stats, want)
         d.process(img, tile=(112, 80))

@@ -9,7 +9,7 @@ One frame path (:meth:`Deconvolver._run_frame`) serves ``process`` (NumPy, whole
    'auto' or a spectrum level to estimate - the defaults) the GPU computes the frame's band statistics
    (:mod:`gpu_deconv.gl.stats_gpu`: one fused compute dispatch where the stages take the fused path unmeasured,
    else seven fragment passes; a 120 x 68 grid at 1080p is all that is read back; in the adaptive mode they
-   only feed a blind sigma and cover every :func:`~gpu_deconv.gl.stats_gpu.blur_stride`-th tile);
+   only feed a blind sigma and cover every :meth:`~gpu_deconv.gl.stats_gpu.GpuBandStats.blind_stride`-th tile);
 3. the designer re-solves the filter on the CPU (microseconds; nothing when nothing changed);
 4. the plan's passes run (:mod:`gpu_deconv.gl.executor`); the last one sRGB-encodes when the output is
    8/16-bit and copies alpha bit-exactly; ``process`` reads the result back. The identity plan is one pass.
@@ -54,7 +54,7 @@ from .frames import (
     with_halos,
 )
 from .state import GLStateGuard
-from .stats_gpu import STATS_HALO, GpuBandStats, PendingGrid, StatsAccumulator, blur_stride
+from .stats_gpu import STATS_HALO, GpuBandStats, PendingGrid, StatsAccumulator
 from .timing import GpuTimer
 
 
@@ -144,15 +144,7 @@ class Deconvolver:
             self.executor = PlanExecutor(self._ctx, specialize=specialize, raw=self.raw, fp16_storage=fp16_storage)
             self.paths = PathChooser(self.executor, mode=path)
         self.transfer = ImageTransfer(self.executor.pool)
-        # one fused compute dispatch where the mixture stages take the fused path without measuring (CPU
-        # rasterisers), the seven fragment passes otherwise (GPUs until measured there; OpenGL < 4.3)
         self.gpu_stats = GpuBandStats(self.executor, compute=self.paths.fused_without_measuring())
-        #: Tile stride of the statistics gathered for a blind sigma in the adaptive mode (only the estimator
-        #: reads them; :func:`~gpu_deconv.gl.stats_gpu.sampled_counts`): None picks
-        #: :func:`~gpu_deconv.gl.stats_gpu.blur_stride` per frame size (1080p: every 2nd tile column and row);
-        #: 1 keeps every tile (a per-tile overlay of :attr:`last_blur_stats`); ``(sx, sy)`` strides columns and
-        #: rows apart ((4, 1) is a third cheaper on llvmpipe, see ``BLUR_TILES``).
-        self.blur_tile_stride: int | tuple[int, int] | None = None
         self.timer = GpuTimer(self._ctx, self.raw)
         #: The last :class:`~gpu_deconv.core.design.Design` used (or returned by :meth:`set_blur`).
         self.design: Design | None = None
@@ -395,14 +387,10 @@ class Deconvolver:
             if prev is not None:
                 stats, gather = (prev[1].result() if isinstance(prev[1], PendingGrid) else prev[1]), True
             else:
-                # the blind sigma alone fits at most ~2000 tiles: compute only every stride-th tile for it
-                stride = (blur_stride(*size) if self.blur_tile_stride is None else self.blur_tile_stride
-                          ) if adaptive else 1
+                stride = self.gpu_stats.blind_stride(*size) if adaptive else 1  # the blind sigma's tiles only
                 acc = StatsAccumulator(*size, channels=layout.colour, stride=stride)
-                for (x0, y0, x1, y1), r in with_halos(frame.tiles, STATS_HALO, *size, ex.max_texture_size):
-                    cells = self.gpu_stats.grid(linear(r), layout, (x0 - r[0], y0 - r[1], x1 - r[0], y1 - r[1]),
-                                                stride=stride, first_tile=(x0 // BLOCK, y0 // BLOCK))
-                    acc.add(cells, x0 // BLOCK, y0 // BLOCK)
+                for interior, r in with_halos(frame.tiles, STATS_HALO, *size, ex.max_texture_size):
+                    acc.measure(self.gpu_stats, linear(r), layout, interior, r)
                 stats = acc.result()
                 # the adaptive mode's own statistics steer its next frame; these only give the blind sigma
                 self._next = (size, stats) if self.stats_latency == 1 and not adaptive else None

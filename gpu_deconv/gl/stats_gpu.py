@@ -141,6 +141,15 @@ class StatsAccumulator:
         self.width, self.height, self.block, self.channels, self.stride = width, height, block, channels, stride
         self.grid = np.zeros((-(-height // block), -(-width // block), 4), dtype=np.float64)
 
+    def measure(self, stats: GpuBandStats, src: Region, layout: Layout, interior: tuple[int, int, int, int],
+                rect: tuple[int, int, int, int]) -> None:
+        """Add the statistics of the pixels ``interior`` (global ``(x0, y0, x1, y1)``, on the block grid) from
+        ``src``, the region ``rect`` of the image (the interior plus its halo), with this accumulator's stride."""
+        x0, y0, x1, y1 = interior
+        roi = (x0 - rect[0], y0 - rect[1], x1 - rect[0], y1 - rect[1])
+        b = self.block
+        self.add(stats.grid(src, layout, roi, stride=self.stride, first_tile=(x0 // b, y0 // b)), x0 // b, y0 // b)
+
     def add(self, cells: np.ndarray, bx0: int, by0: int) -> None:
         """Place a tile's grid whose first cell is global cell ``(bx0, by0)``."""
         ny, nx = cells.shape[:2]
@@ -193,6 +202,15 @@ class GpuBandStats:
     variant : FusedVariant, optional
         Layout of the fused dispatch (default :data:`CPU_STATS_VARIANT` on CPU rasterisers, else
         :data:`GPU_STATS_VARIANT`); ``cols`` must divide ``block`` and ``rows`` be a multiple of it.
+
+    Attributes
+    ----------
+    blur_tile_stride : int or (int, int) or None
+        The tile stride of the statistics the engine gathers for a blind sigma in the adaptive mode (where only
+        the estimator reads them; :meth:`blind_stride`): None (default) picks :func:`blur_stride` per frame
+        size (1080p: every 2nd tile column and row); 1 keeps every tile (a per-tile overlay of the engine's
+        ``last_blur_stats``); ``(sx, sy)`` strides columns and rows apart ((4, 1) is a third cheaper on
+        llvmpipe, see :data:`BLUR_TILES`).
     """
 
     def __init__(self, executor: PlanExecutor, block: int = BLOCK, compute: ComputeExecutor | None = None,
@@ -207,11 +225,16 @@ class GpuBandStats:
             raise ValueError(f"fused statistics variant {variant.label}: cols must divide the {self.block}-pixel "
                              f"block and rows be a multiple of it")
         self.variant = variant
+        self.blur_tile_stride: Stride | None = None
         self._fused_programs: dict[tuple, moderngl.ComputeShader] = {}
         self._taps = pack_taps(FUSED_STAGE).tobytes()
         self._pbos: list[moderngl.Buffer] = []
         self._pbo_next = 0
         self._readbuf: np.ndarray | None = None
+
+    def blind_stride(self, width: int, height: int) -> Stride:
+        """:attr:`blur_tile_stride`, or :func:`blur_stride` of the frame size when that is None."""
+        return blur_stride(width, height, self.block) if self.blur_tile_stride is None else self.blur_tile_stride
 
     @property
     def fused(self) -> bool:
