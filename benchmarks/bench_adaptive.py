@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     engine_fused = chooser.fused_without_measuring() is not None
     gstats = GpuBandStats(ex)
     # the statistics on the engine's path (fused where the stages take the fused path unmeasured) and fused anyway
-    estats = GpuBandStats(ex, compute=chooser.fused_without_measuring())
+    estats = GpuBandStats(ex, compute=chooser.fused_without_measuring(), blind_only=True)
     fstats = GpuBandStats(ex, compute=ComputeExecutor(ex)) if compute_available(ctx) else None
 
     timer = GpuTimer(ctx, ex.raw, ring=2)
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     frame_fixed = f"adaptive frame, sigma {sigma_hat:.2f}"
 
     def blind_estimate() -> None:
-        cells = estats.grid(photo_region, layout, stride=stride)
+        cells = estats.grid(photo_region, layout, stride=stride, blind=True)
         designer.resolve_sigma(auto, stats_from_grid(cells, w, h, channels=3, stride=stride), 8)
     lap = tables["laplacian"]
 

@@ -12,8 +12,7 @@ What is timed
 * **passthrough**: one ``copy.frag`` pass RGBA32F -> RGBA32F, timed in the same interleaved rounds; every
   method is also given in passthrough units (wall ms / passthrough wall ms), which factors out how fast the
   machine (and, on a shared box, its current load) is.
-* **stats**: the GPU band statistics on the engine's path (what ``noise='auto'`` adds per frame): one fused
-  compute dispatch on CPU rasterisers, else the seven fragment passes (``bench_adaptive.py`` compares the two).
+* **stats**: the GPU band-statistics passes (what ``noise='auto'`` adds per frame).
 * **process u8**: end to end ``Deconvolver.process`` of an 8-bit sRGB RGBA frame with the default
   parameters (noise 'auto': upload, decode, statistics + read-back, solve, laplacian passes, encode,
   download), wall clock.
@@ -234,8 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in names:
             g, wl = median(gpu[n]), median(wall[n])
             npm, spm = cpu_np.get(n, float("nan")), cpu_sp.get(n, float("nan"))
-            stats_desc = "1 dispatch (fused)" if dec.gpu_stats.fused else "7 passes"
-            plan_desc = describe(plans[n]) if n in plans else ("1 pass" if n == "passthrough" else stats_desc)
+            plan_desc = describe(plans[n]) if n in plans else ("1 pass" if n == "passthrough" else "7 passes")
             best = min(wall[n]) / pt_best
             rows[n] = {"gl_ms": g, "wall_ms": wl, "units": wl / pt, "best_units": best, "numpy_ms": npm,
                        "scipy_ms": spm, "plan": plan_desc, "gl_all": gpu[n]}

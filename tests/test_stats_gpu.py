@@ -222,13 +222,26 @@ def test_gpu_stats_carry_the_channel_count(gl_ctx):
         assert noise_from_stats(st) == pytest.approx(noise_from_stats(band_statistics(x)), rel=1e-4)
 
 
-def test_engine_takes_the_fused_statistics_where_the_stages_are_fused(gl_ctx):
-    """CPU rasterisers (llvmpipe here): the fused dispatch; path='fragment' keeps the seven fragment passes."""
+def test_engine_takes_the_fused_statistics_for_the_blind_sigma_only(gl_ctx):
+    """CPU rasterisers (llvmpipe here): the fused dispatch for the adaptive mode's blind sigma; the global
+    design's statistics stay on the seven fragment passes, bit for bit (their outputs are recorded);
+    path='fragment' keeps the fragment passes everywhere."""
     from gpu_deconv.gl.compute import _cpu_rasteriser, compute_available
     from gpu_deconv.gl.engine import Deconvolver
+    from gpu_deconv.gl.stats_gpu import GpuBandStats
 
-    with Deconvolver(gl_ctx) as d:
+    img = np.random.default_rng(31).random((60, 90, 3), dtype=np.float32)
+    with Deconvolver(gl_ctx, DeconvParams(sigma=1.0, noise="auto", mode="global")) as d:
         assert d.gpu_stats.fused == (compute_available(gl_ctx) and _cpu_rasteriser(gl_ctx))
+        assert d.gpu_stats.blind_only
+        d.process(img)
+        with d._guard:
+            frag = GpuBandStats(d.executor)
+            src, layout = _upload(d, img)
+            want = frag.measure(src, layout)
+            frag.release()
+        np.testing.assert_array_equal(d.last_stats.hh_block_sums, want.hh_block_sums)
+        np.testing.assert_array_equal(d.last_stats.band_block_sums, want.band_block_sums)
     with Deconvolver(gl_ctx, path="fragment") as d:
         assert not d.gpu_stats.fused
 

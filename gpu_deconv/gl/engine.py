@@ -7,9 +7,9 @@ One frame path (:meth:`Deconvolver._run_frame`) serves ``process`` (NumPy, whole
    sRGB-coded, decoded into a float32 linear texture (deconvolution is linear-light maths);
 2. when :meth:`FilterDesigner.needs_stats <gpu_deconv.core.design.FilterDesigner.needs_stats>` (noise
    'auto' or a spectrum level to estimate - the defaults) the GPU computes the frame's band statistics
-   (:mod:`gpu_deconv.gl.stats_gpu`: one fused compute dispatch where the stages take the fused path unmeasured,
-   else seven fragment passes; a 120 x 68 grid at 1080p is all that is read back; in the adaptive mode they
-   only feed a blind sigma and cover every :meth:`~gpu_deconv.gl.stats_gpu.GpuBandStats.blind_stride`-th tile);
+   (:mod:`gpu_deconv.gl.stats_gpu`: seven fragment passes; a 120 x 68 grid at 1080p is all that is read back;
+   in the adaptive mode they only feed a blind sigma: one fused compute dispatch where the stages take the
+   fused path unmeasured, over every :meth:`~gpu_deconv.gl.stats_gpu.GpuBandStats.blind_stride`-th tile);
 3. the designer re-solves the filter on the CPU (microseconds; nothing when nothing changed);
 4. the plan's passes run (:mod:`gpu_deconv.gl.executor`); the last one sRGB-encodes when the output is
    8/16-bit and copies alpha bit-exactly; ``process`` reads the result back. The identity plan is one pass.
@@ -144,7 +144,7 @@ class Deconvolver:
             self.executor = PlanExecutor(self._ctx, specialize=specialize, raw=self.raw, fp16_storage=fp16_storage)
             self.paths = PathChooser(self.executor, mode=path)
         self.transfer = ImageTransfer(self.executor.pool)
-        self.gpu_stats = GpuBandStats(self.executor, compute=self.paths.fused_without_measuring())
+        self.gpu_stats = GpuBandStats(self.executor, compute=self.paths.fused_without_measuring(), blind_only=True)
         self.timer = GpuTimer(self._ctx, self.raw)
         #: The last :class:`~gpu_deconv.core.design.Design` used (or returned by :meth:`set_blur`).
         self.design: Design | None = None
@@ -388,7 +388,7 @@ class Deconvolver:
                 stats, gather = (prev[1].result() if isinstance(prev[1], PendingGrid) else prev[1]), True
             else:
                 stride = self.gpu_stats.blind_stride(*size) if adaptive else 1  # the blind sigma's tiles only
-                acc = StatsAccumulator(*size, channels=layout.colour, stride=stride)
+                acc = StatsAccumulator(*size, channels=layout.colour, stride=stride, blind=adaptive)
                 for interior, r in with_halos(frame.tiles, STATS_HALO, *size, ex.max_texture_size):
                     acc.measure(self.gpu_stats, linear(r), layout, interior, r)
                 stats = acc.result()

@@ -134,11 +134,13 @@ def stats_from_grid(grid: np.ndarray, width: int, height: int, block: int = BLOC
 
 
 class StatsAccumulator:
-    """Stitches per-tile grids (block-aligned) into the whole image's grid (``stride``: as
-    :meth:`GpuBandStats.grid` computed them, see :func:`sampled_counts`)."""
+    """Stitches per-tile grids (block-aligned) into the whole image's grid (``stride``, ``blind``: how
+    :meth:`measure` asks :meth:`GpuBandStats.grid` for them, see there)."""
 
-    def __init__(self, width: int, height: int, block: int = BLOCK, channels: int = 3, stride: Stride = 1) -> None:
+    def __init__(self, width: int, height: int, block: int = BLOCK, channels: int = 3, stride: Stride = 1,
+                 blind: bool = False) -> None:
         self.width, self.height, self.block, self.channels, self.stride = width, height, block, channels, stride
+        self.blind = blind
         self.grid = np.zeros((-(-height // block), -(-width // block), 4), dtype=np.float64)
 
     def measure(self, stats: GpuBandStats, src: Region, layout: Layout, interior: tuple[int, int, int, int],
@@ -148,7 +150,8 @@ class StatsAccumulator:
         x0, y0, x1, y1 = interior
         roi = (x0 - rect[0], y0 - rect[1], x1 - rect[0], y1 - rect[1])
         b = self.block
-        self.add(stats.grid(src, layout, roi, stride=self.stride, first_tile=(x0 // b, y0 // b)), x0 // b, y0 // b)
+        cells = stats.grid(src, layout, roi, stride=self.stride, first_tile=(x0 // b, y0 // b), blind=self.blind)
+        self.add(cells, x0 // b, y0 // b)
 
     def add(self, cells: np.ndarray, bx0: int, by0: int) -> None:
         """Place a tile's grid whose first cell is global cell ``(bx0, by0)``."""
@@ -202,6 +205,11 @@ class GpuBandStats:
     variant : FusedVariant, optional
         Layout of the fused dispatch (default :data:`CPU_STATS_VARIANT` on CPU rasterisers, else
         :data:`GPU_STATS_VARIANT`); ``cols`` must divide ``block`` and ``rows`` be a multiple of it.
+    blind_only : bool
+        Take the fused dispatch only for statistics that feed a blind sigma alone (``blind=True``: the adaptive
+        mode's); the others - the global design's noise and level - keep the fragment passes, whose outputs
+        tests/test_recorded_outputs.py holds bit for bit (the fused tile sums differ from them in the last bits,
+        ~1e-7 relative, which moves noise-'auto' outputs by up to 1.7e-4 at fp16, 1 code in 8/16 bits).
 
     Attributes
     ----------
@@ -214,7 +222,7 @@ class GpuBandStats:
     """
 
     def __init__(self, executor: PlanExecutor, block: int = BLOCK, compute: ComputeExecutor | None = None,
-                 variant: FusedVariant | None = None) -> None:
+                 variant: FusedVariant | None = None, blind_only: bool = False) -> None:
         self.ex = executor
         self.ctx = executor.ctx
         self.block = int(block)
@@ -225,6 +233,7 @@ class GpuBandStats:
             raise ValueError(f"fused statistics variant {variant.label}: cols must divide the {self.block}-pixel "
                              f"block and rows be a multiple of it")
         self.variant = variant
+        self.blind_only = blind_only
         self.blur_tile_stride: Stride | None = None
         self._fused_programs: dict[tuple, moderngl.ComputeShader] = {}
         self._taps = pack_taps(FUSED_STAGE).tobytes()
@@ -238,7 +247,8 @@ class GpuBandStats:
 
     @property
     def fused(self) -> bool:
-        """Whether the statistics run as the one fused compute dispatch."""
+        """Whether the fused compute dispatch is available (it serves every call, or with ``blind_only`` the
+        blind ones)."""
         return self.compute is not None
 
     def _atrous(self, src: Region, out_name: str, step: tuple[int, int], colour: int) -> Region:
@@ -258,7 +268,7 @@ class GpuBandStats:
         return Region(tex, w, h)
 
     def render(self, src: Region, layout: Layout, roi: tuple[int, int, int, int] | None = None, *,
-               stride: Stride = 1, first_tile: tuple[int, int] = (0, 0)) -> _Written:
+               stride: Stride = 1, first_tile: tuple[int, int] = (0, 0), blind: bool = False) -> _Written:
         """Run the passes (or the fused dispatch); leave the per-tile sums in a pooled texture.
 
         Parameters
@@ -272,6 +282,8 @@ class GpuBandStats:
             fused dispatch skips the others, the fragment passes compute them and the fold zeroes them.
         first_tile : (int, int)
             Global tile index of the region of interest's first tile (which tiles ``stride`` keeps).
+        blind : bool
+            The statistics feed a blind sigma alone (the fused dispatch serves them even with ``blind_only``).
 
         Returns
         -------
@@ -282,7 +294,7 @@ class GpuBandStats:
         stride = stride_pair(stride)
         b = self.block
         nx, ny = -(-(x1 - x0) // b), -(-(y1 - y0) // b)
-        if self.compute is not None:
+        if self.compute is not None and (blind or not self.blind_only):
             return self._render_fused(src, layout, (x0, y0, x1, y1), (nx, ny), stride, first_tile)
         c = layout.colour
         ax = self._atrous(src, "s_ax", (1, 0), c)
@@ -375,10 +387,10 @@ class GpuBandStats:
         return _Written("s_fgrid", (tx, ty), fold)
 
     def grid(self, src: Region, layout: Layout, roi: tuple[int, int, int, int] | None = None, *,
-             stride: Stride = 1, first_tile: tuple[int, int] = (0, 0)) -> np.ndarray:
+             stride: Stride = 1, first_tile: tuple[int, int] = (0, 0), blind: bool = False) -> np.ndarray:
         """Per-tile sums ``(ny, nx, 4)`` float64 of the region of interest, read back now (``stride``,
-        ``first_tile``: see :meth:`render`; tiles left out hold 0)."""
-        written = self.render(src, layout, roi, stride=stride, first_tile=first_tile)
+        ``first_tile``, ``blind``: see :meth:`render`; tiles left out hold 0)."""
+        written = self.render(src, layout, roi, stride=stride, first_tile=first_tile, blind=blind)
         tx, ty = written.texels
         if self._readbuf is None or self._readbuf.size < tx * ty * 4:
             self._readbuf = np.empty(tx * ty * 4, dtype=np.float32)
