@@ -17,7 +17,10 @@ Fused path (OpenGL 4.3, given a :class:`~gpu_deconv.gl.compute.ComputeExecutor`)
 dispatch, ``shaders/stats_fused.comp`` - the lowpasses G1..G3 as three levels (combined taps of radii 1, 3, 7)
 of the sliding-window strip of :func:`gpu_deconv.gl.compute.strip_body`, the per-tile sums in registers, one
 RGBA32F texel per (column group of :attr:`FusedVariant.cols <gpu_deconv.gl.compute.FusedVariant>` columns,
-tile row); the CPU adds a tile's ``16 / cols`` groups in float64. No intermediate texture.
+tile row); the CPU adds a tile's ``16 / cols`` groups in float64. No intermediate texture. The engine takes it
+for the adaptive mode's blind sigma (``blind_only``: the global design's statistics keep the fragment passes,
+whose outputs are recorded bit for bit); 1080p RGBA on llvmpipe: 3.6-4.0 passthrough units against 9.5-10.5
+for the fragment passes, 1.5 units over the tiles a blind sigma reads (benchmarks/RESULTS.md, ``adaptive``).
 
 Fewer tiles: ``stride=(sx, sy)`` (or ``s`` for both) computes only the tiles whose global column index is a
 multiple of ``sx`` and row index one of ``sy`` (the fused path dispatches only their strips: ~1/(sx sy) of the
