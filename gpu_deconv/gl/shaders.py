@@ -32,6 +32,7 @@ SHADER_FILES = (
     "copy.frag",
     "atrous.frag",
     "stats_reduce.frag",
+    "stats_fused.comp",
     "mixture_fused.comp",
     "adaptive_bands.frag",
     "adaptive_energy.frag",
