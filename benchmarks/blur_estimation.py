@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -627,7 +628,8 @@ def gpu_map_section(images: tuple[str, ...], size: int, quick: bool) -> str:
            f"{-gap:+.2f} dB",
            f"- {'PASS' if extra <= 1.0 else 'MISS'} a sigma map costs <= 1 passthrough unit over the same mode "
            f"without one: pass 5 {extra:+.2f} units (the only pass that differs; whole frame {frame_extra:+.2f}, "
-           "noisier) at the cost table's size, wall clock on a loaded machine - re-run on a quiet one\n",
+           f"noisier) at the cost table's size, wall clock (1-min load average {os.getloadavg()[0]:.1f}: above ~1 "
+           "on this 2-core machine other work inflates it)\n",
            table, "\n### Cost\n", cost]
     return "\n".join(out)
 
