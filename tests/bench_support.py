@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,3 +25,17 @@ def loaded_benchmark(filename: str, name: str) -> Iterator[ModuleType]:
         yield mod
     finally:
         sys.modules.pop(spec.name, None)
+
+
+def run_quick(filename: str, cwd: Path) -> str:
+    """Run ``benchmarks/<filename> --quick`` in a fresh process (in ``cwd``, with this checkout first on the
+    path); assert that it exits 0 and leaves RESULTS.md as it was, and return its standard output."""
+    results = BENCHMARKS / "RESULTS.md"
+    before = results.read_bytes() if results.exists() else None
+    root = str(BENCHMARKS.parent)
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / filename), "--quick"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (results.read_bytes() if results.exists() else None) == before
+    return proc.stdout

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from bench_support import run_quick
 
 
 @pytest.mark.usefixtures("gl_ctx")
 def test_bench_video_quick(tmp_path):
     pytest.importorskip("skimage")
-    results = ROOT / "benchmarks" / "RESULTS.md"
-    before = results.read_bytes() if results.exists() else None
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_video.py"), "--quick"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
+    out = run_quick("bench_video.py", tmp_path)
     assert "GL renderer" in out and "| gpu_deconv --method identity |" in out
     for row in ("ffmpeg decode + libx264 encode", "ffmpeg -vf unsharp", "ffmpeg -vf cas"):
         assert row in out
     assert "Identity pipeline / ffmpeg decode+encode" in out
-    assert (results.read_bytes() if results.exists() else None) == before

@@ -198,6 +198,14 @@ def energy_bands(signal_gain: np.ndarray, noise_gain: np.ndarray, noise_var: flo
     return a, a + 1
 
 
+def _level_ratio(constants: tuple[np.float32, np.float32, np.float32], energy: np.ndarray) -> np.ndarray:
+    """``A / sigma^2 = max(E - n_E, floor E) * inv`` in float32, as pass 5 computes it, from a table's
+    :meth:`AdaptiveTable.energy_constants` ``(n_E, floor, inv)``."""
+    n_e, fl, inv = constants
+    e = np.asarray(energy, dtype=np.float32)
+    return (np.maximum(e - n_e, fl * e) * inv).astype(np.float32)
+
+
 @dataclass(frozen=True, eq=False)
 class AdaptiveTable:
     """The coefficient table of one (basis, blur, noise) and everything the passes need besides it.
@@ -252,9 +260,7 @@ class AdaptiveTable:
 
     def level_ratio(self, energy: np.ndarray, channels: int) -> np.ndarray:
         """``A / sigma^2`` (float32) from a window-smoothed stored energy ``E`` (see :meth:`energy_constants`)."""
-        n_e, fl, inv = self.energy_constants(channels)
-        e = np.asarray(energy, dtype=np.float32)
-        return (np.maximum(e - n_e, fl * e) * inv).astype(np.float32)
+        return _level_ratio(self.energy_constants(channels), energy)
 
     def lookup(self, ratio: np.ndarray) -> np.ndarray:
         """Coefficients ``(..., K)`` at ``A / sigma^2 = ratio``, exactly as the shader interpolates:
@@ -503,9 +509,7 @@ class ChannelTable(_TableSet):
 
     def level_ratio(self, energy: np.ndarray, channels: int) -> np.ndarray:
         """``A / sigma^2`` (float32) from the stored energy ``E`` (the shared level)."""
-        n_e, fl, inv = self.energy_constants(channels)
-        e = np.asarray(energy, dtype=np.float32)
-        return (np.maximum(e - n_e, fl * e) * inv).astype(np.float32)
+        return _level_ratio(self.energy_constants(channels), energy)
 
     def lookup(self, ratio: np.ndarray) -> np.ndarray:
         """Coefficients ``(..., 3, K)``: channel c's table at ``ratio``, interpolated as
